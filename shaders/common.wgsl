@@ -1,0 +1,36 @@
+// Shared declarations, prepended to every kernel file by `gpu::kernels`.
+
+// Per-step scalars. The host writes all of them (f64 math, rounded once); for
+// sf_plus the scalar kernel then overwrites gamma, c and skip on the device.
+struct Step {
+    gamma: f32,         // step size of this step (adamw: lr_k)
+    c: f32,             // averaging weight of z into x
+    beta: f32,          // interpolation weight: y = beta x + (1 - beta) z
+    wd: f32,            // weight decay
+    b1: f32,
+    b2: f32,
+    inv_bc1: f32,       // 1 / (1 - b1^t)
+    inv_bc2: f32,       // 1 / (1 - b2^t), 1 for adamw_sf_paper
+    eps: f32,
+    adaptive: f32,      // radam_sf: 1 once rho_t > 4, else 0; 1 for the other Adam kinds
+    mu: f32,            // inner momentum of adamw_sf
+    inv_bcmu: f32,      // 1 / (1 - mu^t)
+    lr: f32,            // sf_plus: max(lr, eps)
+    t_pow_r: f32,       // sf_plus: t^r
+    p: f32,             // sf_plus: weight_lr_power
+    polyak_beta: f32,   // sf_plus
+    inv_bcp: f32,       // sf_plus: 1 / (1 - polyak_beta^t)
+    warm: f32,          // sf_plus: 1 while k < c_warmup
+    skip: u32,          // sf_plus: 1 when the step must not touch the weights
+    pad0: u32,
+}
+
+// One binding range of the arena (a segment) and its slices of the side tables.
+struct Seg {
+    n_vec4: u32,        // vec4s in this segment
+    wd_end: u32,        // vec4s [0, wd_end) of this segment take weight decay
+    chunk_base: u32,    // first NaP chunk of this segment
+    partial_base: u32,  // first reduction partial of this segment
+}
+
+const WG: u32 = 256u;

@@ -1,0 +1,149 @@
+// NaP: group norms (two passes) and the projection back to each group's rho.
+//
+// Work is cut into chunks: a chunk is a piece of one tensor inside one segment,
+// at most CHUNK vec4s, with the NaP group of its tensor. Pass 1 writes one partial
+// per chunk; pass 2 sums each group's chunks in a fixed order; the projection
+// then rescales every chunk. Tensors outside any group have no chunks.
+
+// A chunk: offset (vec4s, within its segment), length (vec4s), group.
+struct Chunk {
+    offset: u32,
+    len: u32,
+    group: u32,
+    pad0: u32,
+}
+
+// A group: its chunk ids are chunk_ids[start..end]; rho is its target norm.
+struct Group {
+    start: u32,
+    end: u32,
+    rho: f32,
+    pad0: u32,
+}
+
+const CHUNK: u32 = 1024u; // vec4s per chunk = 4 per invocation
+const MIN_NORM: f32 = 1e-12;
+
+@group(0) @binding(0) var<storage, read> s: Step;
+@group(0) @binding(1) var<uniform> seg: Seg;
+@group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> z: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> x: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> partials: array<vec2<f32>>;
+@group(0) @binding(9) var<storage, read> chunks: array<Chunk>;
+@group(0) @binding(10) var<storage, read> groups: array<Group>;
+@group(0) @binding(13) var<storage, read_write> norms: array<vec2<f32>>;
+@group(0) @binding(17) var<storage, read> chunk_ids: array<u32>;
+
+// Pass 1, adamw (one sequence w = y): partial = (|w|^2, |w|^2).
+@compute @workgroup_size(256)
+fn norms_w(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let id = seg.chunk_base + wid.x;
+    let ch = chunks[id];
+    var acc = 0.0;
+    for (var j = lid.x; j < ch.len; j += WG) {
+        let w = y[ch.offset + j];
+        acc += dot(w, w);
+    }
+    let total = workgroup_sum(lid.x, vec2<f32>(acc, acc));
+    if lid.x == 0u {
+        partials[id] = total;
+    }
+}
+
+// Pass 1, (y, z) kinds: partial = (|z|^2, |x|^2) with x = (y - (1 - beta) z) / beta.
+@compute @workgroup_size(256)
+fn norms_sf(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let id = seg.chunk_base + wid.x;
+    let ch = chunks[id];
+    var acc = vec2<f32>(0.0);
+    for (var j = lid.x; j < ch.len; j += WG) {
+        let zi = z[ch.offset + j];
+        let xi = (y[ch.offset + j] - (1.0 - s.beta) * zi) / s.beta;
+        acc += vec2<f32>(dot(zi, zi), dot(xi, xi));
+    }
+    let total = workgroup_sum(lid.x, acc);
+    if lid.x == 0u {
+        partials[id] = total;
+    }
+}
+
+// Pass 1, sf_plus (explicit x): partial = (|z|^2, |x|^2).
+@compute @workgroup_size(256)
+fn norms_plus(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let id = seg.chunk_base + wid.x;
+    let ch = chunks[id];
+    var acc = vec2<f32>(0.0);
+    for (var j = lid.x; j < ch.len; j += WG) {
+        let zi = z[ch.offset + j];
+        let xi = x[ch.offset + j];
+        acc += vec2<f32>(dot(zi, zi), dot(xi, xi));
+    }
+    let total = workgroup_sum(lid.x, acc);
+    if lid.x == 0u {
+        partials[id] = total;
+    }
+}
+
+// Pass 2: one workgroup per group sums its chunks' partials in chunk order.
+@compute @workgroup_size(256)
+fn group_norms(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let grp = groups[wid.x];
+    var acc = vec2<f32>(0.0);
+    for (var i = grp.start + lid.x; i < grp.end; i += WG) {
+        acc += partials[chunk_ids[i]];
+    }
+    let total = workgroup_sum(lid.x, acc);
+    if lid.x == 0u {
+        norms[wid.x] = sqrt(total);
+    }
+}
+
+// rho / max(norm, MIN_NORM) for the (z, x) norms of a chunk's group.
+fn scales(id: u32) -> vec2<f32> {
+    let gi = chunks[id].group;
+    return groups[gi].rho / max(norms[gi], vec2<f32>(MIN_NORM));
+}
+
+// Projection, adamw: w = proj(w).
+@compute @workgroup_size(256)
+fn project_w(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let id = seg.chunk_base + wid.x;
+    let ch = chunks[id];
+    let k = scales(id).x;
+    for (var j = lid.x; j < ch.len; j += WG) {
+        y[ch.offset + j] *= k;
+    }
+}
+
+// Projection, (y, z) kinds: z = proj(z), x = proj(x), y = beta x + (1 - beta) z.
+@compute @workgroup_size(256)
+fn project_sf(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let id = seg.chunk_base + wid.x;
+    let ch = chunks[id];
+    let k = scales(id);
+    for (var j = lid.x; j < ch.len; j += WG) {
+        let i = ch.offset + j;
+        let zi = z[i];
+        let xi = (y[i] - (1.0 - s.beta) * zi) / s.beta;
+        let zp = k.x * zi;
+        z[i] = zp;
+        y[i] = s.beta * (k.y * xi) + (1.0 - s.beta) * zp;
+    }
+}
+
+// Projection, sf_plus: z = proj(z), x = proj(x), y = beta_k x + (1 - beta_k) z.
+@compute @workgroup_size(256)
+fn project_plus(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let id = seg.chunk_base + wid.x;
+    let ch = chunks[id];
+    let k = scales(id);
+    for (var j = lid.x; j < ch.len; j += WG) {
+        let i = ch.offset + j;
+        let zp = k.x * z[i];
+        let xp = k.y * x[i];
+        z[i] = zp;
+        x[i] = xp;
+        y[i] = s.beta * xp + (1.0 - s.beta) * zp;
+    }
+}

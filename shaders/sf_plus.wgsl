@@ -1,0 +1,56 @@
+// ScheduleFree+ (sf_plus): the first pass of its two global sums, and the fused
+// element pass. Explicit state: x, z, m, v; y is the parameter buffer.
+
+@group(0) @binding(0) var<storage, read> s: Step;
+@group(0) @binding(1) var<uniform> seg: Seg;
+@group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> g: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> z: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> v: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> m: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> x: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> partials: array<vec2<f32>>;
+
+// vec4s summed by one workgroup of `plus_sums`.
+const SUM_ITEMS: u32 = 16u;
+
+// Per workgroup: (sum |g|, sum g . (z - x)) over a block of SUM_ITEMS * 256 vec4s.
+@compute @workgroup_size(256)
+fn plus_sums(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    var acc = vec2<f32>(0.0);
+    let base = wid.x * WG * SUM_ITEMS;
+    for (var j = 0u; j < SUM_ITEMS; j++) {
+        let i = base + j * WG + lid.x;
+        if i < seg.n_vec4 {
+            let gi = g[i];
+            acc += vec2<f32>(dot(abs(gi), vec4<f32>(1.0)), dot(gi, z[i] - x[i]));
+        }
+    }
+    let total = workgroup_sum(lid.x, acc);
+    if lid.x == 0u {
+        partials[seg.partial_base + wid.x] = total;
+    }
+}
+
+// z -= gamma^2 wd y (AdamC); Adam moments; z -= gamma m_hat / (sqrt(v_hat) + eps);
+// x = (1 - c) x + c z; y = beta_k x + (1 - beta_k) z.
+@compute @workgroup_size(256)
+fn plus_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    if s.skip != 0u {
+        return; // the scalar kernel found an error: leave the weights as they are
+    }
+    for (var i = gid.x; i < seg.n_vec4; i += nwg.x * WG) {
+        let gi = g[i];
+        let yi = y[i];
+        let mi = s.b1 * m[i] + (1.0 - s.b1) * gi;
+        let vi = s.b2 * v[i] + (1.0 - s.b2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        var zi = z[i] - s.gamma * s.gamma * select(0.0, s.wd, i < seg.wd_end) * yi;
+        zi -= s.gamma * (mi * s.inv_bc1) / (sqrt(vi * s.inv_bc2) + s.eps);
+        let xi = (1.0 - s.c) * x[i] + s.c * zi;
+        z[i] = zi;
+        x[i] = xi;
+        y[i] = s.beta * xi + (1.0 - s.beta) * zi;
+    }
+}

@@ -1,0 +1,56 @@
+// Fused element pass of the Schedule-Free kinds that keep (y, z): sgd_sf, adamw_sf
+// (with and without inner momentum), adamw_sf_paper and radam_sf. One invocation
+// updates one vec4; a grid-stride loop covers the whole segment, so the dispatch
+// size does not depend on the number or sizes of the tensors.
+
+@group(0) @binding(0) var<storage, read> s: Step;
+@group(0) @binding(1) var<uniform> seg: Seg;
+@group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> g: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> z: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> v: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> m: array<vec4<f32>>;
+
+// u += wd * y; y = lerp(y, z, c) + gamma (beta (1 - c) - 1) u (old z); z -= gamma u.
+fn sf_update(i: u32, u_raw: vec4<f32>) {
+    let yi = y[i];
+    let zi = z[i];
+    let u = u_raw + select(0.0, s.wd, i < seg.wd_end) * yi;
+    y[i] = yi + s.c * (zi - yi) + s.gamma * (s.beta * (1.0 - s.c) - 1.0) * u;
+    z[i] = zi - s.gamma * u;
+}
+
+// v = b2 v + (1 - b2) g^2; returns the Adam denominator sqrt(v / (1 - b2^t)) + eps.
+fn adam_denom(i: u32, gi: vec4<f32>) -> vec4<f32> {
+    let vi = s.b2 * v[i] + (1.0 - s.b2) * gi * gi;
+    v[i] = vi;
+    return sqrt(vi * s.inv_bc2) + s.eps;
+}
+
+@compute @workgroup_size(256)
+fn sgd_sf_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    for (var i = gid.x; i < seg.n_vec4; i += nwg.x * WG) {
+        sf_update(i, g[i]);
+    }
+}
+
+@compute @workgroup_size(256)
+fn adam_sf_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    for (var i = gid.x; i < seg.n_vec4; i += nwg.x * WG) {
+        let gi = g[i];
+        let d = adam_denom(i, gi);
+        // radam_sf before rho_t > 4 takes the plain gradient (adaptive = 0).
+        sf_update(i, select(gi, gi / d, s.adaptive > 0.5));
+    }
+}
+
+@compute @workgroup_size(256)
+fn adam_sf_momentum_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    for (var i = gid.x; i < seg.n_vec4; i += nwg.x * WG) {
+        let gi = g[i];
+        let d = adam_denom(i, gi);
+        let mi = s.mu * m[i] + (1.0 - s.mu) * gi;
+        m[i] = mi;
+        sf_update(i, mi * s.inv_bcmu / d);
+    }
+}

@@ -1,0 +1,182 @@
+//! Adapter choice and device creation: the one place that opens a GPU.
+
+use crate::error::{Error, Result};
+
+/// Which wgpu backend to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    /// The best adapter present (discrete > integrated > virtual > CPU; native APIs before GL).
+    #[default]
+    Auto,
+    /// Vulkan (lavapipe on machines without a GPU).
+    Vulkan,
+    /// Metal.
+    Metal,
+    /// Direct3D 12.
+    Dx12,
+    /// OpenGL / GLES (EGL on Linux).
+    Gl,
+}
+
+impl BackendChoice {
+    /// Parses `vulkan|metal|dx12|gl|auto`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" | "" => Ok(Self::Auto),
+            "vulkan" | "vk" => Ok(Self::Vulkan),
+            "metal" => Ok(Self::Metal),
+            "dx12" | "d3d12" => Ok(Self::Dx12),
+            "gl" | "gles" | "opengl" => Ok(Self::Gl),
+            other => Err(Error::invalid(
+                "backend",
+                format!("unknown backend `{other}` (expected vulkan, metal, dx12, gl or auto)"),
+            )),
+        }
+    }
+
+    /// The choice named by `SFNAP_BACKEND`, or `Auto` when it is unset.
+    pub fn from_env() -> Result<Self> {
+        match std::env::var("SFNAP_BACKEND") {
+            Ok(s) => Self::parse(&s).map_err(|e| Error::invalid("SFNAP_BACKEND", e.to_string())),
+            Err(_) => Ok(Self::Auto),
+        }
+    }
+
+    fn backends(self) -> wgpu::Backends {
+        match self {
+            Self::Auto => wgpu::Backends::all(),
+            Self::Vulkan => wgpu::Backends::VULKAN,
+            Self::Metal => wgpu::Backends::METAL,
+            Self::Dx12 => wgpu::Backends::DX12,
+            Self::Gl => wgpu::Backends::GL,
+        }
+    }
+}
+
+/// An opened device with what sfnap needs to know about it.
+pub struct Gpu {
+    /// The device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// Name, backend, driver of the adapter.
+    pub info: wgpu::AdapterInfo,
+    /// The limits the device was opened with (the adapter's own).
+    pub limits: wgpu::Limits,
+    /// Whether GPU timestamps can be queried.
+    pub timestamps: bool,
+}
+
+const INSTALL_HINT: &str = "no GPU adapter found. On a machine without a GPU install Mesa's CPU Vulkan driver \
+(Debian/Ubuntu: `apt-get install mesa-vulkan-drivers`, or run `make setup`), then check `sfnap devices`";
+
+fn instance() -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends = wgpu::Backends::all();
+    wgpu::Instance::new(desc)
+}
+
+fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let ty = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    };
+    let backend = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        _ => 1,
+    };
+    (ty, backend)
+}
+
+/// Every adapter wgpu can see, best first.
+pub fn adapters() -> Vec<wgpu::Adapter> {
+    let mut list = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
+    list.sort_by_key(|a| rank(&a.get_info()));
+    list
+}
+
+/// Picks an adapter for `choice`, honouring wgpu's `WGPU_ADAPTER_NAME` (a case-insensitive substring).
+pub fn pick_adapter(choice: BackendChoice) -> Result<wgpu::Adapter> {
+    let all = adapters();
+    if all.is_empty() {
+        return Err(Error::NoAdapter(INSTALL_HINT.into()));
+    }
+    let name_filter = std::env::var("WGPU_ADAPTER_NAME").ok().map(|s| s.to_lowercase());
+    let seen: Vec<String> = all
+        .iter()
+        .map(|a| {
+            let i = a.get_info();
+            format!("{} ({:?})", i.name, i.backend)
+        })
+        .collect();
+    all.into_iter()
+        .filter(|a| choice.backends().contains(a.get_info().backend.into()))
+        .find(|a| {
+            name_filter
+                .as_ref()
+                .is_none_or(|f| a.get_info().name.to_lowercase().contains(f))
+        })
+        .ok_or_else(|| {
+            Error::NoAdapter(format!(
+                "no adapter for backend {choice:?}{}; adapters present: {}",
+                name_filter.map(|f| format!(" named like `{f}`")).unwrap_or_default(),
+                seen.join(", ")
+            ))
+        })
+}
+
+impl Gpu {
+    /// Opens the adapter chosen by `choice` (see [`pick_adapter`]).
+    pub fn new(choice: BackendChoice) -> Result<Gpu> {
+        Self::from_adapter(pick_adapter(choice)?)
+    }
+
+    /// Opens the adapter chosen by `SFNAP_BACKEND` (default `auto`).
+    pub fn from_env() -> Result<Gpu> {
+        Self::new(BackendChoice::from_env()?)
+    }
+
+    /// Opens a device on `adapter` with all of its limits.
+    pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu> {
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        let required_features = if timestamps {
+            wgpu::Features::TIMESTAMP_QUERY
+        } else {
+            wgpu::Features::empty()
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("sfnap"),
+            required_features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::Gpu(format!("could not open {}: {e}", info.name)))?;
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            limits,
+            timestamps,
+        })
+    }
+
+    /// One line naming the adapter: `name (backend, type)`.
+    pub fn describe(&self) -> String {
+        format!("{} ({:?}, {:?})", self.info.name, self.info.backend, self.info.device_type)
+    }
+
+    /// Waits until all submitted work is done.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))
+    }
+}

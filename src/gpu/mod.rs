@@ -1,0 +1,7 @@
+//! The only code that talks to wgpu: adapter choice, buffers and kernels.
+
+pub mod buffers;
+pub mod context;
+pub mod kernels;
+
+pub use context::{BackendChoice, Gpu};

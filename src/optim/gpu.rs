@@ -1,0 +1,555 @@
+//! The optimizer step on the GPU: one fused dispatch per arena segment for all
+//! tensors, plus sf_plus's device-side scalars and NaP's norms and projection.
+//!
+//! A step never reads back to the host: host-computable scalars are uploaded
+//! through a small ring of slots, device-dependent ones (sf_plus) are computed by
+//! a one-thread kernel. Errors the device finds (sf_plus's zero gradient or NaN
+//! loss) are kept in its state buffer and surface at the next [`GpuOptimizer::check`].
+
+use crate::arena::Arena;
+use crate::error::{Error, Result};
+use crate::gpu::buffers::{range, whole};
+use crate::gpu::kernels::Kernels;
+use crate::gpu::Gpu;
+use crate::nap::{GroupReport, GroupRow, NapConfig, NapPlan};
+use crate::optim::config::{Kind, OptimConfig};
+use crate::optim::scalars::{HostScalars, StepScalars};
+
+/// Steps that may be recorded between two submissions (slots of the scalar ring).
+pub const RING: usize = 64;
+const SLOT: u64 = 256;
+/// Workgroups of an element pass at most (each loops over the rest).
+pub const MAX_WORKGROUPS: u32 = 1024;
+/// vec4s summed per workgroup by `plus_sums` (must match `SUM_ITEMS * 256`).
+const SUM_BLOCK: usize = 16 * 256;
+
+/// WGSL `Seg`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SegInfo {
+    n_vec4: u32,
+    wd_end: u32,
+    chunk_base: u32,
+    partial_base: u32,
+}
+
+/// sf_plus's device state, as WGSL `PlusState`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct PlusState {
+    /// e_hat of the previous step.
+    pub e_prev: f32,
+    /// Largest gamma so far.
+    pub lr_max: f32,
+    /// Sum of the averaging weights.
+    pub w_sum: f32,
+    /// Its Kahan compensation (true sum = w_sum - w_comp).
+    pub w_comp: f32,
+    /// sum |g| of the last step.
+    pub l1: f32,
+    /// sum g . (z - x) of the last step.
+    pub dot: f32,
+    /// The last Polyak step size.
+    pub alpha: f32,
+    /// 0 ok, 1 zero gradient, 2 non-finite loss, 3 non-finite step.
+    pub error: u32,
+    /// Step at which the error appeared.
+    pub error_step: u32,
+    /// Steps taken on the device.
+    pub steps: u32,
+    /// Padding.
+    pub pad: [u32; 2],
+}
+
+/// Whether the parameter buffer holds y (train) or x (eval).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Parameters hold y, where gradients are taken.
+    Train,
+    /// Parameters hold x, the weights to evaluate and ship.
+    Eval,
+}
+
+/// One pipeline with one bind group per segment (or a single one), and the
+/// workgroup count of each dispatch.
+struct Pass {
+    pipeline: wgpu::ComputePipeline,
+    dispatches: Vec<(wgpu::BindGroup, u32)>,
+}
+
+impl Pass {
+    fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline);
+        for (bg, n) in &self.dispatches {
+            if *n > 0 {
+                pass.set_bind_group(0, bg, &[]);
+                pass.dispatch_workgroups(*n, 1, 1);
+            }
+        }
+    }
+}
+
+struct NapPasses {
+    plan: NapPlan,
+    rho: Vec<f64>,
+    norms_buf: wgpu::Buffer,
+    norms: Pass,
+    group: Pass,
+    project: Pass,
+}
+
+/// An optimizer over an [`Arena`]: its state buffers and prepared dispatches.
+pub struct GpuOptimizer {
+    cfg: OptimConfig,
+    host: HostScalars,
+    mode: Mode,
+    pending: usize,
+    slot: usize,
+    step_buf: wgpu::Buffer,
+    ring: wgpu::Buffer,
+    /// z (the base sequence), for the Schedule-Free kinds.
+    pub z: Option<wgpu::Buffer>,
+    /// Second moment, for the Adam kinds.
+    pub v: Option<wgpu::Buffer>,
+    /// First moment (adamw, sf_plus, adamw_sf with inner momentum).
+    pub m: Option<wgpu::Buffer>,
+    /// Explicit x (sf_plus).
+    pub x: Option<wgpu::Buffer>,
+    loss: Option<wgpu::Buffer>,
+    plus_state: Option<wgpu::Buffer>,
+    plus: Vec<Pass>,
+    step: Pass,
+    to_eval: Option<Pass>,
+    to_train: Option<Pass>,
+    nap: Option<NapPasses>,
+    state_bytes: u64,
+}
+
+fn elem_workgroups(n_vec4: usize) -> u32 {
+    (n_vec4.div_ceil(256) as u32).min(MAX_WORKGROUPS)
+}
+
+impl GpuOptimizer {
+    /// Prepares `cfg` over `arena`, whose parameters must already hold their
+    /// initial values (z and x start there; NaP's rho is measured there).
+    pub fn new(gpu: &Gpu, arena: &Arena, cfg: &OptimConfig, nap: Option<&NapConfig>) -> Result<GpuOptimizer> {
+        cfg.validate()?;
+        let mut k = Kernels::default();
+        let layout = &arena.layout;
+        let bytes = layout.bytes();
+        let kind = cfg.kind;
+        let host = HostScalars::new(cfg);
+
+        let state = |label: &str, init_from_params: bool| {
+            let b = gpu.storage(label, bytes);
+            if init_from_params {
+                let mut enc = gpu.device.create_command_encoder(&Default::default());
+                enc.copy_buffer_to_buffer(&arena.params, 0, &b, 0, bytes);
+                gpu.queue.submit([enc.finish()]);
+            }
+            b
+        };
+        let z = kind.is_schedule_free().then(|| state("z", true));
+        let v = (kind != Kind::SgdSf).then(|| state("v", false));
+        let m = (matches!(kind, Kind::Adamw | Kind::SfPlus) || (kind == Kind::AdamwSf && cfg.inner_momentum > 0.0))
+            .then(|| state("m", false));
+        let x = (kind == Kind::SfPlus).then(|| state("x", true));
+        let state_bytes = 4 * [&z, &v, &m, &x].iter().filter(|b| b.is_some()).count() as u64;
+
+        let step_buf = gpu.storage_init("step", &[host.last()]);
+        let ring = gpu.storage("step ring", SLOT * RING as u64);
+
+        // Segment tables.
+        let segs = &layout.segments;
+        let mut plus_partials = 0usize;
+        let seg_infos: Vec<SegInfo> = segs
+            .iter()
+            .map(|s| {
+                let n_vec4 = s.len / 4;
+                let info = SegInfo {
+                    n_vec4: n_vec4 as u32,
+                    wd_end: (layout.wd_end.clamp(s.start, s.start + s.len) - s.start) as u32 / 4,
+                    chunk_base: 0,
+                    partial_base: plus_partials as u32,
+                };
+                plus_partials += n_vec4.div_ceil(SUM_BLOCK);
+                info
+            })
+            .collect();
+        let nap_plan = nap.map(|n| NapPlan::new(layout, n)).transpose()?;
+        let seg_bufs: Vec<wgpu::Buffer> = seg_infos
+            .iter()
+            .enumerate()
+            .map(|(i, info)| {
+                let mut info = *info;
+                if let Some(p) = &nap_plan {
+                    info.chunk_base = p.seg_chunks[i].0;
+                }
+                gpu.uniform("segment", &info)
+            })
+            .collect();
+
+        let loss = (kind == Kind::SfPlus).then(|| gpu.storage("loss", 16));
+        let plus_state = (kind == Kind::SfPlus).then(|| {
+            gpu.storage_init(
+                "sf_plus state",
+                &[PlusState {
+                    lr_max: cfg.eps as f32,
+                    ..Default::default()
+                }],
+            )
+        });
+        let partials = gpu.storage("partials", 8 * plus_partials.max(1) as u64);
+
+        // Binding resources of segment i (see kernels::ENTRIES for the numbering).
+        let seg_resources = |i: usize| {
+            let (o, n) = (segs[i].start as u64 * 4, segs[i].len as u64 * 4);
+            let mut r = vec![
+                (0, whole(&step_buf)),
+                (1, whole(&seg_bufs[i])),
+                (2, range(&arena.params, o, n)),
+                (3, range(&arena.grads, o, n)),
+                (8, whole(&partials)),
+            ];
+            for (b, buf) in [(4, &z), (5, &v), (6, &m), (7, &x)] {
+                if let Some(buf) = buf {
+                    r.push((b, range(buf, o, n)));
+                }
+            }
+            r
+        };
+        let per_segment = |k: &mut Kernels, file: &'static str, entry: &'static str, count: &dyn Fn(usize) -> u32| Pass {
+            pipeline: k.get(&gpu.device, file, entry),
+            dispatches: (0..segs.len())
+                .map(|i| (k.bind(gpu, file, entry, &seg_resources(i)), count(i)))
+                .collect(),
+        };
+        let n_vec4 = |i: usize| segs[i].len / 4;
+
+        let step = match kind {
+            Kind::SgdSf => per_segment(&mut k, "sf_step", "sgd_sf_step", &|i| elem_workgroups(n_vec4(i))),
+            Kind::AdamwSf if cfg.inner_momentum > 0.0 => {
+                per_segment(&mut k, "sf_step", "adam_sf_momentum_step", &|i| elem_workgroups(n_vec4(i)))
+            }
+            Kind::AdamwSf | Kind::AdamwSfPaper | Kind::RadamSf => {
+                per_segment(&mut k, "sf_step", "adam_sf_step", &|i| elem_workgroups(n_vec4(i)))
+            }
+            Kind::SfPlus => per_segment(&mut k, "sf_plus", "plus_step", &|i| elem_workgroups(n_vec4(i))),
+            Kind::Adamw => per_segment(&mut k, "adamw", "adamw_step", &|i| elem_workgroups(n_vec4(i))),
+        };
+
+        let mut plus = Vec::new();
+        if let (Some(loss), Some(st)) = (&loss, &plus_state) {
+            plus.push(per_segment(&mut k, "sf_plus", "plus_sums", &|i| n_vec4(i).div_ceil(SUM_BLOCK) as u32));
+            let all_partials = range(&partials, 0, 8 * plus_partials as u64);
+            for (entry, res) in [
+                ("plus_reduce", vec![(8, all_partials), (11, whole(st))]),
+                ("plus_scalars", vec![(0, whole(&step_buf)), (11, whole(st)), (12, whole(loss))]),
+            ] {
+                plus.push(Pass {
+                    pipeline: k.get(&gpu.device, "polyak", entry),
+                    dispatches: vec![(k.bind(gpu, "polyak", entry, &res), 1)],
+                });
+            }
+        }
+
+        let (to_eval, to_train) = if kind.is_schedule_free() {
+            let train = Some(per_segment(&mut k, "mode", "to_train", &|i| elem_workgroups(n_vec4(i))));
+            let eval = (kind != Kind::SfPlus).then(|| per_segment(&mut k, "mode", "to_eval", &|i| elem_workgroups(n_vec4(i))));
+            (eval, train)
+        } else {
+            (None, None)
+        };
+
+        let nap = match nap_plan {
+            None => None,
+            Some(plan) => {
+                let chunks = gpu.storage_init("nap chunks", &plan.chunks);
+                let chunk_ids = gpu.storage_init("nap chunk ids", &plan.chunk_ids);
+                let nap_partials = gpu.storage("nap partials", 8 * plan.chunks.len().max(1) as u64);
+                let norms_buf = gpu.storage("nap norms", 8 * plan.groups.len() as u64);
+                let groups_buf = gpu.storage("nap groups", 16 * plan.groups.len() as u64);
+                let resources = |i: usize| {
+                    let mut r = seg_resources(i);
+                    r.retain(|(b, _)| *b != 8);
+                    r.extend([
+                        (8, whole(&nap_partials)),
+                        (9, whole(&chunks)),
+                        (10, whole(&groups_buf)),
+                        (13, whole(&norms_buf)),
+                        (17, whole(&chunk_ids)),
+                    ]);
+                    r
+                };
+                let chunked = |k: &mut Kernels, entry: &'static str| Pass {
+                    pipeline: k.get(&gpu.device, "nap", entry),
+                    dispatches: (0..segs.len())
+                        .map(|i| (k.bind(gpu, "nap", entry, &resources(i)), plan.seg_chunks[i].1))
+                        .collect(),
+                };
+                let suffix = match kind {
+                    Kind::Adamw => "w",
+                    Kind::SfPlus => "plus",
+                    _ => "sf",
+                };
+                let (norms_entry, project_entry): (&'static str, &'static str) = match suffix {
+                    "w" => ("norms_w", "project_w"),
+                    "plus" => ("norms_plus", "project_plus"),
+                    _ => ("norms_sf", "project_sf"),
+                };
+                let group = Pass {
+                    pipeline: k.get(&gpu.device, "nap", "group_norms"),
+                    dispatches: vec![(k.bind(gpu, "nap", "group_norms", &resources(0)), plan.groups.len() as u32)],
+                };
+                // rho: the groups' norms now, measured on the parameters, unless given.
+                let rows = |rho: &[f64]| -> Vec<GroupRow> {
+                    plan.ranges
+                        .iter()
+                        .zip(rho)
+                        .map(|(&(start, end), &rho)| GroupRow {
+                            start,
+                            end,
+                            rho: rho as f32,
+                            pad0: 0,
+                        })
+                        .collect()
+                };
+                gpu.queue.write_buffer(&groups_buf, 0, bytemuck::cast_slice(&rows(&vec![0.0; plan.groups.len()])));
+                let measure = chunked(&mut k, "norms_w");
+                let mut enc = gpu.device.create_command_encoder(&Default::default());
+                {
+                    let mut pass = enc.begin_compute_pass(&Default::default());
+                    measure.record(&mut pass);
+                    group.record(&mut pass);
+                }
+                gpu.queue.submit([enc.finish()]);
+                let measured: Vec<[f32; 2]> = gpu.read(&norms_buf, 0, plan.groups.len())?;
+                let rho: Vec<f64> = plan
+                    .rho
+                    .iter()
+                    .zip(&measured)
+                    .map(|(given, m)| given.unwrap_or(m[0] as f64))
+                    .collect();
+                gpu.queue.write_buffer(&groups_buf, 0, bytemuck::cast_slice(&rows(&rho)));
+                Some(NapPasses {
+                    norms: chunked(&mut k, norms_entry),
+                    project: chunked(&mut k, project_entry),
+                    group,
+                    plan,
+                    rho,
+                    norms_buf,
+                })
+            }
+        };
+
+        Ok(GpuOptimizer {
+            cfg: cfg.clone(),
+            host,
+            mode: Mode::Train,
+            pending: 0,
+            slot: 0,
+            step_buf,
+            ring,
+            z,
+            v,
+            m,
+            x,
+            loss,
+            plus_state,
+            plus,
+            step,
+            to_eval,
+            to_train,
+            nap,
+            state_bytes,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OptimConfig {
+        &self.cfg
+    }
+
+    /// Steps taken (recorded) so far.
+    pub fn steps(&self) -> u64 {
+        self.host.steps()
+    }
+
+    /// Train or eval.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Optimizer state in bytes per parameter, beyond parameters and gradients.
+    pub fn state_bytes_per_param(&self) -> u64 {
+        self.state_bytes
+    }
+
+    /// The buffer sf_plus reads the loss F from (element 0, f32); `None` for other kinds.
+    pub fn loss_buffer(&self) -> Option<&wgpu::Buffer> {
+        self.loss.as_ref()
+    }
+
+    /// Records one optimizer step into `enc` (gradients must be in the arena's
+    /// grads buffer by the time it runs). Call [`GpuOptimizer::submitted`] after
+    /// submitting; at most [`RING`] steps may be recorded in between.
+    pub fn record_step(&mut self, gpu: &Gpu, enc: &mut wgpu::CommandEncoder) -> Result<()> {
+        if self.mode == Mode::Eval {
+            return Err(Error::invalid("mode", "a step in eval mode: call train() first"));
+        }
+        if self.pending >= RING {
+            return Err(Error::invalid(
+                "record_step",
+                format!("more than {RING} steps recorded without a submission"),
+            ));
+        }
+        let scalars: StepScalars = self.host.next_step();
+        let offset = self.slot as u64 * SLOT;
+        gpu.queue.write_buffer(&self.ring, offset, bytemuck::bytes_of(&scalars));
+        enc.copy_buffer_to_buffer(&self.ring, offset, &self.step_buf, 0, std::mem::size_of::<StepScalars>() as u64);
+        self.slot = (self.slot + 1) % RING;
+        self.pending += 1;
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("optimizer step"),
+            timestamp_writes: None,
+        });
+        for p in &self.plus {
+            p.record(&mut pass);
+        }
+        self.step.record(&mut pass);
+        if let Some(nap) = &self.nap {
+            nap.norms.record(&mut pass);
+            nap.group.record(&mut pass);
+            nap.project.record(&mut pass);
+        }
+        Ok(())
+    }
+
+    /// Tells the optimizer that everything recorded so far was submitted.
+    pub fn submitted(&mut self) {
+        self.pending = 0;
+    }
+
+    /// Records and submits one step on its own.
+    pub fn step(&mut self, gpu: &Gpu) -> Result<()> {
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        self.record_step(gpu, &mut enc)?;
+        gpu.queue.submit([enc.finish()]);
+        self.submitted();
+        Ok(())
+    }
+
+    /// Writes the loss F at the current y (sf_plus only; replay and training call it before each step).
+    pub fn write_loss(&self, gpu: &Gpu, loss: f32) -> Result<()> {
+        let buf = self
+            .loss
+            .as_ref()
+            .ok_or_else(|| Error::invalid("loss", format!("{} takes no loss", self.cfg.kind)))?;
+        gpu.queue.write_buffer(buf, 0, bytemuck::bytes_of(&loss));
+        Ok(())
+    }
+
+    /// Puts x in the parameter buffer (a no-op for adamw).
+    pub fn eval(&mut self, gpu: &Gpu, arena: &Arena) {
+        if self.mode == Mode::Eval {
+            return;
+        }
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        if let Some(x) = &self.x {
+            enc.copy_buffer_to_buffer(x, 0, &arena.params, 0, arena.layout.bytes());
+        } else if let Some(p) = &self.to_eval {
+            p.record(&mut enc.begin_compute_pass(&Default::default()));
+        }
+        gpu.queue.submit([enc.finish()]);
+        self.mode = Mode::Eval;
+    }
+
+    /// Puts y back in the parameter buffer.
+    pub fn train(&mut self, gpu: &Gpu) {
+        if self.mode == Mode::Train {
+            return;
+        }
+        if let Some(p) = &self.to_train {
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            p.record(&mut enc.begin_compute_pass(&Default::default()));
+            gpu.queue.submit([enc.finish()]);
+        }
+        self.mode = Mode::Train;
+    }
+
+    /// sf_plus's device state (waits for the device).
+    pub fn plus_state(&self, gpu: &Gpu) -> Result<Option<PlusState>> {
+        match &self.plus_state {
+            None => Ok(None),
+            Some(b) => Ok(gpu.read::<PlusState>(b, 0, 1)?.pop()),
+        }
+    }
+
+    /// Surfaces an error the device found since the start (sf_plus), as [`Error::Numerical`].
+    pub fn check(&self, gpu: &Gpu) -> Result<()> {
+        let Some(st) = self.plus_state(gpu)? else {
+            return Ok(());
+        };
+        let what = match st.error {
+            0 => return Ok(()),
+            1 => "the gradient is all zero (e_hat = 0): the Polyak step is undefined",
+            2 => "the loss is not finite",
+            _ => "the Polyak step is not finite",
+        };
+        Err(Error::Numerical(format!(
+            "sf_plus step {}: {what}; the weights were left as they were before it",
+            st.error_step
+        )))
+    }
+
+    /// The scalars of the last step as the kernels saw them (gamma and c from the device for sf_plus).
+    pub fn last_scalars(&self, gpu: &Gpu) -> Result<StepScalars> {
+        Ok(gpu.read::<StepScalars>(&self.step_buf, 0, 1)?[0])
+    }
+
+    /// Per NaP group: rho, current norms of z and x, effective learning rate (waits for the device).
+    pub fn nap_report(&self, gpu: &Gpu) -> Result<Vec<GroupReport>> {
+        let Some(nap) = &self.nap else {
+            return Ok(Vec::new());
+        };
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            nap.norms.record(&mut pass);
+            nap.group.record(&mut pass);
+        }
+        gpu.queue.submit([enc.finish()]);
+        let norms: Vec<[f32; 2]> = gpu.read(&nap.norms_buf, 0, nap.plan.groups.len())?;
+        let gamma = self.last_scalars(gpu)?.gamma as f64;
+        Ok(nap
+            .plan
+            .groups
+            .iter()
+            .zip(&nap.rho)
+            .zip(&norms)
+            .map(|((tensors, &rho), n)| GroupReport {
+                tensors: tensors.clone(),
+                rho,
+                norm_z: n[0] as f64,
+                norm_x: n[1] as f64,
+                effective_lr: if self.cfg.kind == Kind::SgdSf {
+                    gamma / (rho * rho)
+                } else {
+                    gamma / rho
+                },
+            })
+            .collect())
+    }
+
+    /// Reads tensor `name` of `buffer`: "params" (y in train mode, x in eval mode),
+    /// "z" or "x" (sf_plus's explicit x). Kinds without z or x read the parameters.
+    pub fn read_state(&self, gpu: &Gpu, arena: &Arena, buffer: &str, name: &str) -> Result<Vec<f32>> {
+        let buf = match buffer {
+            "params" => &arena.params,
+            "z" => self.z.as_ref().unwrap_or(&arena.params),
+            "x" => self.x.as_ref().unwrap_or(&arena.params),
+            other => return Err(Error::invalid("buffer", format!("unknown state buffer `{other}`"))),
+        };
+        arena.read_from(gpu, buf, name)
+    }
+}

@@ -1,0 +1,668 @@
+//! The f64 CPU reference of every optimizer kind and of NaP projection.
+//!
+//! This is the oracle the GPU kernels are tested against, so it is written to be read
+//! next to `spec/algorithms.md`: one function per kind, the formulas of the spec line by
+//! line, no fusion and no cleverness. Section numbers below refer to that page.
+//!
+//! Notation: `k` = steps taken before this one, `t = k + 1`, `g` = gradient taken at `y`.
+//!
+//! State per kind:
+//! - Schedule-Free kinds (`sgd_sf`, `adamw_sf`, `adamw_sf_paper`, `radam_sf`): `y` and `z`;
+//!   `x = (y - (1 - beta) z) / beta` is implicit (section 1).
+//! - `sf_plus`: explicit `x`, `z`, `m`, `v`, and `y` (section 7).
+//! - `adamw`: the weights (kept in `y`), `m`, `v` (section 8).
+
+// The per-element loops index several sequences (y, z, m, v, g) by the same position,
+// exactly as the formulas do; iterator zips of five slices would hide them.
+#![allow(clippy::needless_range_loop)]
+
+use crate::error::{Error, Result};
+use crate::nap::{NapConfig, MIN_NORM};
+use crate::optim::config::{Kind, OptimConfig};
+use crate::replay::{ReplayCase, ReplayResult};
+
+/// The per-step scalars of the last step (section 2), for tests.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RefScalars {
+    /// The step size gamma (for `adamw`: `lr_k = lr * mult(k)`).
+    pub gamma: f64,
+    /// The averaging weight c of x (0 for `adamw`).
+    pub c: f64,
+    /// The interpolation weight beta of y (`beta_k` for `sf_plus`; 0 for `adamw`).
+    pub beta: f64,
+    /// The largest gamma so far (0 for `adamw`).
+    pub lr_max: f64,
+    /// The sum of the averaging weights so far (0 for `adamw`).
+    pub w_sum: f64,
+}
+
+/// One NaP group: the indices of its tensors and its target norm rho.
+#[derive(Debug, Clone)]
+struct Group {
+    tensors: Vec<usize>,
+    rho: f64,
+}
+
+/// The f64 reference optimizer over a list of named tensors.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    cfg: OptimConfig,
+    names: Vec<String>,
+    decay: Vec<bool>,
+    groups: Vec<Group>,
+    /// Steps taken so far.
+    k: u64,
+    /// Training weights y (for `adamw`: the weights).
+    y: Vec<Vec<f64>>,
+    /// Base sequence z (unused by `adamw`).
+    z: Vec<Vec<f64>>,
+    /// Explicit evaluation weights x (`sf_plus` only; the other SF kinds derive x from y, z).
+    x: Vec<Vec<f64>>,
+    /// First moment (`adamw`, `sf_plus`, `adamw_sf` with inner momentum).
+    m: Vec<Vec<f64>>,
+    /// Second moment (every Adam-like kind).
+    v: Vec<Vec<f64>>,
+    /// Largest gamma so far: starts at -1 (SF kinds) or eps (`sf_plus`).
+    lr_max: f64,
+    /// Sum of the averaging weights w.
+    w_sum: f64,
+    /// `sf_plus`: the stored gradient-norm estimate (e_hat of the previous step).
+    e_prev: f64,
+    /// The last step's gamma.
+    gamma: f64,
+    /// The last step's c.
+    c: f64,
+    /// The last step's interpolation weight beta.
+    beta: f64,
+}
+
+impl Reference {
+    /// `params`: (name, initial values) in order; `decay[i]`: whether weight decay applies to tensor i;
+    /// `nap`: NaP groups by tensor name (rho None => Frobenius norm of the initial values of the group).
+    pub fn new(
+        cfg: &OptimConfig,
+        params: &[(String, Vec<f64>)],
+        decay: &[bool],
+        nap: Option<&NapConfig>,
+    ) -> Result<Reference> {
+        cfg.validate()?;
+        if decay.len() != params.len() {
+            return Err(Error::invalid(
+                "decay",
+                format!("has {} entries for {} tensors", decay.len(), params.len()),
+            ));
+        }
+        let names: Vec<String> = params.iter().map(|(name, _)| name.clone()).collect();
+        let values: Vec<Vec<f64>> = params.iter().map(|(_, vals)| vals.clone()).collect();
+        let zeros: Vec<Vec<f64>> = values.iter().map(|vals| vec![0.0; vals.len()]).collect();
+
+        let mut groups = Vec::new();
+        let mut seen = vec![false; names.len()];
+        for (gi, group) in nap.map(|n| n.groups.as_slice()).unwrap_or_default().iter().enumerate() {
+            let field = format!("nap.groups[{gi}].tensors");
+            let mut tensors = Vec::new();
+            for name in &group.tensors {
+                let i = names
+                    .iter()
+                    .position(|n| n == name)
+                    .ok_or_else(|| Error::invalid(&field, format!("no tensor `{name}`")))?;
+                if seen[i] {
+                    return Err(Error::invalid(&field, format!("tensor `{name}` is in two groups")));
+                }
+                seen[i] = true;
+                tensors.push(i);
+            }
+            let rho = group.rho.unwrap_or_else(|| group_norm(&values, &tensors));
+            groups.push(Group { tensors, rho });
+        }
+
+        let (lr_max, beta) = match cfg.kind {
+            Kind::SfPlus => (cfg.eps, sf_plus_beta(cfg, 0)),
+            Kind::Adamw => (0.0, 0.0),
+            _ => (-1.0, cfg.sf_beta()),
+        };
+        let x = if cfg.kind == Kind::SfPlus {
+            values.clone()
+        } else {
+            Vec::new()
+        };
+        let z = if cfg.kind == Kind::Adamw {
+            Vec::new()
+        } else {
+            values.clone()
+        };
+        Ok(Reference {
+            cfg: cfg.clone(),
+            names,
+            decay: decay.to_vec(),
+            groups,
+            k: 0,
+            y: values,
+            z,
+            x,
+            m: zeros.clone(),
+            v: zeros,
+            lr_max,
+            w_sum: 0.0,
+            e_prev: 0.0,
+            gamma: 0.0,
+            c: 0.0,
+            beta,
+        })
+    }
+
+    /// One optimizer step with gradients (one Vec per tensor, same order/lengths) taken at y;
+    /// `loss` = F at y (required for sf_plus; Err(Error::Numerical) if missing/non-finite, or if e_hat == 0
+    /// i.e. all-zero gradient).
+    /// Applies weight decay as each kind defines it, then (if NaP groups) the projection of section 9.
+    pub fn step(&mut self, grads: &[Vec<f64>], loss: Option<f64>) -> Result<()> {
+        if grads.len() != self.y.len() {
+            return Err(Error::invalid(
+                "grads",
+                format!("has {} tensors, expected {}", grads.len(), self.y.len()),
+            ));
+        }
+        for (i, g) in grads.iter().enumerate() {
+            if g.len() != self.y[i].len() {
+                return Err(Error::invalid(
+                    format!("grads.{}", self.names[i]),
+                    format!("has {} values, expected {}", g.len(), self.y[i].len()),
+                ));
+            }
+        }
+        match self.cfg.kind {
+            Kind::SgdSf => self.step_sgd_sf(grads),
+            Kind::AdamwSf => self.step_adamw_sf(grads),
+            Kind::AdamwSfPaper => self.step_adamw_sf_paper(grads),
+            Kind::RadamSf => self.step_radam_sf(grads),
+            Kind::SfPlus => self.step_sf_plus(grads, loss)?,
+            Kind::Adamw => self.step_adamw(grads),
+        }
+        self.k += 1;
+        self.project_groups();
+        Ok(())
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.k
+    }
+
+    /// Training weights y of tensor i (for adamw: the weights).
+    pub fn y(&self, i: usize) -> Vec<f64> {
+        self.y[i].clone()
+    }
+
+    /// Evaluation weights x of tensor i (sf kinds: (y - (1-beta) z)/beta, sf_plus: its explicit x; adamw: the weights).
+    pub fn x(&self, i: usize) -> Vec<f64> {
+        match self.cfg.kind {
+            Kind::Adamw => self.y[i].clone(),
+            Kind::SfPlus => self.x[i].clone(),
+            _ => {
+                let beta = self.cfg.sf_beta();
+                let (y, z) = (&self.y[i], &self.z[i]);
+                (0..y.len()).map(|j| (y[j] - (1.0 - beta) * z[j]) / beta).collect()
+            }
+        }
+    }
+
+    /// Base sequence z of tensor i (adamw: the weights).
+    pub fn z(&self, i: usize) -> Vec<f64> {
+        match self.cfg.kind {
+            Kind::Adamw => self.y[i].clone(),
+            _ => self.z[i].clone(),
+        }
+    }
+
+    /// The last step's scalars, for tests: gamma, c, the interpolation beta used (beta_k for sf_plus), lr_max, W_sum.
+    pub fn scalars(&self) -> RefScalars {
+        RefScalars {
+            gamma: self.gamma,
+            c: self.c,
+            beta: self.beta,
+            lr_max: self.lr_max,
+            w_sum: self.w_sum,
+        }
+    }
+
+    /// Current Frobenius norms of (z, x) of NaP group g (for adamw both are the weights' norm), and its rho.
+    pub fn group_norms(&self, g: usize) -> (f64, f64, f64) {
+        let group = &self.groups[g];
+        let z: Vec<Vec<f64>> = (0..self.y.len()).map(|i| self.z(i)).collect();
+        let x: Vec<Vec<f64>> = (0..self.y.len()).map(|i| self.x(i)).collect();
+        (
+            group_norm(&z, &group.tensors),
+            group_norm(&x, &group.tensors),
+            group.rho,
+        )
+    }
+
+    /// The whole result as a ReplayResult (tensor names from `params`).
+    pub fn result(&self) -> ReplayResult {
+        let mut out = ReplayResult::default();
+        for (i, name) in self.names.iter().enumerate() {
+            out.y.insert(name.clone(), self.y(i));
+            out.x.insert(name.clone(), self.x(i));
+            out.z.insert(name.clone(), self.z(i));
+        }
+        out
+    }
+
+    // ----- shared pieces -------------------------------------------------------------
+
+    /// `t = k + 1` as a float.
+    fn t(&self) -> f64 {
+        (self.k + 1) as f64
+    }
+
+    /// The weight decay of tensor i (0 where decay is off).
+    fn weight_decay(&self, i: usize) -> f64 {
+        if self.decay[i] {
+            self.cfg.weight_decay
+        } else {
+            0.0
+        }
+    }
+
+    /// Section 2: `sched = t / W if k < W else 1` (W = 0: no warmup).
+    fn warmup(&self) -> f64 {
+        let w = self.cfg.warmup_steps;
+        if self.k < w {
+            self.t() / w as f64
+        } else {
+            1.0
+        }
+    }
+
+    /// Section 2, given this step's gamma: updates lr_max and W_sum, records gamma and c, returns c.
+    fn averaging_weight(&mut self, gamma: f64) -> f64 {
+        let (r, p) = (self.cfg.r, self.cfg.weight_lr_power);
+        self.lr_max = self.lr_max.max(gamma);
+        let w = self.t().powf(r) * self.lr_max.powf(p);
+        self.w_sum += w;
+        let c = if self.w_sum == 0.0 { 0.0 } else { w / self.w_sum };
+        self.gamma = gamma;
+        self.c = c;
+        c
+    }
+
+    /// Section 3, with the direction `u` (weight decay included) of every element:
+    /// `y = lerp(y, z, c) + gamma (beta (1 - c) - 1) u` with the old z, then `z = z - gamma u`.
+    fn sf_update(&mut self, u: &[Vec<f64>], gamma: f64, c: f64) {
+        let beta = self.cfg.sf_beta();
+        let y_lr = gamma * (beta * (1.0 - c) - 1.0);
+        for i in 0..self.y.len() {
+            let (y, z) = (&mut self.y[i], &mut self.z[i]);
+            for j in 0..y.len() {
+                y[j] = lerp(y[j], z[j], c) + y_lr * u[i][j];
+                z[j] -= gamma * u[i][j];
+            }
+        }
+        self.beta = beta;
+    }
+
+    // ----- one function per kind -----------------------------------------------------
+
+    /// Section 3: Schedule-Free SGD.
+    fn step_sgd_sf(&mut self, grads: &[Vec<f64>]) {
+        let gamma = self.cfg.lr() * self.warmup();
+        let c = self.averaging_weight(gamma);
+        let mut u = grads.to_vec();
+        for i in 0..u.len() {
+            let wd = self.weight_decay(i);
+            for j in 0..u[i].len() {
+                u[i][j] = grads[i][j] + wd * self.y[i][j];
+            }
+        }
+        self.sf_update(&u, gamma, c);
+    }
+
+    /// Section 4: Schedule-Free AdamW, optionally with inner momentum mu.
+    fn step_adamw_sf(&mut self, grads: &[Vec<f64>]) {
+        let (_, b2) = self.cfg.betas();
+        let (eps, mu, t) = (self.cfg.eps, self.cfg.inner_momentum, self.t());
+        let gamma = self.cfg.lr() * self.warmup();
+        let c = self.averaging_weight(gamma);
+        let bc2 = 1.0 - b2.powf(t);
+        let mut u = grads.to_vec();
+        for i in 0..u.len() {
+            let wd = self.weight_decay(i);
+            for j in 0..u[i].len() {
+                let g = grads[i][j];
+                self.v[i][j] = b2 * self.v[i][j] + (1.0 - b2) * g * g;
+                let d = (self.v[i][j] / bc2).sqrt() + eps;
+                u[i][j] = if mu > 0.0 {
+                    self.m[i][j] = mu * self.m[i][j] + (1.0 - mu) * g;
+                    (self.m[i][j] / (1.0 - mu.powf(t))) / d
+                } else {
+                    g / d
+                };
+                u[i][j] += wd * self.y[i][j];
+            }
+        }
+        self.sf_update(&u, gamma, c);
+    }
+
+    /// Section 5: as adamw_sf, but `gamma = lr * sched * sqrt(1 - b2^t)` and `d = sqrt(v) + eps`.
+    fn step_adamw_sf_paper(&mut self, grads: &[Vec<f64>]) {
+        let (_, b2) = self.cfg.betas();
+        let (eps, t) = (self.cfg.eps, self.t());
+        let gamma = self.cfg.lr() * self.warmup() * (1.0 - b2.powf(t)).sqrt();
+        let c = self.averaging_weight(gamma);
+        let mut u = grads.to_vec();
+        for i in 0..u.len() {
+            let wd = self.weight_decay(i);
+            for j in 0..u[i].len() {
+                let g = grads[i][j];
+                self.v[i][j] = b2 * self.v[i][j] + (1.0 - b2) * g * g;
+                let d = self.v[i][j].sqrt() + eps;
+                u[i][j] = g / d + wd * self.y[i][j];
+            }
+        }
+        self.sf_update(&u, gamma, c);
+    }
+
+    /// Section 6: Schedule-Free RAdam (rectified step size, no warmup).
+    fn step_radam_sf(&mut self, grads: &[Vec<f64>]) {
+        let (_, b2) = self.cfg.betas();
+        let (eps, t) = (self.cfg.eps, self.t());
+        let bc2 = 1.0 - b2.powf(t);
+        let rho_inf = 2.0 / (1.0 - b2) - 1.0;
+        let rho_t = rho_inf - 2.0 * t * b2.powf(t) / bc2;
+        let adaptive = rho_t > 4.0;
+        let rect = if adaptive {
+            ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)).sqrt()
+        } else if self.cfg.silent_sgd_phase {
+            0.0
+        } else {
+            1.0
+        };
+        let gamma = self.cfg.lr() * rect;
+        let c = self.averaging_weight(gamma);
+        let mut u = grads.to_vec();
+        for i in 0..u.len() {
+            let wd = self.weight_decay(i);
+            for j in 0..u[i].len() {
+                let g = grads[i][j];
+                self.v[i][j] = b2 * self.v[i][j] + (1.0 - b2) * g * g;
+                u[i][j] = if adaptive {
+                    g / ((self.v[i][j] / bc2).sqrt() + eps)
+                } else {
+                    g
+                };
+                u[i][j] += wd * self.y[i][j];
+            }
+        }
+        self.sf_update(&u, gamma, c);
+    }
+
+    /// Section 7: ScheduleFree+ (Polyak step size from the loss, explicit x).
+    fn step_sf_plus(&mut self, grads: &[Vec<f64>], loss: Option<f64>) -> Result<()> {
+        let f = match loss {
+            Some(f) if f.is_finite() => f,
+            Some(f) => return Err(Error::Numerical(format!("sf_plus: the loss must be finite, got {f}"))),
+            None => return Err(Error::Numerical("sf_plus: a step needs the loss".into())),
+        };
+        let (b1, b2) = self.cfg.betas();
+        let (eps, pb, t) = (self.cfg.eps, self.cfg.polyak_beta, self.t());
+        let beta = sf_plus_beta(&self.cfg, self.k);
+
+        // The two sums over every tensor, with z and x as they were before this step.
+        let mut l1 = 0.0;
+        let mut dot = 0.0;
+        for i in 0..grads.len() {
+            for j in 0..grads[i].len() {
+                let g = grads[i][j];
+                l1 += g.abs();
+                dot += g * (self.z[i][j] - self.x[i][j]);
+            }
+        }
+        let big_i = beta * dot;
+        let e = pb * self.e_prev + (1.0 - pb) * l1 * (std::f64::consts::PI / 2.0).sqrt();
+        let e_hat = e / (1.0 - pb.powf(t));
+        if !(e_hat.is_finite() && e_hat > 0.0) {
+            return Err(Error::Numerical(format!(
+                "sf_plus: gradient-norm estimate e_hat = {e_hat} (all-zero or non-finite gradient)"
+            )));
+        }
+        self.e_prev = e_hat; // sic: e_hat, not e, is carried to the next step
+        let alpha = (f + big_i).max(0.0) / e_hat;
+        let gamma = self.cfg.lr().max(eps) * alpha;
+        self.lr_max = self.lr_max.max(gamma);
+        let c = if self.k < self.cfg.c_warmup {
+            1.0 // W_sum is not accumulated during c_warmup
+        } else {
+            let w = t.powf(self.cfg.r) * self.lr_max.powf(self.cfg.weight_lr_power);
+            self.w_sum += w;
+            if self.w_sum == 0.0 {
+                0.0
+            } else {
+                w / self.w_sum
+            }
+        };
+
+        let bc1 = 1.0 - b1.powf(t);
+        let bc2 = 1.0 - b2.powf(t);
+        for i in 0..grads.len() {
+            let wd = self.weight_decay(i);
+            for j in 0..grads[i].len() {
+                let g = grads[i][j];
+                self.z[i][j] -= gamma * gamma * wd * self.y[i][j];
+                self.m[i][j] = b1 * self.m[i][j] + (1.0 - b1) * g;
+                self.v[i][j] = b2 * self.v[i][j] + (1.0 - b2) * g * g;
+                self.z[i][j] -= gamma * (self.m[i][j] / bc1) / ((self.v[i][j] / bc2).sqrt() + eps);
+                self.x[i][j] = (1.0 - c) * self.x[i][j] + c * self.z[i][j];
+                self.y[i][j] = beta * self.x[i][j] + (1.0 - beta) * self.z[i][j];
+            }
+        }
+        self.gamma = gamma;
+        self.c = c;
+        self.beta = beta;
+        Ok(())
+    }
+
+    /// Section 8: decoupled AdamW with `lr_k = lr * schedule.multiplier(k)`.
+    fn step_adamw(&mut self, grads: &[Vec<f64>]) {
+        let (b1, b2) = self.cfg.betas();
+        let (eps, t) = (self.cfg.eps, self.t());
+        let lr_k = self.cfg.lr() * self.cfg.schedule.multiplier(self.k);
+        let bc1 = 1.0 - b1.powf(t);
+        let bc2 = 1.0 - b2.powf(t);
+        for i in 0..grads.len() {
+            let wd = self.weight_decay(i);
+            for j in 0..grads[i].len() {
+                let g = grads[i][j];
+                let w = &mut self.y[i][j];
+                *w *= 1.0 - lr_k * wd;
+                self.m[i][j] = b1 * self.m[i][j] + (1.0 - b1) * g;
+                self.v[i][j] = b2 * self.v[i][j] + (1.0 - b2) * g * g;
+                let m_hat = self.m[i][j] / bc1;
+                let v_hat = self.v[i][j] / bc2;
+                *w -= lr_k * m_hat / (v_hat.sqrt() + eps);
+            }
+        }
+        self.gamma = lr_k;
+    }
+
+    // ----- section 9: NaP ------------------------------------------------------------
+
+    /// Projects every NaP group back to its norm rho, as section 9 defines it per kind.
+    fn project_groups(&mut self) {
+        if self.groups.is_empty() {
+            return;
+        }
+        let beta = self.beta;
+        match self.cfg.kind {
+            Kind::Adamw => {
+                for group in &self.groups {
+                    project(&mut self.y, group);
+                }
+            }
+            Kind::SfPlus => {
+                for group in &self.groups {
+                    project(&mut self.z, group);
+                    project(&mut self.x, group);
+                    for &i in &group.tensors {
+                        self.y[i] = interpolate(&self.x[i], &self.z[i], beta);
+                    }
+                }
+            }
+            _ => {
+                let mut x: Vec<Vec<f64>> = (0..self.y.len()).map(|i| self.x(i)).collect();
+                for group in &self.groups {
+                    project(&mut self.z, group);
+                    project(&mut x, group);
+                    for &i in &group.tensors {
+                        self.y[i] = interpolate(&x[i], &self.z[i], beta);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Section 7: `beta_k = 1 - exp((1 - q) ln(1 - sf_beta1) + q ln(1 - sf_beta1_max))`,
+/// `q = min(k / anneal_steps, 1)`; with `anneal_steps = 0`, `beta_k = sf_beta1` throughout.
+fn sf_plus_beta(cfg: &OptimConfig, k: u64) -> f64 {
+    let n = cfg.sf_beta1_anneal_steps;
+    if n == 0 {
+        return cfg.sf_beta1;
+    }
+    let q = (k as f64 / n as f64).min(1.0);
+    1.0 - ((1.0 - q) * (1.0 - cfg.sf_beta1).ln() + q * (1.0 - cfg.sf_beta1_max).ln()).exp()
+}
+
+/// `lerp(a, b, w) = a + w (b - a)`, evaluated as PyTorch does so that it is exact at w = 1.
+fn lerp(a: f64, b: f64, w: f64) -> f64 {
+    if w < 0.5 {
+        a + w * (b - a)
+    } else {
+        b - (b - a) * (1.0 - w)
+    }
+}
+
+/// `beta x + (1 - beta) z`, element by element.
+fn interpolate(x: &[f64], z: &[f64], beta: f64) -> Vec<f64> {
+    x.iter().zip(z).map(|(x, z)| beta * x + (1.0 - beta) * z).collect()
+}
+
+/// `||v||_G`: the Frobenius norm over the tensors `tensors` of `seq`.
+fn group_norm(seq: &[Vec<f64>], tensors: &[usize]) -> f64 {
+    tensors
+        .iter()
+        .flat_map(|&i| seq[i].iter())
+        .map(|v| v * v)
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// `proj(v) = rho_G * v / max(||v||_G, MIN_NORM)` over the tensors of `group`.
+fn project(seq: &mut [Vec<f64>], group: &Group) {
+    let denom = group_norm(seq, &group.tensors).max(MIN_NORM);
+    for &i in &group.tensors {
+        for v in seq[i].iter_mut() {
+            *v = group.rho * *v / denom;
+        }
+    }
+}
+
+/// Runs a whole replay case on the reference (all tensors decayed) and returns its result.
+pub fn run_case(case: &ReplayCase) -> Result<ReplayResult> {
+    let params: Vec<(String, Vec<f64>)> = case
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.values.clone()))
+        .collect();
+    let decay = vec![true; params.len()];
+    let mut reference = Reference::new(&case.optimizer, &params, &decay, case.nap.as_ref())?;
+    for step in &case.steps {
+        reference.step(&step.grads, step.loss)?;
+    }
+    Ok(reference.result())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nap::NapGroup;
+
+    fn params() -> Vec<(String, Vec<f64>)> {
+        vec![
+            ("a".to_string(), vec![0.5, -1.0, 2.0]),
+            ("b".to_string(), vec![0.25, 0.75, -0.5, 1.5]),
+        ]
+    }
+
+    fn grads(step: u64) -> Vec<Vec<f64>> {
+        let s = step as f64;
+        vec![
+            vec![0.1 + 0.01 * s, -0.2, 0.3 * (s + 1.0).sin()],
+            vec![-0.05, 0.4 * (s * 0.7).cos(), 0.15, -0.25 + 0.02 * s],
+        ]
+    }
+
+    #[test]
+    fn sf_plus_zero_gradient_is_an_error() {
+        let cfg = OptimConfig::new(Kind::SfPlus);
+        let mut r = Reference::new(&cfg, &params(), &[true, true], None).unwrap();
+        let zero = vec![vec![0.0; 3], vec![0.0; 4]];
+        assert!(matches!(r.step(&zero, Some(0.1)), Err(Error::Numerical(_))));
+        assert_eq!(r.steps(), 0);
+        assert!(matches!(r.step(&grads(0), None), Err(Error::Numerical(_))));
+        assert!(matches!(r.step(&grads(0), Some(f64::NAN)), Err(Error::Numerical(_))));
+        r.step(&grads(0), Some(0.1)).unwrap();
+        assert_eq!(r.steps(), 1);
+    }
+
+    #[test]
+    fn sgd_sf_first_step_has_c_one_and_x_y_z_equal() {
+        let cfg = OptimConfig::new(Kind::SgdSf).with_lr(0.1);
+        let mut r = Reference::new(&cfg, &params(), &[true, true], None).unwrap();
+        r.step(&grads(0), None).unwrap();
+        assert_eq!(r.scalars().c, 1.0);
+        for i in 0..2 {
+            let (x, y, z) = (r.x(i), r.y(i), r.z(i));
+            for j in 0..x.len() {
+                assert!((x[j] - z[j]).abs() <= 1e-12, "x {} z {}", x[j], z[j]);
+                assert!((y[j] - z[j]).abs() <= 1e-12, "y {} z {}", y[j], z[j]);
+            }
+        }
+    }
+
+    #[test]
+    fn nap_keeps_group_norms_at_rho() {
+        let nap = NapConfig {
+            groups: vec![
+                NapGroup {
+                    tensors: vec!["a".into()],
+                    rho: None,
+                },
+                NapGroup {
+                    tensors: vec!["b".into()],
+                    rho: Some(3.0),
+                },
+            ],
+        };
+        let init_a = group_norm(&[params()[0].1.clone()], &[0]);
+        for kind in Kind::ALL {
+            let cfg = OptimConfig::new(kind).with_lr(0.05);
+            let mut r = Reference::new(&cfg, &params(), &[false, false], Some(&nap)).unwrap();
+            assert_eq!(r.group_norms(0).2, init_a);
+            assert_eq!(r.group_norms(1).2, 3.0);
+            for s in 0..8 {
+                r.step(&grads(s), Some(0.2)).unwrap();
+                for g in 0..2 {
+                    let (nz, nx, rho) = r.group_norms(g);
+                    assert!(
+                        (nz - rho).abs() <= 1e-12 * rho,
+                        "{kind} step {s} group {g}: |z| {nz} rho {rho}"
+                    );
+                    assert!(
+                        (nx - rho).abs() <= 1e-12 * rho,
+                        "{kind} step {s} group {g}: |x| {nx} rho {rho}"
+                    );
+                }
+            }
+        }
+    }
+}
