@@ -29,8 +29,18 @@ struct Step {
 struct Seg {
     n_vec4: u32,        // vec4s in this segment
     wd_end: u32,        // vec4s [0, wd_end) of this segment take weight decay
-    chunk_base: u32,    // first NaP chunk of this segment
-    partial_base: u32,  // first reduction partial of this segment
+    chunk_base: u32,    // first reduction chunk of this segment
+    pad0: u32,
 }
+
+// A reduction chunk: a piece of one tensor of at most 1024 vec4s (see arena.rs).
+struct Chunk {
+    offset: u32,        // first vec4, relative to the segment
+    len: u32,           // vec4s
+    group: u32,         // NaP group, or NO_GROUP
+    pad0: u32,
+}
+
+const NO_GROUP: u32 = 0xffffffffu;
 
 const WG: u32 = 256u;

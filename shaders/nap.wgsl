@@ -1,17 +1,9 @@
 // NaP: group norms (two passes) and the projection back to each group's rho.
 //
-// Work is cut into chunks: a chunk is a piece of one tensor inside one segment,
-// at most CHUNK vec4s, with the NaP group of its tensor. Pass 1 writes one partial
-// per chunk; pass 2 sums each group's chunks in a fixed order; the projection
-// then rescales every chunk. Tensors outside any group have no chunks.
-
-// A chunk: offset (vec4s, within its segment), length (vec4s), group.
-struct Chunk {
-    offset: u32,
-    len: u32,
-    group: u32,
-    pad0: u32,
-}
+// Work follows the arena's reduction chunks (pieces of one tensor, at most 1024
+// vec4s). Pass 1 writes one partial per chunk; pass 2 sums each group's chunks in
+// a fixed order; the projection then rescales every chunk of a group. Chunks of
+// tensors outside every group do nothing.
 
 // A group: its chunk ids are chunk_ids[start..end]; rho is its target norm.
 struct Group {
@@ -21,7 +13,6 @@ struct Group {
     pad0: u32,
 }
 
-const CHUNK: u32 = 1024u; // vec4s per chunk = 4 per invocation
 const MIN_NORM: f32 = 1e-12;
 
 @group(0) @binding(0) var<storage, read> s: Step;
@@ -35,13 +26,18 @@ const MIN_NORM: f32 = 1e-12;
 @group(0) @binding(13) var<storage, read_write> norms: array<vec2<f32>>;
 @group(0) @binding(17) var<storage, read> chunk_ids: array<u32>;
 
+// vec4s of the chunk to visit: none outside every group.
+fn chunk_len(ch: Chunk) -> u32 {
+    return select(ch.len, 0u, ch.group == NO_GROUP);
+}
+
 // Pass 1, adamw (one sequence w = y): partial = (|w|^2, |w|^2).
 @compute @workgroup_size(256)
 fn norms_w(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let id = seg.chunk_base + wid.x;
     let ch = chunks[id];
     var acc = 0.0;
-    for (var j = lid.x; j < ch.len; j += WG) {
+    for (var j = lid.x; j < chunk_len(ch); j += WG) {
         let w = y[ch.offset + j];
         acc += dot(w, w);
     }
@@ -57,7 +53,7 @@ fn norms_sf(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id)
     let id = seg.chunk_base + wid.x;
     let ch = chunks[id];
     var acc = vec2<f32>(0.0);
-    for (var j = lid.x; j < ch.len; j += WG) {
+    for (var j = lid.x; j < chunk_len(ch); j += WG) {
         let zi = z[ch.offset + j];
         let xi = (y[ch.offset + j] - (1.0 - s.beta) * zi) / s.beta;
         acc += vec2<f32>(dot(zi, zi), dot(xi, xi));
@@ -74,7 +70,7 @@ fn norms_plus(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
     let id = seg.chunk_base + wid.x;
     let ch = chunks[id];
     var acc = vec2<f32>(0.0);
-    for (var j = lid.x; j < ch.len; j += WG) {
+    for (var j = lid.x; j < chunk_len(ch); j += WG) {
         let zi = z[ch.offset + j];
         let xi = x[ch.offset + j];
         acc += vec2<f32>(dot(zi, zi), dot(xi, xi));
@@ -101,7 +97,7 @@ fn group_norms(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_
 
 // rho / max(norm, MIN_NORM) for the (z, x) norms of a chunk's group.
 fn scales(id: u32) -> vec2<f32> {
-    let gi = chunks[id].group;
+    let gi = min(chunks[id].group, arrayLength(&groups) - 1u); // any group: unused when NO_GROUP
     return groups[gi].rho / max(norms[gi], vec2<f32>(MIN_NORM));
 }
 
@@ -111,7 +107,7 @@ fn project_w(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id
     let id = seg.chunk_base + wid.x;
     let ch = chunks[id];
     let k = scales(id).x;
-    for (var j = lid.x; j < ch.len; j += WG) {
+    for (var j = lid.x; j < chunk_len(ch); j += WG) {
         y[ch.offset + j] *= k;
     }
 }
@@ -122,7 +118,7 @@ fn project_sf(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
     let id = seg.chunk_base + wid.x;
     let ch = chunks[id];
     let k = scales(id);
-    for (var j = lid.x; j < ch.len; j += WG) {
+    for (var j = lid.x; j < chunk_len(ch); j += WG) {
         let i = ch.offset + j;
         let zi = z[i];
         let xi = (y[i] - (1.0 - s.beta) * zi) / s.beta;
@@ -138,7 +134,7 @@ fn project_plus(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
     let id = seg.chunk_base + wid.x;
     let ch = chunks[id];
     let k = scales(id);
-    for (var j = lid.x; j < ch.len; j += WG) {
+    for (var j = lid.x; j < chunk_len(ch); j += WG) {
         let i = ch.offset + j;
         let zp = k.x * z[i];
         let xp = k.y * x[i];

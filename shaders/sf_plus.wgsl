@@ -10,25 +10,22 @@
 @group(0) @binding(6) var<storage, read_write> m: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> x: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> partials: array<vec2<f32>>;
+@group(0) @binding(9) var<storage, read> chunks: array<Chunk>;
 
-// vec4s summed by one workgroup of `plus_sums`.
-const SUM_ITEMS: u32 = 16u;
-
-// Per workgroup: (sum |g|, sum g . (z - x)) over a block of SUM_ITEMS * 256 vec4s.
+// Pass 1 of the global sums, one workgroup per chunk: (sum |g|, sum g . (z - x)).
 @compute @workgroup_size(256)
 fn plus_sums(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let id = seg.chunk_base + wid.x;
+    let ch = chunks[id];
     var acc = vec2<f32>(0.0);
-    let base = wid.x * WG * SUM_ITEMS;
-    for (var j = 0u; j < SUM_ITEMS; j++) {
-        let i = base + j * WG + lid.x;
-        if i < seg.n_vec4 {
-            let gi = g[i];
-            acc += vec2<f32>(dot(abs(gi), vec4<f32>(1.0)), dot(gi, z[i] - x[i]));
-        }
+    for (var j = lid.x; j < ch.len; j += WG) {
+        let i = ch.offset + j;
+        let gi = g[i];
+        acc += vec2<f32>(dot(abs(gi), vec4<f32>(1.0)), dot(gi, z[i] - x[i]));
     }
     let total = workgroup_sum(lid.x, acc);
     if lid.x == 0u {
-        partials[seg.partial_base + wid.x] = total;
+        partials[id] = total;
     }
 }
 

@@ -60,11 +60,34 @@ pub struct Slot {
 /// A contiguous range of the arena bound and dispatched as one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segment {
-    /// First element.
+    /// First element (a multiple of [`ALIGN`]).
     pub start: usize,
     /// Number of elements (a multiple of [`ALIGN`]).
     pub len: usize,
+    /// Its first chunk.
+    pub first_chunk: usize,
+    /// Number of chunks it holds.
+    pub n_chunks: usize,
 }
+
+/// A piece of one tensor, at most [`CHUNK`] elements, starting at a multiple of
+/// [`CHUNK`] from the tensor's start: the unit of every reduction. Chunks depend
+/// only on the tensors, so sums are the same however the arena is segmented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chunk {
+    /// First element (global).
+    pub offset: usize,
+    /// Number of elements.
+    pub len: usize,
+    /// Index of its tensor in [`Layout::slots`].
+    pub tensor: usize,
+}
+
+/// Elements per chunk: one workgroup of 256 invocations, 4 vec4s each.
+pub const CHUNK: usize = 4096;
+
+/// Most workgroups one dispatch may have in a dimension (WebGPU's default limit).
+pub const MAX_DISPATCH: usize = 65535;
 
 /// Placement of every tensor, independent of any device.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,7 +98,9 @@ pub struct Layout {
     pub total: usize,
     /// Elements `[0, wd_end)` take weight decay.
     pub wd_end: usize,
-    /// The binding ranges, in order, covering `[0, total)`.
+    /// Reduction chunks, in arena order.
+    pub chunks: Vec<Chunk>,
+    /// The binding ranges, in order, covering `[0, total)`; each holds whole chunks.
     pub segments: Vec<Segment>,
 }
 
@@ -117,21 +142,25 @@ impl Layout {
                 wd_end = next;
             }
         }
-        let per_segment = (max_binding_bytes as usize / 4) / ALIGN * ALIGN;
-        if per_segment == 0 {
-            return Err(Error::invalid("max_binding_bytes", "must allow at least 256 bytes"));
+        let mut order: Vec<usize> = (0..slots.len()).collect();
+        order.sort_by_key(|&i| slots[i].offset);
+        let mut chunks = Vec::new();
+        for i in order {
+            let slot = &slots[i];
+            for at in (0..slot.len).step_by(CHUNK) {
+                chunks.push(Chunk {
+                    offset: slot.offset + at,
+                    len: CHUNK.min(slot.len - at),
+                    tensor: i,
+                });
+            }
         }
-        let segments = (0..next)
-            .step_by(per_segment)
-            .map(|start| Segment {
-                start,
-                len: per_segment.min(next - start),
-            })
-            .collect();
+        let segments = segment(&chunks, next, max_binding_bytes)?;
         Ok(Layout {
             slots,
             total: next,
             wd_end,
+            chunks,
             segments,
         })
     }
@@ -148,6 +177,39 @@ impl Layout {
     pub fn bytes(&self) -> u64 {
         self.total as u64 * 4
     }
+}
+
+/// Cuts `[0, total)` into segments of at most `max_binding_bytes`, only at chunk
+/// starts, with at most [`MAX_DISPATCH`] chunks each.
+fn segment(chunks: &[Chunk], total: usize, max_binding_bytes: u64) -> Result<Vec<Segment>> {
+    let limit = (max_binding_bytes / 4) as usize / ALIGN * ALIGN;
+    if limit < CHUNK {
+        return Err(Error::invalid(
+            "max_binding_bytes",
+            format!("{max_binding_bytes} bytes: a storage binding must hold at least one chunk ({} bytes)", CHUNK * 4),
+        ));
+    }
+    let mut segments = Vec::new();
+    let mut first = 0;
+    while first < chunks.len() {
+        let start = chunks[first].offset / ALIGN * ALIGN;
+        let mut end = first + 1;
+        while end < chunks.len()
+            && end - first < MAX_DISPATCH
+            && chunks[end].offset + chunks[end].len - start <= limit
+        {
+            end += 1;
+        }
+        let stop = chunks.get(end).map_or(total, |c| c.offset);
+        segments.push(Segment {
+            start,
+            len: stop - start,
+            first_chunk: first,
+            n_chunks: end - first,
+        });
+        first = end;
+    }
+    Ok(segments)
 }
 
 /// The arena on a device: the layout plus the parameter and gradient buffers.
@@ -238,14 +300,34 @@ mod tests {
             TensorSpec::new("w", &[5, 30]),
             TensorSpec::new("w2", &[1]),
         ];
-        let l = Layout::new(&specs, 256 * 2).unwrap();
+        let l = Layout::new(&specs, 1 << 20).unwrap();
         assert_eq!(l.slot("w").unwrap().offset, 0);
         assert_eq!(l.slot("w2").unwrap().offset, 192);
         assert_eq!(l.wd_end, 256);
         assert_eq!(l.slot("b").unwrap().offset, 256);
         assert_eq!(l.total, 320);
-        let lens: Vec<_> = l.segments.iter().map(|s| (s.start, s.len)).collect();
-        assert_eq!(lens, vec![(0, 128), (128, 128), (256, 64)]);
+        assert_eq!(l.segments.len(), 1);
+    }
+
+    #[test]
+    fn segments_hold_whole_chunks() {
+        let specs = [
+            TensorSpec::new("a", &[CHUNK + 1]),
+            TensorSpec::new("b", &[3 * CHUNK]),
+            TensorSpec::new("c", &[5]),
+        ];
+        let l = Layout::new(&specs, (2 * CHUNK * 4) as u64).unwrap();
+        let chunk_lens: Vec<_> = l.chunks.iter().map(|c| c.len).collect();
+        assert_eq!(chunk_lens, vec![CHUNK, 1, CHUNK, CHUNK, CHUNK, 5]);
+        let segs: Vec<_> = l.segments.iter().map(|s| (s.start, s.len, s.first_chunk, s.n_chunks)).collect();
+        let b = l.slot("b").unwrap().offset;
+        let c = l.slot("c").unwrap().offset;
+        assert_eq!(
+            segs,
+            vec![(0, b, 0, 2), (b, 2 * CHUNK, 2, 2), (b + 2 * CHUNK, c + 64 - b - 2 * CHUNK, 4, 2)]
+        );
+        assert!(l.segments.iter().all(|s| s.len * 4 <= 2 * CHUNK * 4));
+        assert!(Layout::new(&specs, 1024).is_err());
     }
 
     #[test]

@@ -32,11 +32,11 @@ pub const MIN_NORM: f64 = 1e-12;
 use crate::arena::Layout;
 use crate::error::{Error, Result};
 
-/// vec4s per NaP chunk (must match `CHUNK` in `shaders/nap.wgsl`).
-pub const CHUNK_VEC4: usize = 1024;
+/// Group index of chunks outside every group (must match `NO_GROUP` in the shaders).
+pub const NO_GROUP: u32 = u32::MAX;
 
-/// A chunk row of the kernels' table: offset and length (vec4s, within the
-/// segment) and group.
+/// A chunk row of the kernels' table: offset and length (vec4s, within its
+/// segment) and NaP group ([`NO_GROUP`] if none).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct ChunkRow {
@@ -44,7 +44,7 @@ pub struct ChunkRow {
     pub offset: u32,
     /// vec4s in the chunk.
     pub len: u32,
-    /// Group index.
+    /// Group index, or [`NO_GROUP`].
     pub group: u32,
     /// Padding.
     pub pad0: u32,
@@ -64,17 +64,31 @@ pub struct GroupRow {
     pub pad0: u32,
 }
 
-/// How NaP's work is cut for a given arena layout.
+/// The arena's chunk table with each chunk's NaP group.
+pub fn chunk_rows(layout: &Layout, group_of_tensor: &[u32]) -> Vec<ChunkRow> {
+    let mut rows = Vec::with_capacity(layout.chunks.len());
+    for seg in &layout.segments {
+        for c in &layout.chunks[seg.first_chunk..seg.first_chunk + seg.n_chunks] {
+            rows.push(ChunkRow {
+                offset: ((c.offset - seg.start) / 4) as u32,
+                len: c.len.div_ceil(4) as u32,
+                group: group_of_tensor[c.tensor],
+                pad0: 0,
+            });
+        }
+    }
+    rows
+}
+
+/// NaP's groups resolved against an arena layout.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NapPlan {
     /// Tensor names of each group.
     pub groups: Vec<Vec<String>>,
     /// Explicit rho per group (None: measured at registration).
     pub rho: Vec<Option<f64>>,
-    /// All chunks, segment by segment.
-    pub chunks: Vec<ChunkRow>,
-    /// (first chunk, number of chunks) of each segment.
-    pub seg_chunks: Vec<(u32, u32)>,
+    /// Group of each tensor (in layout order), or [`NO_GROUP`].
+    pub group_of_tensor: Vec<u32>,
     /// Chunk ids grouped by group, in increasing order within a group.
     pub chunk_ids: Vec<u32>,
     /// (start, end) into `chunk_ids` per group.
@@ -82,67 +96,41 @@ pub struct NapPlan {
 }
 
 impl NapPlan {
-    /// Cuts every grouped tensor into chunks that do not cross segments.
+    /// Checks the groups against the layout and lists each group's chunks.
     pub fn new(layout: &Layout, cfg: &NapConfig) -> Result<NapPlan> {
-        let mut group_of = std::collections::HashMap::new();
+        let mut group_of_tensor = vec![NO_GROUP; layout.slots.len()];
         for (gi, g) in cfg.groups.iter().enumerate() {
+            let field = format!("nap.groups[{gi}].tensors");
             if g.tensors.is_empty() {
-                return Err(Error::invalid(format!("nap.groups[{gi}].tensors"), "must not be empty"));
+                return Err(Error::invalid(field, "must not be empty"));
             }
             for t in &g.tensors {
-                layout.slot(t).map_err(|_| {
-                    Error::invalid(format!("nap.groups[{gi}].tensors"), format!("no tensor `{t}` in the arena"))
-                })?;
-                if group_of.insert(t.as_str(), gi).is_some() {
-                    return Err(Error::invalid(
-                        format!("nap.groups[{gi}].tensors"),
-                        format!("tensor `{t}` is in two groups"),
-                    ));
+                let Some(ti) = layout.slots.iter().position(|s| &s.name == t) else {
+                    return Err(Error::invalid(field, format!("no tensor `{t}` in the arena")));
+                };
+                if group_of_tensor[ti] != NO_GROUP {
+                    return Err(Error::invalid(field, format!("tensor `{t}` is in two groups")));
+                }
+                group_of_tensor[ti] = gi as u32;
+            }
+            if let Some(rho) = g.rho {
+                if !(rho.is_finite() && rho > 0.0) {
+                    return Err(Error::invalid(format!("nap.groups[{gi}].rho"), "must be a finite number > 0"));
                 }
             }
-        }
-        let mut chunks = Vec::new();
-        let mut seg_chunks = Vec::new();
-        for seg in &layout.segments {
-            let base = chunks.len() as u32;
-            let mut slots: Vec<_> = layout.slots.iter().filter(|s| group_of.contains_key(s.name.as_str())).collect();
-            slots.sort_by_key(|s| s.offset);
-            for slot in slots {
-                let lo = slot.offset.max(seg.start);
-                let hi = (slot.offset + slot.len).min(seg.start + seg.len);
-                let mut at = lo;
-                while at < hi {
-                    let len = (hi - at).min(CHUNK_VEC4 * 4);
-                    chunks.push(ChunkRow {
-                        offset: ((at - seg.start) / 4) as u32,
-                        len: len.div_ceil(4) as u32,
-                        group: group_of[slot.name.as_str()] as u32,
-                        pad0: 0,
-                    });
-                    at += len;
-                }
-            }
-            let count = chunks.len() as u32 - base;
-            if count > 65535 {
-                return Err(Error::invalid(
-                    "nap",
-                    format!("{count} chunks in one segment: more than one dispatch can hold (65535)"),
-                ));
-            }
-            seg_chunks.push((base, count));
         }
         let mut chunk_ids = Vec::new();
         let mut ranges = Vec::new();
-        for gi in 0..cfg.groups.len() {
+        for gi in 0..cfg.groups.len() as u32 {
             let start = chunk_ids.len() as u32;
-            chunk_ids.extend((0..chunks.len() as u32).filter(|&c| chunks[c as usize].group == gi as u32));
+            let ids = layout.chunks.iter().enumerate().filter(|(_, c)| group_of_tensor[c.tensor] == gi);
+            chunk_ids.extend(ids.map(|(i, _)| i as u32));
             ranges.push((start, chunk_ids.len() as u32));
         }
         Ok(NapPlan {
             groups: cfg.groups.iter().map(|g| g.tensors.clone()).collect(),
             rho: cfg.groups.iter().map(|g| g.rho).collect(),
-            chunks,
-            seg_chunks,
+            group_of_tensor,
             chunk_ids,
             ranges,
         })

@@ -287,7 +287,7 @@ impl ReplayCase {
     }
 }
 
-/// Compares `got` with `expected` element by element; the error names the worst value.
+/// Compares `got` with `expected` element by element; the error names the first value out of tolerance.
 pub fn check_within(got: &ReplayResult, expected: &Expected) -> Result<()> {
     for (seq, exp_map, got_map) in [("y", &expected.result.y, &got.y), ("x", &expected.result.x, &got.x), ("z", &expected.result.z, &got.z)] {
         for (name, exp) in exp_map {
@@ -296,7 +296,7 @@ pub fn check_within(got: &ReplayResult, expected: &Expected) -> Result<()> {
                 .ok_or_else(|| bad(format!("{seq}.{name}"), "missing from the result"))?;
             for (i, (a, b)) in g.iter().zip(exp).enumerate() {
                 let allowed = expected.atol + expected.rtol * b.abs();
-                if !((a - b).abs() <= allowed) {
+                if (a - b).abs() > allowed || (a - b).is_nan() {
                     return Err(Error::Numerical(format!(
                         "{seq}.{name}[{i}]: got {a}, expected {b} (|diff| {} > allowed {allowed})",
                         (a - b).abs()
@@ -332,11 +332,30 @@ fn widen(v: f32) -> f64 {
 
 /// Runs `case` on the GPU engine (all tensors take weight decay) and returns y, x and z.
 pub fn run_gpu(gpu: &crate::gpu::Gpu, case: &ReplayCase) -> Result<ReplayResult> {
+    run_gpu_with(gpu, case, &vec![true; case.tensors.len()], None)
+}
+
+/// As [`run_gpu`], with weight decay only where `decay[i]` holds, and storage
+/// bindings of at most `max_binding_bytes` (to exercise a segmented arena).
+pub fn run_gpu_with(
+    gpu: &crate::gpu::Gpu,
+    case: &ReplayCase,
+    decay: &[bool],
+    max_binding_bytes: Option<u64>,
+) -> Result<ReplayResult> {
     use crate::arena::{Arena, TensorSpec};
     use crate::optim::GpuOptimizer;
 
-    let specs: Vec<TensorSpec> = case.tensors.iter().map(|t| TensorSpec::new(&t.name, &t.shape)).collect();
-    let arena = Arena::new(gpu, &specs, None)?;
+    let specs: Vec<TensorSpec> = case
+        .tensors
+        .iter()
+        .zip(decay)
+        .map(|(t, &d)| TensorSpec {
+            decay: d,
+            ..TensorSpec::new(&t.name, &t.shape)
+        })
+        .collect();
+    let arena = Arena::new(gpu, &specs, max_binding_bytes)?;
     let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
     for t in &case.tensors {
         arena.write(gpu, &t.name, &f32s(&t.values))?;

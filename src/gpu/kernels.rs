@@ -30,7 +30,7 @@ pub const ENTRIES: &[(&str, &str, &[u32])] = &[
     ("sf_step", "adam_sf_step", &[0, 1, 2, 3, 4, 5]),
     ("sf_step", "adam_sf_momentum_step", &[0, 1, 2, 3, 4, 5, 6]),
     ("adamw", "adamw_step", &[0, 1, 2, 3, 5, 6]),
-    ("sf_plus", "plus_sums", &[1, 3, 4, 7, 8]),
+    ("sf_plus", "plus_sums", &[1, 3, 4, 7, 8, 9]),
     ("sf_plus", "plus_step", &[0, 1, 2, 3, 4, 5, 6, 7]),
     ("polyak", "plus_reduce", &[8, 11]),
     ("polyak", "plus_scalars", &[0, 11, 12]),

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::gpu::buffers::{range, whole};
 use crate::gpu::kernels::Kernels;
 use crate::gpu::Gpu;
-use crate::nap::{GroupReport, GroupRow, NapConfig, NapPlan};
+use crate::nap::{chunk_rows, GroupReport, GroupRow, NapConfig, NapPlan, NO_GROUP};
 use crate::optim::config::{Kind, OptimConfig};
 use crate::optim::scalars::{HostScalars, StepScalars};
 
@@ -20,8 +20,6 @@ pub const RING: usize = 64;
 const SLOT: u64 = 256;
 /// Workgroups of an element pass at most (each loops over the rest).
 pub const MAX_WORKGROUPS: u32 = 1024;
-/// vec4s summed per workgroup by `plus_sums` (must match `SUM_ITEMS * 256`).
-const SUM_BLOCK: usize = 16 * 256;
 
 /// WGSL `Seg`.
 #[repr(C)]
@@ -30,7 +28,7 @@ struct SegInfo {
     n_vec4: u32,
     wd_end: u32,
     chunk_base: u32,
-    partial_base: u32,
+    pad0: u32,
 }
 
 /// sf_plus's device state, as WGSL `PlusState`.
@@ -159,35 +157,27 @@ impl GpuOptimizer {
         let step_buf = gpu.storage_init("step", &[host.last()]);
         let ring = gpu.storage("step ring", SLOT * RING as u64);
 
-        // Segment tables.
+        // Segment and chunk tables (chunks: the unit of every reduction).
         let segs = &layout.segments;
-        let mut plus_partials = 0usize;
-        let seg_infos: Vec<SegInfo> = segs
+        let seg_bufs: Vec<wgpu::Buffer> = segs
             .iter()
             .map(|s| {
-                let n_vec4 = s.len / 4;
                 let info = SegInfo {
-                    n_vec4: n_vec4 as u32,
-                    wd_end: (layout.wd_end.clamp(s.start, s.start + s.len) - s.start) as u32 / 4,
-                    chunk_base: 0,
-                    partial_base: plus_partials as u32,
+                    n_vec4: (s.len / 4) as u32,
+                    wd_end: ((layout.wd_end.clamp(s.start, s.start + s.len) - s.start) / 4) as u32,
+                    chunk_base: s.first_chunk as u32,
+                    pad0: 0,
                 };
-                plus_partials += n_vec4.div_ceil(SUM_BLOCK);
-                info
-            })
-            .collect();
-        let nap_plan = nap.map(|n| NapPlan::new(layout, n)).transpose()?;
-        let seg_bufs: Vec<wgpu::Buffer> = seg_infos
-            .iter()
-            .enumerate()
-            .map(|(i, info)| {
-                let mut info = *info;
-                if let Some(p) = &nap_plan {
-                    info.chunk_base = p.seg_chunks[i].0;
-                }
                 gpu.uniform("segment", &info)
             })
             .collect();
+        let nap_plan = nap.map(|n| NapPlan::new(layout, n)).transpose()?;
+        let group_of_tensor = nap_plan
+            .as_ref()
+            .map_or_else(|| vec![NO_GROUP; layout.slots.len()], |p| p.group_of_tensor.clone());
+        let chunks = gpu.storage_init("chunks", &chunk_rows(layout, &group_of_tensor));
+        let n_chunks = layout.chunks.len();
+        let partials = gpu.storage("partials", 8 * n_chunks as u64);
 
         let loss = (kind == Kind::SfPlus).then(|| gpu.storage("loss", 16));
         let plus_state = (kind == Kind::SfPlus).then(|| {
@@ -199,7 +189,6 @@ impl GpuOptimizer {
                 }],
             )
         });
-        let partials = gpu.storage("partials", 8 * plus_partials.max(1) as u64);
 
         // Binding resources of segment i (see kernels::ENTRIES for the numbering).
         let seg_resources = |i: usize| {
@@ -210,6 +199,7 @@ impl GpuOptimizer {
                 (2, range(&arena.params, o, n)),
                 (3, range(&arena.grads, o, n)),
                 (8, whole(&partials)),
+                (9, whole(&chunks)),
             ];
             for (b, buf) in [(4, &z), (5, &v), (6, &m), (7, &x)] {
                 if let Some(buf) = buf {
@@ -240,8 +230,8 @@ impl GpuOptimizer {
 
         let mut plus = Vec::new();
         if let (Some(loss), Some(st)) = (&loss, &plus_state) {
-            plus.push(per_segment(&mut k, "sf_plus", "plus_sums", &|i| n_vec4(i).div_ceil(SUM_BLOCK) as u32));
-            let all_partials = range(&partials, 0, 8 * plus_partials as u64);
+            plus.push(per_segment(&mut k, "sf_plus", "plus_sums", &|i| segs[i].n_chunks as u32));
+            let all_partials = range(&partials, 0, 8 * n_chunks as u64);
             for (entry, res) in [
                 ("plus_reduce", vec![(8, all_partials), (11, whole(st))]),
                 ("plus_scalars", vec![(0, whole(&step_buf)), (11, whole(st)), (12, whole(loss))]),
@@ -264,17 +254,12 @@ impl GpuOptimizer {
         let nap = match nap_plan {
             None => None,
             Some(plan) => {
-                let chunks = gpu.storage_init("nap chunks", &plan.chunks);
                 let chunk_ids = gpu.storage_init("nap chunk ids", &plan.chunk_ids);
-                let nap_partials = gpu.storage("nap partials", 8 * plan.chunks.len().max(1) as u64);
                 let norms_buf = gpu.storage("nap norms", 8 * plan.groups.len() as u64);
                 let groups_buf = gpu.storage("nap groups", 16 * plan.groups.len() as u64);
                 let resources = |i: usize| {
                     let mut r = seg_resources(i);
-                    r.retain(|(b, _)| *b != 8);
                     r.extend([
-                        (8, whole(&nap_partials)),
-                        (9, whole(&chunks)),
                         (10, whole(&groups_buf)),
                         (13, whole(&norms_buf)),
                         (17, whole(&chunk_ids)),
@@ -284,7 +269,7 @@ impl GpuOptimizer {
                 let chunked = |k: &mut Kernels, entry: &'static str| Pass {
                     pipeline: k.get(&gpu.device, "nap", entry),
                     dispatches: (0..segs.len())
-                        .map(|i| (k.bind(gpu, "nap", entry, &resources(i)), plan.seg_chunks[i].1))
+                        .map(|i| (k.bind(gpu, "nap", entry, &resources(i)), segs[i].n_chunks as u32))
                         .collect(),
                 };
                 let suffix = match kind {

@@ -568,13 +568,17 @@ fn project(seq: &mut [Vec<f64>], group: &Group) {
 
 /// Runs a whole replay case on the reference (all tensors decayed) and returns its result.
 pub fn run_case(case: &ReplayCase) -> Result<ReplayResult> {
+    run_case_with(case, &vec![true; case.tensors.len()])
+}
+
+/// As [`run_case`], with weight decay only on the tensors where `decay[i]` holds.
+pub fn run_case_with(case: &ReplayCase, decay: &[bool]) -> Result<ReplayResult> {
     let params: Vec<(String, Vec<f64>)> = case
         .tensors
         .iter()
         .map(|t| (t.name.clone(), t.values.clone()))
         .collect();
-    let decay = vec![true; params.len()];
-    let mut reference = Reference::new(&case.optimizer, &params, &decay, case.nap.as_ref())?;
+    let mut reference = Reference::new(&case.optimizer, &params, decay, case.nap.as_ref())?;
     for step in &case.steps {
         reference.step(&step.grads, step.loss)?;
     }
