@@ -14,16 +14,16 @@ struct PlusState {
     error: u32,      // 0 ok, 1 zero gradient (e_hat = 0), 2 non-finite loss, 3 non-finite step
     error_step: u32, // the step (k) at which the error appeared
     steps: u32,      // steps taken on the device
+    one: f32,        // 1.0, written by the host: see average_weight
     pad0: u32,
-    pad1: u32,
 }
 
 // Inputs of the alpha-driven trace used to test the recurrences.
 struct TraceInfo {
     n: u32,
-    r: f32,
     pad0: u32,
     pad1: u32,
+    pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> s: Step;
@@ -31,7 +31,7 @@ struct TraceInfo {
 @group(0) @binding(11) var<storage, read_write> st: PlusState;
 @group(0) @binding(12) var<storage, read> loss: array<f32>;
 @group(0) @binding(14) var<uniform> trace: TraceInfo;
-@group(0) @binding(15) var<storage, read> alphas: array<f32>;
+@group(0) @binding(15) var<storage, read> alphas: array<vec2<f32>>; // (alpha, t^r)
 @group(0) @binding(16) var<storage, read_write> trace_out: array<vec4<f32>>;
 
 // Second pass: one workgroup sums all partials in a fixed order.
@@ -55,6 +55,20 @@ fn is_finite(a: f32) -> bool {
     return (bitcast<u32>(a) & 0x7f800000u) != 0x7f800000u;
 }
 
+// x^p; exact products for small whole p (the default p = 2), since pow's error
+// on GPUs (through exp2 and log2) is large enough to bias W_sum.
+fn pow_p(x: f32) -> f32 {
+    let n = round(s.p);
+    if n == s.p && n >= 0.0 && n <= 8.0 {
+        var acc = 1.0;
+        for (var i = 0.0; i < n; i += 1.0) {
+            acc *= x;
+        }
+        return acc;
+    }
+    return pow(x, s.p);
+}
+
 // lr_max = max(lr_max, gamma); then c = 1 during c_warmup, else
 // w = t^r lr_max^p, W_sum += w (compensated), c = w / W_sum.
 fn average_weight(gamma: f32, t_pow_r: f32, warm: bool) -> f32 {
@@ -62,9 +76,12 @@ fn average_weight(gamma: f32, t_pow_r: f32, warm: bool) -> f32 {
     if warm {
         return 1.0;
     }
-    let w = t_pow_r * pow(st.lr_max, s.p);
+    let w = t_pow_r * pow_p(st.lr_max);
+    // Kahan summation. Shader compilers treat float math as reassociable unless
+    // told otherwise and would fold (sum - w_sum) - yk to 0; the factor `one`,
+    // unknown to the compiler, keeps the compensation alive.
     let yk = w - st.w_comp;
-    let sum = st.w_sum + yk;
+    let sum = (st.w_sum + yk) * st.one;
     st.w_comp = (sum - st.w_sum) - yk;
     st.w_sum = sum;
     let total = sum - st.w_comp;
@@ -114,12 +131,12 @@ fn plus_scalars() {
 }
 
 // Test entry: runs the lr_max / W_sum / c recurrences for `trace.n` steps driven
-// by given alphas (gamma = lr * alpha, no warmup) and records (lr_max, W_sum, c).
+// by given alphas and t^r (gamma = lr * alpha, no warmup) and records (lr_max, W_sum, c).
 @compute @workgroup_size(1)
 fn plus_trace() {
     for (var k = 0u; k < trace.n; k++) {
-        let gamma = s.lr * alphas[k];
-        let c = average_weight(gamma, pow(f32(k + 1u), trace.r), false);
+        let gamma = s.lr * alphas[k].x;
+        let c = average_weight(gamma, alphas[k].y, false);
         trace_out[k] = vec4<f32>(st.lr_max, st.w_sum - st.w_comp, c, 0.0);
     }
 }

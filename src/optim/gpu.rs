@@ -55,8 +55,21 @@ pub struct PlusState {
     pub error_step: u32,
     /// Steps taken on the device.
     pub steps: u32,
+    /// 1.0: keeps shader compilers from folding the Kahan compensation away.
+    pub one: f32,
     /// Padding.
-    pub pad: [u32; 2],
+    pub pad: u32,
+}
+
+impl PlusState {
+    /// The state before the first step.
+    pub fn initial(cfg: &OptimConfig) -> Self {
+        PlusState {
+            lr_max: cfg.eps as f32,
+            one: 1.0,
+            ..Default::default()
+        }
+    }
 }
 
 /// Whether the parameter buffer holds y (train) or x (eval).
@@ -183,10 +196,7 @@ impl GpuOptimizer {
         let plus_state = (kind == Kind::SfPlus).then(|| {
             gpu.storage_init(
                 "sf_plus state",
-                &[PlusState {
-                    lr_max: cfg.eps as f32,
-                    ..Default::default()
-                }],
+                &[PlusState::initial(cfg)],
             )
         });
 
@@ -537,4 +547,57 @@ impl GpuOptimizer {
         };
         arena.read_from(gpu, buf, name)
     }
+}
+
+/// Runs sf_plus's device recurrences (lr_max, compensated W_sum, c) for
+/// `alphas.len()` steps driven by the given Polyak step sizes (gamma = lr * alpha,
+/// no c warmup, t^r from the host as in training), with the same code the scalar
+/// kernel uses, and returns (lr_max, W_sum, c) after every step. Used to check
+/// them against f64.
+pub fn trace_plus_scalars(gpu: &Gpu, cfg: &OptimConfig, alphas: &[f32]) -> Result<Vec<[f32; 3]>> {
+    #[repr(C)]
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    struct TraceInfo {
+        n: u32,
+        pad: [u32; 3],
+    }
+    let mut k = Kernels::default();
+    let scalars = StepScalars {
+        lr: cfg.lr().max(cfg.eps) as f32,
+        p: cfg.weight_lr_power as f32,
+        ..Default::default()
+    };
+    let step_buf = gpu.storage_init("step", &[scalars]);
+    let state = gpu.storage_init(
+        "sf_plus state",
+        &[PlusState::initial(cfg)],
+    );
+    let info = gpu.uniform(
+        "trace",
+        &TraceInfo {
+            n: alphas.len() as u32,
+            pad: [0; 3],
+        },
+    );
+    let inputs: Vec<[f32; 2]> = (0..alphas.len())
+        .map(|k| [alphas[k], ((k + 1) as f64).powf(cfg.r) as f32])
+        .collect();
+    let alpha_buf = gpu.storage_init("alphas", &inputs);
+    let out = gpu.storage("trace", 16 * alphas.len() as u64);
+    let res = [
+        (0, whole(&step_buf)),
+        (11, whole(&state)),
+        (14, whole(&info)),
+        (15, whole(&alpha_buf)),
+        (16, whole(&out)),
+    ];
+    let pass = Pass {
+        pipeline: k.get(&gpu.device, "polyak", "plus_trace"),
+        dispatches: vec![(k.bind(gpu, "polyak", "plus_trace", &res), 1)],
+    };
+    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    pass.record(&mut enc.begin_compute_pass(&Default::default()));
+    gpu.queue.submit([enc.finish()]);
+    let rows: Vec<[f32; 4]> = gpu.read(&out, 0, alphas.len())?;
+    Ok(rows.into_iter().map(|r| [r[0], r[1], r[2]]).collect())
 }
