@@ -186,7 +186,10 @@ fn segment(chunks: &[Chunk], total: usize, max_binding_bytes: u64) -> Result<Vec
     if limit < CHUNK {
         return Err(Error::invalid(
             "max_binding_bytes",
-            format!("{max_binding_bytes} bytes: a storage binding must hold at least one chunk ({} bytes)", CHUNK * 4),
+            format!(
+                "{max_binding_bytes} bytes: a storage binding must hold at least one chunk ({} bytes)",
+                CHUNK * 4
+            ),
         ));
     }
     let mut segments = Vec::new();
@@ -194,9 +197,7 @@ fn segment(chunks: &[Chunk], total: usize, max_binding_bytes: u64) -> Result<Vec
     while first < chunks.len() {
         let start = chunks[first].offset / ALIGN * ALIGN;
         let mut end = first + 1;
-        while end < chunks.len()
-            && end - first < MAX_DISPATCH
-            && chunks[end].offset + chunks[end].len - start <= limit
+        while end < chunks.len() && end - first < MAX_DISPATCH && chunks[end].offset + chunks[end].len - start <= limit
         {
             end += 1;
         }
@@ -319,12 +320,20 @@ mod tests {
         let l = Layout::new(&specs, (2 * CHUNK * 4) as u64).unwrap();
         let chunk_lens: Vec<_> = l.chunks.iter().map(|c| c.len).collect();
         assert_eq!(chunk_lens, vec![CHUNK, 1, CHUNK, CHUNK, CHUNK, 5]);
-        let segs: Vec<_> = l.segments.iter().map(|s| (s.start, s.len, s.first_chunk, s.n_chunks)).collect();
+        let segs: Vec<_> = l
+            .segments
+            .iter()
+            .map(|s| (s.start, s.len, s.first_chunk, s.n_chunks))
+            .collect();
         let b = l.slot("b").unwrap().offset;
         let c = l.slot("c").unwrap().offset;
         assert_eq!(
             segs,
-            vec![(0, b, 0, 2), (b, 2 * CHUNK, 2, 2), (b + 2 * CHUNK, c + 64 - b - 2 * CHUNK, 4, 2)]
+            vec![
+                (0, b, 0, 2),
+                (b, 2 * CHUNK, 2, 2),
+                (b + 2 * CHUNK, c + 64 - b - 2 * CHUNK, 4, 2)
+            ]
         );
         assert!(l.segments.iter().all(|s| s.len * 4 <= 2 * CHUNK * 4));
         assert!(Layout::new(&specs, 1024).is_err());

@@ -115,7 +115,10 @@ impl NapPlan {
             }
             if let Some(rho) = g.rho {
                 if !(rho.is_finite() && rho > 0.0) {
-                    return Err(Error::invalid(format!("nap.groups[{gi}].rho"), "must be a finite number > 0"));
+                    return Err(Error::invalid(
+                        format!("nap.groups[{gi}].rho"),
+                        "must be a finite number > 0",
+                    ));
                 }
             }
         }
@@ -123,7 +126,11 @@ impl NapPlan {
         let mut ranges = Vec::new();
         for gi in 0..cfg.groups.len() as u32 {
             let start = chunk_ids.len() as u32;
-            let ids = layout.chunks.iter().enumerate().filter(|(_, c)| group_of_tensor[c.tensor] == gi);
+            let ids = layout
+                .chunks
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| group_of_tensor[c.tensor] == gi);
             chunk_ids.extend(ids.map(|(i, _)| i as u32));
             ranges.push((start, chunk_ids.len() as u32));
         }

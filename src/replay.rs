@@ -100,9 +100,12 @@ fn numbers(v: &Value, field: &str) -> Result<Vec<f64>> {
     arr.iter()
         .enumerate()
         .map(|(i, x)| {
-            let f = x
-                .as_f64()
-                .ok_or_else(|| bad(format!("{field}[{i}]"), format!("must be a number, got {}", type_name(x))))?;
+            let f = x.as_f64().ok_or_else(|| {
+                bad(
+                    format!("{field}[{i}]"),
+                    format!("must be a number, got {}", type_name(x)),
+                )
+            })?;
             if f.is_finite() {
                 Ok(f)
             } else {
@@ -127,7 +130,12 @@ fn tensor_map(v: &Value, field: &str, tensors: &[CaseTensor]) -> Result<Vec<Vec<
             if vals.len() != t.values.len() {
                 return Err(bad(
                     f,
-                    format!("has {} values, but shape {:?} needs {}", vals.len(), t.shape, t.values.len()),
+                    format!(
+                        "has {} values, but shape {:?} needs {}",
+                        vals.len(),
+                        t.shape,
+                        t.values.len()
+                    ),
                 ));
             }
             Ok(vals)
@@ -158,7 +166,8 @@ impl ReplayCase {
         }
         let opt_value = top.get("optimizer").ok_or_else(|| bad("optimizer", "missing"))?;
         object(opt_value, "optimizer")?;
-        let optimizer: OptimConfig = serde_json::from_value(opt_value.clone()).map_err(|e| bad("optimizer", e.to_string()))?;
+        let optimizer: OptimConfig =
+            serde_json::from_value(opt_value.clone()).map_err(|e| bad("optimizer", e.to_string()))?;
         optimizer.validate()?;
 
         let shapes = object(top.get("shapes").ok_or_else(|| bad("shapes", "missing"))?, "shapes")?;
@@ -174,7 +183,11 @@ impl ReplayCase {
                 .ok_or_else(|| bad(format!("shapes.{name}"), "missing for a tensor in `params`"))?;
             let shape = shape_v
                 .as_array()
-                .and_then(|a| a.iter().map(|d| d.as_u64().map(|d| d as usize)).collect::<Option<Vec<_>>>())
+                .and_then(|a| {
+                    a.iter()
+                        .map(|d| d.as_u64().map(|d| d as usize))
+                        .collect::<Option<Vec<_>>>()
+                })
                 .ok_or_else(|| bad(format!("shapes.{name}"), "must be an array of non-negative integers"))?;
             let len: usize = shape.iter().product();
             if len == 0 {
@@ -182,7 +195,10 @@ impl ReplayCase {
             }
             let values = numbers(vals, &f)?;
             if values.len() != len {
-                return Err(bad(f, format!("has {} values, but shape {shape:?} needs {len}", values.len())));
+                return Err(bad(
+                    f,
+                    format!("has {} values, but shape {shape:?} needs {len}", values.len()),
+                ));
             }
             tensors.push(CaseTensor {
                 name: name.clone(),
@@ -206,10 +222,16 @@ impl ReplayCase {
                     }
                     for t in &g.tensors {
                         if !params.contains_key(t) {
-                            return Err(bad(format!("nap.groups[{gi}].tensors"), format!("no tensor `{t}` in `params`")));
+                            return Err(bad(
+                                format!("nap.groups[{gi}].tensors"),
+                                format!("no tensor `{t}` in `params`"),
+                            ));
                         }
                         if !seen.insert(t.clone()) {
-                            return Err(bad(format!("nap.groups[{gi}].tensors"), format!("tensor `{t}` is in two groups")));
+                            return Err(bad(
+                                format!("nap.groups[{gi}].tensors"),
+                                format!("tensor `{t}` is in two groups"),
+                            ));
                         }
                     }
                     if let Some(rho) = g.rho {
@@ -244,7 +266,11 @@ impl ReplayCase {
             if optimizer.kind == Kind::SfPlus && loss.is_none() {
                 return Err(bad(format!("{f}.loss"), "required for sf_plus"));
             }
-            let grads = tensor_map(obj.get("grads").ok_or_else(|| bad(format!("{f}.grads"), "missing"))?, &format!("{f}.grads"), &tensors)?;
+            let grads = tensor_map(
+                obj.get("grads").ok_or_else(|| bad(format!("{f}.grads"), "missing"))?,
+                &format!("{f}.grads"),
+                &tensors,
+            )?;
             steps.push(CaseStep { loss, grads });
         }
 
@@ -289,7 +315,11 @@ impl ReplayCase {
 
 /// Compares `got` with `expected` element by element; the error names the first value out of tolerance.
 pub fn check_within(got: &ReplayResult, expected: &Expected) -> Result<()> {
-    for (seq, exp_map, got_map) in [("y", &expected.result.y, &got.y), ("x", &expected.result.x, &got.x), ("z", &expected.result.z, &got.z)] {
+    for (seq, exp_map, got_map) in [
+        ("y", &expected.result.y, &got.y),
+        ("x", &expected.result.x, &got.x),
+        ("z", &expected.result.z, &got.z),
+    ] {
         for (name, exp) in exp_map {
             let g = got_map
                 .get(name)
@@ -374,7 +404,11 @@ pub fn run_gpu_with(
     let mut out = ReplayResult::default();
     for t in &case.tensors {
         let read = |buffer: &str| -> Result<Vec<f64>> {
-            Ok(opt.read_state(gpu, &arena, buffer, &t.name)?.into_iter().map(widen).collect())
+            Ok(opt
+                .read_state(gpu, &arena, buffer, &t.name)?
+                .into_iter()
+                .map(widen)
+                .collect())
         };
         out.y.insert(t.name.clone(), read("params")?);
         out.z.insert(t.name.clone(), read("z")?);

@@ -25,9 +25,18 @@ fn shapes() -> Vec<(&'static str, Vec<usize>)> {
 fn nap() -> NapConfig {
     NapConfig {
         groups: vec![
-            NapGroup { tensors: vec!["w4k1".into()], rho: None },
-            NapGroup { tensors: vec!["w".into(), "five".into()], rho: None },
-            NapGroup { tensors: vec!["big".into()], rho: Some(40.0) },
+            NapGroup {
+                tensors: vec!["w4k1".into()],
+                rho: None,
+            },
+            NapGroup {
+                tensors: vec!["w".into(), "five".into()],
+                rho: None,
+            },
+            NapGroup {
+                tensors: vec!["big".into()],
+                rho: Some(40.0),
+            },
         ],
     }
 }
@@ -57,9 +66,17 @@ fn configs() -> Vec<(&'static str, OptimConfig)> {
     plus.c_warmup = 10;
     plus.polyak_beta = 0.9;
     let mut cosine = base(Kind::Adamw, 0.01);
-    cosine.schedule = Schedule::Cosine { warmup_steps: 50, total_steps: 1000, final_frac: 0.1 };
+    cosine.schedule = Schedule::Cosine {
+        warmup_steps: 50,
+        total_steps: 1000,
+        final_frac: 0.1,
+    };
     let mut wsd = base(Kind::Adamw, 0.01);
-    wsd.schedule = Schedule::Wsd { warmup_steps: 50, decay_steps: 200, total_steps: 1000 };
+    wsd.schedule = Schedule::Wsd {
+        warmup_steps: 50,
+        decay_steps: 200,
+        total_steps: 1000,
+    };
     vec![
         ("sgd_sf", sgd),
         ("adamw_sf", adamw_sf),
@@ -81,7 +98,7 @@ fn worst(got: &ReplayResult, exp: &ReplayResult) -> (f64, String) {
             let scale = ev.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             for (i, (a, b)) in g[name].iter().zip(ev).enumerate() {
                 let r = (a - b).abs() / (b.abs() + scale);
-                if !(r <= w.0) {
+                if r > w.0 || r.is_nan() {
                     w = (r, format!("{seq}.{name}[{i}]: got {a}, expected {b}"));
                 }
             }

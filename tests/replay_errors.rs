@@ -25,11 +25,17 @@ fn replay(text: &str) -> (i32, String, bool) {
         .unwrap();
     let created = out.exists();
     std::fs::remove_dir_all(&dir).ok();
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into_owned(), created)
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+        created,
+    )
 }
 
 fn rand_id(s: &str) -> u64 {
-    s.bytes().fold(1469598103934665603u64, |h, b| (h ^ b as u64).wrapping_mul(1099511628211))
+    s.bytes().fold(1469598103934665603u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(1099511628211)
+    })
 }
 
 fn expect_error(case: serde_json::Value, field: &str) {

@@ -18,8 +18,14 @@ fn shapes() -> Vec<(&'static str, Vec<usize>)> {
 fn nap() -> NapConfig {
     NapConfig {
         groups: vec![
-            NapGroup { tensors: vec!["a".into(), "d".into()], rho: None },
-            NapGroup { tensors: vec!["c".into()], rho: None },
+            NapGroup {
+                tensors: vec!["a".into(), "d".into()],
+                rho: None,
+            },
+            NapGroup {
+                tensors: vec!["c".into()],
+                rho: None,
+            },
         ],
     }
 }

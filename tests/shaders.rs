@@ -23,16 +23,28 @@ fn every_kernel_file_translates_to_every_backend() {
     for (name, _) in FILES {
         let (module, info) = module(name);
         spv::write_vec(&module, &info, &spv::Options::default(), None).unwrap_or_else(|e| panic!("{name} spv: {e}"));
-        msl::write_string(&module, &info, &msl::Options::default(), &msl::PipelineOptions::default())
-            .unwrap_or_else(|e| panic!("{name} msl: {e}"));
+        msl::write_string(
+            &module,
+            &info,
+            &msl::Options::default(),
+            &msl::PipelineOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{name} msl: {e}"));
         let mut hlsl_out = String::new();
-        hlsl::Writer::new(&mut hlsl_out, &hlsl::Options::default(), &hlsl::PipelineOptions::default())
-            .write(&module, &info, None)
-            .unwrap_or_else(|e| panic!("{name} hlsl: {e}"));
+        hlsl::Writer::new(
+            &mut hlsl_out,
+            &hlsl::Options::default(),
+            &hlsl::PipelineOptions::default(),
+        )
+        .write(&module, &info, None)
+        .unwrap_or_else(|e| panic!("{name} hlsl: {e}"));
         for ep in &module.entry_points {
             let mut glsl_out = String::new();
             let options = glsl::Options {
-                version: glsl::Version::Embedded { version: 310, is_webgl: false },
+                version: glsl::Version::Embedded {
+                    version: 310,
+                    is_webgl: false,
+                },
                 ..Default::default()
             };
             let pipeline = glsl::PipelineOptions {
@@ -73,11 +85,19 @@ fn binding_table_matches_the_shaders_and_the_storage_limit() {
                 .find(|(f, e, _)| f == name && *e == ep.name)
                 .unwrap_or_else(|| panic!("{name}::{} is missing from kernels::ENTRIES", ep.name));
             assert_eq!(used, table.2, "{name}::{}: bindings used vs kernels::ENTRIES", ep.name);
-            assert!(storage <= 8, "{name}::{} uses {storage} storage buffers (portable limit 8)", ep.name);
+            assert!(
+                storage <= 8,
+                "{name}::{} uses {storage} storage buffers (portable limit 8)",
+                ep.name
+            );
             seen += 1;
         }
     }
-    assert_eq!(seen, ENTRIES.len(), "kernels::ENTRIES lists an entry point no shader has");
+    assert_eq!(
+        seen,
+        ENTRIES.len(),
+        "kernels::ENTRIES lists an entry point no shader has"
+    );
 }
 
 /// No `return` may come before a barrier in an entry point that synchronizes:

@@ -9,7 +9,11 @@ use sfnap::replay::{self, ReplayCase};
 use sfnap::Error;
 
 #[derive(Parser)]
-#[command(name = "sfnap", version, about = "Schedule-Free optimizers, ScheduleFree+ and NaP on any GPU")]
+#[command(
+    name = "sfnap",
+    version,
+    about = "Schedule-Free optimizers, ScheduleFree+ and NaP on any GPU"
+)]
 struct Cli {
     /// GPU backend: vulkan, metal, dx12, gl or auto (best available).
     #[arg(long, global = true, env = "SFNAP_BACKEND", default_value = "auto")]

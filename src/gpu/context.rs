@@ -169,7 +169,10 @@ impl Gpu {
 
     /// One line naming the adapter: `name (backend, type)`.
     pub fn describe(&self) -> String {
-        format!("{} ({:?}, {:?})", self.info.name, self.info.backend, self.info.device_type)
+        format!(
+            "{} ({:?}, {:?})",
+            self.info.name, self.info.backend, self.info.device_type
+        )
     }
 
     /// Waits until all submitted work is done.

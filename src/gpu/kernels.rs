@@ -8,7 +8,10 @@ use std::collections::HashMap;
 use crate::gpu::Gpu;
 
 /// Declarations shared by every kernel file.
-pub const COMMON: &str = concat!(include_str!("../../shaders/common.wgsl"), include_str!("../../shaders/reduce.wgsl"));
+pub const COMMON: &str = concat!(
+    include_str!("../../shaders/common.wgsl"),
+    include_str!("../../shaders/reduce.wgsl")
+);
 
 /// Every kernel file: (name, source without the common prelude).
 pub const FILES: &[(&str, &str)] = &[
@@ -109,7 +112,11 @@ impl Kernels {
                 resource: resource.clone(),
             })
             .collect();
-        assert_eq!(entries.len(), used.len(), "{file}::{entry}: missing a binding of {used:?}");
+        assert_eq!(
+            entries.len(),
+            used.len(),
+            "{file}::{entry}: missing a binding of {used:?}"
+        );
         gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(entry),
             layout: &pipeline.get_bind_group_layout(0),

@@ -50,13 +50,13 @@ impl Kind {
 
     /// Parses a kind name.
     pub fn parse(s: &str) -> Result<Kind> {
-        Kind::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = Kind::ALL.iter().map(|k| k.name()).collect();
-                Error::invalid("kind", format!("unknown kind `{s}` (expected one of {})", names.join(", ")))
-            })
+        Kind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Kind::ALL.iter().map(|k| k.name()).collect();
+            Error::invalid(
+                "kind",
+                format!("unknown kind `{s}` (expected one of {})", names.join(", ")),
+            )
+        })
     }
 
     /// True for the Schedule-Free kinds that keep (y, z) and an implicit x.
@@ -289,7 +289,10 @@ impl OptimConfig {
                 Ok(())
             } else {
                 let close = if hi_open { ')' } else { ']' };
-                Err(Error::invalid(field(name), format!("must lie in [{lo}, {hi}{close}, got {v}")))
+                Err(Error::invalid(
+                    field(name),
+                    format!("must lie in [{lo}, {hi}{close}, got {v}"),
+                ))
             }
         };
         let lr = self.lr();
@@ -301,8 +304,15 @@ impl OptimConfig {
         in_range("betas[0]", b1, 0.0, 1.0, true)?;
         in_range("betas[1]", b2, 0.0, 1.0, true)?;
         if self.kind.is_schedule_free() && self.kind != Kind::SfPlus && self.sf_beta() <= 0.0 {
-            let name = if self.kind == Kind::SgdSf { "momentum" } else { "betas[0]" };
-            return Err(Error::invalid(field(name), "must be > 0: x = (y - (1 - beta) z) / beta"));
+            let name = if self.kind == Kind::SgdSf {
+                "momentum"
+            } else {
+                "betas[0]"
+            };
+            return Err(Error::invalid(
+                field(name),
+                "must be > 0: x = (y - (1 - beta) z) / beta",
+            ));
         }
         in_range("momentum", self.momentum, 0.0, 1.0, true)?;
         finite("eps", self.eps)?;
@@ -338,7 +348,10 @@ impl OptimConfig {
                 final_frac,
             } => {
                 if total_steps <= warmup_steps {
-                    return Err(Error::invalid(field("schedule.total_steps"), "must exceed warmup_steps"));
+                    return Err(Error::invalid(
+                        field("schedule.total_steps"),
+                        "must exceed warmup_steps",
+                    ));
                 }
                 in_range("schedule.final_frac", final_frac, 0.0, 1.0, false)?;
             }

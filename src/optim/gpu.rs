@@ -193,12 +193,7 @@ impl GpuOptimizer {
         let partials = gpu.storage("partials", 8 * n_chunks as u64);
 
         let loss = (kind == Kind::SfPlus).then(|| gpu.storage("loss", 16));
-        let plus_state = (kind == Kind::SfPlus).then(|| {
-            gpu.storage_init(
-                "sf_plus state",
-                &[PlusState::initial(cfg)],
-            )
-        });
+        let plus_state = (kind == Kind::SfPlus).then(|| gpu.storage_init("sf_plus state", &[PlusState::initial(cfg)]));
 
         // Binding resources of segment i (see kernels::ENTRIES for the numbering).
         let seg_resources = |i: usize| {
@@ -218,18 +213,21 @@ impl GpuOptimizer {
             }
             r
         };
-        let per_segment = |k: &mut Kernels, file: &'static str, entry: &'static str, count: &dyn Fn(usize) -> u32| Pass {
-            pipeline: k.get(&gpu.device, file, entry),
-            dispatches: (0..segs.len())
-                .map(|i| (k.bind(gpu, file, entry, &seg_resources(i)), count(i)))
-                .collect(),
-        };
+        let per_segment =
+            |k: &mut Kernels, file: &'static str, entry: &'static str, count: &dyn Fn(usize) -> u32| Pass {
+                pipeline: k.get(&gpu.device, file, entry),
+                dispatches: (0..segs.len())
+                    .map(|i| (k.bind(gpu, file, entry, &seg_resources(i)), count(i)))
+                    .collect(),
+            };
         let n_vec4 = |i: usize| segs[i].len / 4;
 
         let step = match kind {
             Kind::SgdSf => per_segment(&mut k, "sf_step", "sgd_sf_step", &|i| elem_workgroups(n_vec4(i))),
             Kind::AdamwSf if cfg.inner_momentum > 0.0 => {
-                per_segment(&mut k, "sf_step", "adam_sf_momentum_step", &|i| elem_workgroups(n_vec4(i)))
+                per_segment(&mut k, "sf_step", "adam_sf_momentum_step", &|i| {
+                    elem_workgroups(n_vec4(i))
+                })
             }
             Kind::AdamwSf | Kind::AdamwSfPaper | Kind::RadamSf => {
                 per_segment(&mut k, "sf_step", "adam_sf_step", &|i| elem_workgroups(n_vec4(i)))
@@ -240,11 +238,16 @@ impl GpuOptimizer {
 
         let mut plus = Vec::new();
         if let (Some(loss), Some(st)) = (&loss, &plus_state) {
-            plus.push(per_segment(&mut k, "sf_plus", "plus_sums", &|i| segs[i].n_chunks as u32));
+            plus.push(per_segment(&mut k, "sf_plus", "plus_sums", &|i| {
+                segs[i].n_chunks as u32
+            }));
             let all_partials = range(&partials, 0, 8 * n_chunks as u64);
             for (entry, res) in [
                 ("plus_reduce", vec![(8, all_partials), (11, whole(st))]),
-                ("plus_scalars", vec![(0, whole(&step_buf)), (11, whole(st)), (12, whole(loss))]),
+                (
+                    "plus_scalars",
+                    vec![(0, whole(&step_buf)), (11, whole(st)), (12, whole(loss))],
+                ),
             ] {
                 plus.push(Pass {
                     pipeline: k.get(&gpu.device, "polyak", entry),
@@ -255,7 +258,8 @@ impl GpuOptimizer {
 
         let (to_eval, to_train) = if kind.is_schedule_free() {
             let train = Some(per_segment(&mut k, "mode", "to_train", &|i| elem_workgroups(n_vec4(i))));
-            let eval = (kind != Kind::SfPlus).then(|| per_segment(&mut k, "mode", "to_eval", &|i| elem_workgroups(n_vec4(i))));
+            let eval =
+                (kind != Kind::SfPlus).then(|| per_segment(&mut k, "mode", "to_eval", &|i| elem_workgroups(n_vec4(i))));
             (eval, train)
         } else {
             (None, None)
@@ -294,7 +298,10 @@ impl GpuOptimizer {
                 };
                 let group = Pass {
                     pipeline: k.get(&gpu.device, "nap", "group_norms"),
-                    dispatches: vec![(k.bind(gpu, "nap", "group_norms", &resources(0)), plan.groups.len() as u32)],
+                    dispatches: vec![(
+                        k.bind(gpu, "nap", "group_norms", &resources(0)),
+                        plan.groups.len() as u32,
+                    )],
                 };
                 // rho: the groups' norms now, measured on the parameters, unless given.
                 let rows = |rho: &[f64]| -> Vec<GroupRow> {
@@ -309,7 +316,11 @@ impl GpuOptimizer {
                         })
                         .collect()
                 };
-                gpu.queue.write_buffer(&groups_buf, 0, bytemuck::cast_slice(&rows(&vec![0.0; plan.groups.len()])));
+                gpu.queue.write_buffer(
+                    &groups_buf,
+                    0,
+                    bytemuck::cast_slice(&rows(&vec![0.0; plan.groups.len()])),
+                );
                 let measure = chunked(&mut k, "norms_w");
                 let mut enc = gpu.device.create_command_encoder(&Default::default());
                 {
@@ -325,7 +336,8 @@ impl GpuOptimizer {
                     .zip(&measured)
                     .map(|(given, m)| given.unwrap_or(m[0] as f64))
                     .collect();
-                gpu.queue.write_buffer(&groups_buf, 0, bytemuck::cast_slice(&rows(&rho)));
+                gpu.queue
+                    .write_buffer(&groups_buf, 0, bytemuck::cast_slice(&rows(&rho)));
                 Some(NapPasses {
                     norms: chunked(&mut k, norms_entry),
                     project: chunked(&mut k, project_entry),
@@ -401,7 +413,13 @@ impl GpuOptimizer {
         let scalars: StepScalars = self.host.next_step();
         let offset = self.slot as u64 * SLOT;
         gpu.queue.write_buffer(&self.ring, offset, bytemuck::bytes_of(&scalars));
-        enc.copy_buffer_to_buffer(&self.ring, offset, &self.step_buf, 0, std::mem::size_of::<StepScalars>() as u64);
+        enc.copy_buffer_to_buffer(
+            &self.ring,
+            offset,
+            &self.step_buf,
+            0,
+            std::mem::size_of::<StepScalars>() as u64,
+        );
         self.slot = (self.slot + 1) % RING;
         self.pending += 1;
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -568,10 +586,7 @@ pub fn trace_plus_scalars(gpu: &Gpu, cfg: &OptimConfig, alphas: &[f32]) -> Resul
         ..Default::default()
     };
     let step_buf = gpu.storage_init("step", &[scalars]);
-    let state = gpu.storage_init(
-        "sf_plus state",
-        &[PlusState::initial(cfg)],
-    );
+    let state = gpu.storage_init("sf_plus state", &[PlusState::initial(cfg)]);
     let info = gpu.uniform(
         "trace",
         &TraceInfo {
