@@ -143,6 +143,13 @@ impl Gpu {
     pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu> {
         let info = adapter.get_info();
         let limits = adapter.limits();
+        let support = crate::gpu::support::check(&limits, &adapter.get_downlevel_capabilities(), adapter.features());
+        if let Some(missing) = &support[0].missing {
+            return Err(Error::NoAdapter(format!(
+                "{} ({:?}) cannot run sfnap's kernels: it lacks {missing}",
+                info.name, info.backend
+            )));
+        }
         let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let required_features = if timestamps {
             wgpu::Features::TIMESTAMP_QUERY

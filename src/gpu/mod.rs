@@ -3,5 +3,6 @@
 pub mod buffers;
 pub mod context;
 pub mod kernels;
+pub mod support;
 
 pub use context::{BackendChoice, Gpu};

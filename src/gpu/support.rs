@@ -1,0 +1,90 @@
+//! What an adapter can run: sfnap's operations checked against its limits and
+//! features, so a user on an unusual GPU knows before training.
+
+use crate::arena::CHUNK;
+
+/// One of sfnap's operations and what it needs from the adapter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Support {
+    /// The operation.
+    pub operation: &'static str,
+    /// `None` when the adapter can run it, else what is missing.
+    pub missing: Option<String>,
+}
+
+/// Storage buffers one entry point binds at most (sf_plus's element pass, NaP's projection).
+pub const STORAGE_BUFFERS_NEEDED: u32 = 8;
+/// Invocations per workgroup every kernel uses.
+pub const WORKGROUP_SIZE: u32 = 256;
+/// Workgroup memory of the reductions: 256 vec2<f32>.
+pub const WORKGROUP_BYTES: u32 = 256 * 8;
+
+/// Checks every operation against an adapter's capabilities.
+pub fn check(limits: &wgpu::Limits, downlevel: &wgpu::DownlevelCapabilities, features: wgpu::Features) -> Vec<Support> {
+    let mut kernels = Vec::new();
+    if !downlevel.flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS) {
+        kernels.push("compute shaders".to_string());
+    }
+    if limits.max_storage_buffers_per_shader_stage < STORAGE_BUFFERS_NEEDED {
+        kernels.push(format!(
+            "{STORAGE_BUFFERS_NEEDED} storage buffers per stage (has {})",
+            limits.max_storage_buffers_per_shader_stage
+        ));
+    }
+    if limits.max_compute_invocations_per_workgroup < WORKGROUP_SIZE || limits.max_compute_workgroup_size_x < WORKGROUP_SIZE
+    {
+        kernels.push(format!("workgroups of {WORKGROUP_SIZE} invocations"));
+    }
+    if limits.max_compute_workgroup_storage_size < WORKGROUP_BYTES {
+        kernels.push(format!("{WORKGROUP_BYTES} bytes of workgroup memory"));
+    }
+    if limits.max_storage_buffer_binding_size < (CHUNK * 4) as u64 {
+        kernels.push(format!("storage bindings of at least {} bytes", CHUNK * 4));
+    }
+    let all = (!kernels.is_empty()).then(|| kernels.join(", "));
+    let timing = (!features.contains(wgpu::Features::TIMESTAMP_QUERY))
+        .then(|| "timestamp queries (bench falls back to wall-clock timing)".to_string());
+    vec![
+        Support {
+            operation: "optimizer steps, NaP, eval/train (all kinds)",
+            missing: all,
+        },
+        Support {
+            operation: "GPU-side timing in `sfnap bench`",
+            missing: timing,
+        },
+    ]
+}
+
+/// One line per operation: `ok` or what is missing.
+pub fn describe(list: &[Support]) -> Vec<String> {
+    list.iter()
+        .map(|s| match &s.missing {
+            None => format!("{}: ok", s.operation),
+            Some(m) => format!("{}: missing {m}", s.operation),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webgpu_defaults_run_everything() {
+        let s = check(&wgpu::Limits::default(), &wgpu::DownlevelCapabilities::default(), wgpu::Features::empty());
+        assert_eq!(s[0].missing, None);
+        assert!(s[1].missing.is_some());
+    }
+
+    #[test]
+    fn too_few_storage_buffers_are_named() {
+        let limits = wgpu::Limits {
+            max_storage_buffers_per_shader_stage: 4,
+            ..Default::default()
+        };
+        let s = check(&limits, &wgpu::DownlevelCapabilities::default(), wgpu::Features::TIMESTAMP_QUERY);
+        assert!(s[0].missing.as_deref().unwrap().contains("8 storage buffers per stage (has 4)"));
+        assert_eq!(s[1].missing, None);
+    }
+}
