@@ -22,7 +22,7 @@ const MIN_NORM: f32 = 1e-12;
 @group(0) @binding(7) var<storage, read_write> x: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> partials: array<vec2<f32>>;
 @group(0) @binding(9) var<storage, read> chunks: array<Chunk>;
-@group(0) @binding(10) var<storage, read> groups: array<Group>;
+@group(0) @binding(10) var<storage, read_write> groups: array<Group>;
 @group(0) @binding(13) var<storage, read_write> norms: array<vec2<f32>>;
 @group(0) @binding(17) var<storage, read> chunk_ids: array<u32>;
 
@@ -92,6 +92,15 @@ fn group_norms(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_
     let total = workgroup_sum(lid.x, acc);
     if lid.x == 0u {
         norms[wid.x] = sqrt(total);
+    }
+}
+
+// Registration, after pass 2 on the initial parameters: rho = the group's norm
+// now, for every group whose rho was not given (0).
+@compute @workgroup_size(64)
+fn init_rho(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if gid.x < arrayLength(&groups) && groups[gid.x].rho <= 0.0 {
+        groups[gid.x].rho = norms[gid.x].x;
     }
 }
 

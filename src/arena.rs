@@ -279,12 +279,19 @@ impl Arena {
     }
 
     /// Reads tensor `name` of `buffer` (any buffer with this layout).
-    pub fn read_from(&self, gpu: &Gpu, buffer: &wgpu::Buffer, name: &str) -> Result<Vec<f32>> {
+    pub async fn read_from_async(&self, gpu: &Gpu, buffer: &wgpu::Buffer, name: &str) -> Result<Vec<f32>> {
         let slot = self.layout.slot(name)?;
-        gpu.read(buffer, slot.offset, slot.len)
+        gpu.read_async(buffer, slot.offset, slot.len).await
     }
 
-    /// Reads the parameters of tensor `name`.
+    /// [`Arena::read_from_async`], waiting for the device (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_from(&self, gpu: &Gpu, buffer: &wgpu::Buffer, name: &str) -> Result<Vec<f32>> {
+        pollster::block_on(self.read_from_async(gpu, buffer, name))
+    }
+
+    /// Reads the parameters of tensor `name` (native only; see [`Arena::read_from_async`]).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn read(&self, gpu: &Gpu, name: &str) -> Result<Vec<f32>> {
         self.read_from(gpu, &self.params, name)
     }

@@ -361,13 +361,26 @@ fn widen(v: f32) -> f64 {
 }
 
 /// Runs `case` on the GPU engine (all tensors take weight decay) and returns y, x and z.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn run_gpu(gpu: &crate::gpu::Gpu, case: &ReplayCase) -> Result<ReplayResult> {
     run_gpu_with(gpu, case, &vec![true; case.tensors.len()], None)
 }
 
-/// As [`run_gpu`], with weight decay only where `decay[i]` holds, and storage
-/// bindings of at most `max_binding_bytes` (to exercise a segmented arena).
+/// [`run_gpu_async`], waiting for the device (native only).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn run_gpu_with(
+    gpu: &crate::gpu::Gpu,
+    case: &ReplayCase,
+    decay: &[bool],
+    max_binding_bytes: Option<u64>,
+) -> Result<ReplayResult> {
+    pollster::block_on(run_gpu_async(gpu, case, decay, max_binding_bytes))
+}
+
+/// Runs `case` on the GPU engine with weight decay only where `decay[i]` holds,
+/// and storage bindings of at most `max_binding_bytes` (to exercise a segmented
+/// arena). The same code runs natively and in the browser.
+pub async fn run_gpu_async(
     gpu: &crate::gpu::Gpu,
     case: &ReplayCase,
     decay: &[bool],
@@ -400,22 +413,17 @@ pub fn run_gpu_with(
         }
         opt.step(gpu)?;
     }
-    opt.check(gpu)?;
+    opt.check_async(gpu).await?;
     let mut out = ReplayResult::default();
     for t in &case.tensors {
-        let read = |buffer: &str| -> Result<Vec<f64>> {
-            Ok(opt
-                .read_state(gpu, &arena, buffer, &t.name)?
-                .into_iter()
-                .map(widen)
-                .collect())
-        };
-        out.y.insert(t.name.clone(), read("params")?);
-        out.z.insert(t.name.clone(), read("z")?);
+        let y = opt.read_state_async(gpu, &arena, "params", &t.name).await?;
+        let z = opt.read_state_async(gpu, &arena, "z", &t.name).await?;
+        out.y.insert(t.name.clone(), y.into_iter().map(widen).collect());
+        out.z.insert(t.name.clone(), z.into_iter().map(widen).collect());
     }
     opt.eval(gpu, &arena);
     for t in &case.tensors {
-        let x = opt.read_state(gpu, &arena, "params", &t.name)?;
+        let x = opt.read_state_async(gpu, &arena, "params", &t.name).await?;
         out.x.insert(t.name.clone(), x.into_iter().map(widen).collect());
     }
     opt.train(gpu);

@@ -41,23 +41,25 @@ impl Gpu {
         })
     }
 
-    /// Copies `bytes` bytes of `buffer` from `offset` to the host (waits for the device).
-    pub fn read_bytes(&self, buffer: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
+    /// Copies `bytes` bytes of `buffer` from `offset` to the host. Natively this
+    /// waits for the device; in the browser the future resolves when the GPU is done.
+    pub async fn read_bytes_async(&self, buffer: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
+        let size = bytes.next_multiple_of(4);
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
-            size: bytes.next_multiple_of(4),
+            size,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
         let mut enc = self.device.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(buffer, offset, &staging, 0, bytes.next_multiple_of(4));
+        enc.copy_buffer_to_buffer(buffer, offset, &staging, 0, size);
         self.queue.submit([enc.finish()]);
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = futures::channel::oneshot::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
         });
         self.wait()?;
-        rx.recv()
+        rx.await
             .map_err(|_| Error::Gpu("readback callback never ran".into()))?
             .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
         let view = staging
@@ -71,10 +73,16 @@ impl Gpu {
     }
 
     /// Reads `count` values of type `T` from `buffer` starting at element `first`.
-    pub fn read<T: bytemuck::Pod>(&self, buffer: &wgpu::Buffer, first: usize, count: usize) -> Result<Vec<T>> {
+    pub async fn read_async<T: bytemuck::Pod>(&self, buffer: &wgpu::Buffer, first: usize, count: usize) -> Result<Vec<T>> {
         let size = std::mem::size_of::<T>() as u64;
-        let bytes = self.read_bytes(buffer, first as u64 * size, count as u64 * size)?;
+        let bytes = self.read_bytes_async(buffer, first as u64 * size, count as u64 * size).await?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// [`Gpu::read_async`], waiting for the device (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read<T: bytemuck::Pod>(&self, buffer: &wgpu::Buffer, first: usize, count: usize) -> Result<Vec<T>> {
+        pollster::block_on(self.read_async(buffer, first, count))
     }
 }
 

@@ -42,6 +42,7 @@ impl BackendChoice {
         }
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn backends(self) -> wgpu::Backends {
         match self {
             Self::Auto => wgpu::Backends::all(),
@@ -67,15 +68,17 @@ pub struct Gpu {
     pub timestamps: bool,
 }
 
-const INSTALL_HINT: &str = "no GPU adapter found. On a machine without a GPU install Mesa's CPU Vulkan driver \
-(Debian/Ubuntu: `apt-get install mesa-vulkan-drivers`, or run `make setup`), then check `sfnap devices`";
-
 fn instance() -> wgpu::Instance {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     desc.backends = wgpu::Backends::all();
     wgpu::Instance::new(desc)
 }
 
+#[cfg(not(target_arch = "wasm32"))]
+const INSTALL_HINT: &str = "no GPU adapter found. On a machine without a GPU install Mesa's CPU Vulkan driver \
+(Debian/Ubuntu: `apt-get install mesa-vulkan-drivers`, or run `make setup`), then check `sfnap devices`";
+
+#[cfg(not(target_arch = "wasm32"))]
 fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
     let ty = match info.device_type {
         wgpu::DeviceType::DiscreteGpu => 0,
@@ -91,7 +94,8 @@ fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
     (ty, backend)
 }
 
-/// Every adapter wgpu can see, best first.
+/// Every adapter wgpu can see, best first (native only: browsers offer one adapter on request).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn adapters() -> Vec<wgpu::Adapter> {
     let mut list = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
     list.sort_by_key(|a| rank(&a.get_info()));
@@ -99,6 +103,7 @@ pub fn adapters() -> Vec<wgpu::Adapter> {
 }
 
 /// Picks an adapter for `choice`, honouring wgpu's `WGPU_ADAPTER_NAME` (a case-insensitive substring).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn pick_adapter(choice: BackendChoice) -> Result<wgpu::Adapter> {
     let all = adapters();
     if all.is_empty() {
@@ -130,17 +135,37 @@ pub fn pick_adapter(choice: BackendChoice) -> Result<wgpu::Adapter> {
 
 impl Gpu {
     /// Opens the adapter chosen by `choice` (see [`pick_adapter`]).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new(choice: BackendChoice) -> Result<Gpu> {
-        Self::from_adapter(pick_adapter(choice)?)
+        pollster::block_on(Self::from_adapter(pick_adapter(choice)?))
     }
 
     /// Opens the adapter chosen by `SFNAP_BACKEND` (default `auto`).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn from_env() -> Result<Gpu> {
         Self::new(BackendChoice::from_env()?)
     }
 
+    /// Opens the browser's WebGPU adapter (high-performance preference).
+    #[cfg(target_arch = "wasm32")]
+    pub async fn browser() -> Result<Gpu> {
+        let adapter = instance()
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| {
+                Error::NoAdapter(format!(
+                    "this browser offers no WebGPU adapter ({e}); WebGPU runs in Chrome, Edge and other Chromium \
+                     browsers, Safari 26 and Firefox 141 or newer"
+                ))
+            })?;
+        Self::from_adapter(adapter).await
+    }
+
     /// Opens a device on `adapter` with all of its limits.
-    pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu> {
+    pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu> {
         let info = adapter.get_info();
         let limits = adapter.limits();
         let support = crate::gpu::support::check(&limits, &adapter.get_downlevel_capabilities(), adapter.features());
@@ -156,15 +181,17 @@ impl Gpu {
         } else {
             wgpu::Features::empty()
         };
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("sfnap"),
-            required_features,
-            required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
-            memory_hints: wgpu::MemoryHints::Performance,
-            trace: wgpu::Trace::Off,
-        }))
-        .map_err(|e| Error::Gpu(format!("could not open {}: {e}", info.name)))?;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("sfnap"),
+                required_features,
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| Error::Gpu(format!("could not open {}: {e}", info.name)))?;
         Ok(Gpu {
             device,
             queue,

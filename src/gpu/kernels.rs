@@ -42,6 +42,7 @@ pub const ENTRIES: &[(&str, &str, &[u32])] = &[
     ("nap", "norms_sf", &[0, 1, 2, 4, 8, 9]),
     ("nap", "norms_plus", &[1, 4, 7, 8, 9]),
     ("nap", "group_norms", &[8, 10, 13, 17]),
+    ("nap", "init_rho", &[10, 13]),
     ("nap", "project_w", &[1, 2, 9, 10, 13]),
     ("nap", "project_sf", &[0, 1, 2, 4, 9, 10, 13]),
     ("nap", "project_plus", &[0, 1, 2, 4, 7, 9, 10, 13]),

@@ -102,7 +102,7 @@ impl Pass {
 
 struct NapPasses {
     plan: NapPlan,
-    rho: Vec<f64>,
+    groups_buf: wgpu::Buffer,
     norms_buf: wgpu::Buffer,
     norms: Pass,
     group: Pass,
@@ -303,47 +303,41 @@ impl GpuOptimizer {
                         plan.groups.len() as u32,
                     )],
                 };
-                // rho: the groups' norms now, measured on the parameters, unless given.
-                let rows = |rho: &[f64]| -> Vec<GroupRow> {
-                    plan.ranges
-                        .iter()
-                        .zip(rho)
-                        .map(|(&(start, end), &rho)| GroupRow {
-                            start,
-                            end,
-                            rho: rho as f32,
-                            pad0: 0,
-                        })
-                        .collect()
-                };
-                gpu.queue.write_buffer(
-                    &groups_buf,
-                    0,
-                    bytemuck::cast_slice(&rows(&vec![0.0; plan.groups.len()])),
-                );
+                // rho: given, or the group's norm now, measured on the device (0 marks "measure").
+                let rows: Vec<GroupRow> = plan
+                    .ranges
+                    .iter()
+                    .zip(&plan.rho)
+                    .map(|(&(start, end), rho)| GroupRow {
+                        start,
+                        end,
+                        rho: rho.unwrap_or(0.0) as f32,
+                        pad0: 0,
+                    })
+                    .collect();
+                gpu.queue.write_buffer(&groups_buf, 0, bytemuck::cast_slice(&rows));
                 let measure = chunked(&mut k, "norms_w");
+                let init_rho = Pass {
+                    pipeline: k.get(&gpu.device, "nap", "init_rho"),
+                    dispatches: vec![(
+                        k.bind(gpu, "nap", "init_rho", &resources(0)),
+                        plan.groups.len().div_ceil(64) as u32,
+                    )],
+                };
                 let mut enc = gpu.device.create_command_encoder(&Default::default());
                 {
                     let mut pass = enc.begin_compute_pass(&Default::default());
                     measure.record(&mut pass);
                     group.record(&mut pass);
+                    init_rho.record(&mut pass);
                 }
                 gpu.queue.submit([enc.finish()]);
-                let measured: Vec<[f32; 2]> = gpu.read(&norms_buf, 0, plan.groups.len())?;
-                let rho: Vec<f64> = plan
-                    .rho
-                    .iter()
-                    .zip(&measured)
-                    .map(|(given, m)| given.unwrap_or(m[0] as f64))
-                    .collect();
-                gpu.queue
-                    .write_buffer(&groups_buf, 0, bytemuck::cast_slice(&rows(&rho)));
                 Some(NapPasses {
                     norms: chunked(&mut k, norms_entry),
                     project: chunked(&mut k, project_entry),
                     group,
                     plan,
-                    rho,
+                    groups_buf,
                     norms_buf,
                 })
             }
@@ -490,17 +484,17 @@ impl GpuOptimizer {
         self.mode = Mode::Train;
     }
 
-    /// sf_plus's device state (waits for the device).
-    pub fn plus_state(&self, gpu: &Gpu) -> Result<Option<PlusState>> {
+    /// sf_plus's device state.
+    pub async fn plus_state_async(&self, gpu: &Gpu) -> Result<Option<PlusState>> {
         match &self.plus_state {
             None => Ok(None),
-            Some(b) => Ok(gpu.read::<PlusState>(b, 0, 1)?.pop()),
+            Some(b) => Ok(gpu.read_async::<PlusState>(b, 0, 1).await?.pop()),
         }
     }
 
     /// Surfaces an error the device found since the start (sf_plus), as [`Error::Numerical`].
-    pub fn check(&self, gpu: &Gpu) -> Result<()> {
-        let Some(st) = self.plus_state(gpu)? else {
+    pub async fn check_async(&self, gpu: &Gpu) -> Result<()> {
+        let Some(st) = self.plus_state_async(gpu).await? else {
             return Ok(());
         };
         let what = match st.error {
@@ -516,12 +510,12 @@ impl GpuOptimizer {
     }
 
     /// The scalars of the last step as the kernels saw them (gamma and c from the device for sf_plus).
-    pub fn last_scalars(&self, gpu: &Gpu) -> Result<StepScalars> {
-        Ok(gpu.read::<StepScalars>(&self.step_buf, 0, 1)?[0])
+    pub async fn last_scalars_async(&self, gpu: &Gpu) -> Result<StepScalars> {
+        Ok(gpu.read_async::<StepScalars>(&self.step_buf, 0, 1).await?[0])
     }
 
-    /// Per NaP group: rho, current norms of z and x, effective learning rate (waits for the device).
-    pub fn nap_report(&self, gpu: &Gpu) -> Result<Vec<GroupReport>> {
+    /// Per NaP group: rho, current norms of z and x, effective learning rate.
+    pub async fn nap_report_async(&self, gpu: &Gpu) -> Result<Vec<GroupReport>> {
         let Some(nap) = &self.nap else {
             return Ok(Vec::new());
         };
@@ -532,38 +526,72 @@ impl GpuOptimizer {
             nap.group.record(&mut pass);
         }
         gpu.queue.submit([enc.finish()]);
-        let norms: Vec<[f32; 2]> = gpu.read(&nap.norms_buf, 0, nap.plan.groups.len())?;
-        let gamma = self.last_scalars(gpu)?.gamma as f64;
+        let n = nap.plan.groups.len();
+        let norms: Vec<[f32; 2]> = gpu.read_async(&nap.norms_buf, 0, n).await?;
+        let rows: Vec<GroupRow> = gpu.read_async(&nap.groups_buf, 0, n).await?;
+        let gamma = self.last_scalars_async(gpu).await?.gamma as f64;
         Ok(nap
             .plan
             .groups
             .iter()
-            .zip(&nap.rho)
+            .zip(&rows)
             .zip(&norms)
-            .map(|((tensors, &rho), n)| GroupReport {
-                tensors: tensors.clone(),
-                rho,
-                norm_z: n[0] as f64,
-                norm_x: n[1] as f64,
-                effective_lr: if self.cfg.kind == Kind::SgdSf {
-                    gamma / (rho * rho)
-                } else {
-                    gamma / rho
-                },
+            .map(|((tensors, row), n)| {
+                let rho = row.rho as f64;
+                GroupReport {
+                    tensors: tensors.clone(),
+                    rho,
+                    norm_z: n[0] as f64,
+                    norm_x: n[1] as f64,
+                    effective_lr: if self.cfg.kind == Kind::SgdSf {
+                        gamma / (rho * rho)
+                    } else {
+                        gamma / rho
+                    },
+                }
             })
             .collect())
     }
 
     /// Reads tensor `name` of `buffer`: "params" (y in train mode, x in eval mode),
     /// "z" or "x" (sf_plus's explicit x). Kinds without z or x read the parameters.
-    pub fn read_state(&self, gpu: &Gpu, arena: &Arena, buffer: &str, name: &str) -> Result<Vec<f32>> {
+    pub async fn read_state_async(&self, gpu: &Gpu, arena: &Arena, buffer: &str, name: &str) -> Result<Vec<f32>> {
         let buf = match buffer {
             "params" => &arena.params,
             "z" => self.z.as_ref().unwrap_or(&arena.params),
             "x" => self.x.as_ref().unwrap_or(&arena.params),
             other => return Err(Error::invalid("buffer", format!("unknown state buffer `{other}`"))),
         };
-        arena.read_from(gpu, buf, name)
+        arena.read_from_async(gpu, buf, name).await
+    }
+}
+
+/// Blocking forms of the readers, for native code.
+#[cfg(not(target_arch = "wasm32"))]
+impl GpuOptimizer {
+    /// [`GpuOptimizer::plus_state_async`], waiting for the device.
+    pub fn plus_state(&self, gpu: &Gpu) -> Result<Option<PlusState>> {
+        pollster::block_on(self.plus_state_async(gpu))
+    }
+
+    /// [`GpuOptimizer::check_async`], waiting for the device.
+    pub fn check(&self, gpu: &Gpu) -> Result<()> {
+        pollster::block_on(self.check_async(gpu))
+    }
+
+    /// [`GpuOptimizer::last_scalars_async`], waiting for the device.
+    pub fn last_scalars(&self, gpu: &Gpu) -> Result<StepScalars> {
+        pollster::block_on(self.last_scalars_async(gpu))
+    }
+
+    /// [`GpuOptimizer::nap_report_async`], waiting for the device.
+    pub fn nap_report(&self, gpu: &Gpu) -> Result<Vec<GroupReport>> {
+        pollster::block_on(self.nap_report_async(gpu))
+    }
+
+    /// [`GpuOptimizer::read_state_async`], waiting for the device.
+    pub fn read_state(&self, gpu: &Gpu, arena: &Arena, buffer: &str, name: &str) -> Result<Vec<f32>> {
+        pollster::block_on(self.read_state_async(gpu, arena, buffer, name))
     }
 }
 
@@ -572,6 +600,7 @@ impl GpuOptimizer {
 /// no c warmup, t^r from the host as in training), with the same code the scalar
 /// kernel uses, and returns (lr_max, W_sum, c) after every step. Used to check
 /// them against f64.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn trace_plus_scalars(gpu: &Gpu, cfg: &OptimConfig, alphas: &[f32]) -> Result<Vec<[f32; 3]>> {
     #[repr(C)]
     #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
