@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod arena;
+pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod nap;

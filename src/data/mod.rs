@@ -1,0 +1,116 @@
+//! Data sets: generated (two spirals, the continual label-reset stream) and
+//! shipped in `data/` (8x8 digits, an English text for the char-LM).
+
+pub mod continual;
+pub mod digits;
+pub mod spirals;
+pub mod text;
+
+/// A deterministic generator (SplitMix64): every data set is reproducible from its seed.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform integer in [0, n).
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.next_u64() >> 32) * n as u64 >> 32) as usize
+    }
+
+    /// Standard normal (Box-Muller).
+    pub fn normal(&mut self) -> f64 {
+        let a = self.uniform().max(1e-300);
+        let b = self.uniform();
+        (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
+    }
+
+    /// Shuffles `v` in place (Fisher-Yates).
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            v.swap(i, self.below(i + 1));
+        }
+    }
+}
+
+/// A classification set: `inputs` is `[len, dim]` row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Classification {
+    /// Features, row-major.
+    pub inputs: Vec<f32>,
+    /// Class of each row.
+    pub labels: Vec<u32>,
+    /// Features per row.
+    pub dim: usize,
+    /// Number of classes.
+    pub classes: usize,
+}
+
+impl Classification {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The rows at `indices`, as a new set.
+    pub fn select(&self, indices: &[usize]) -> Classification {
+        let mut inputs = Vec::with_capacity(indices.len() * self.dim);
+        for &i in indices {
+            inputs.extend_from_slice(&self.inputs[i * self.dim..(i + 1) * self.dim]);
+        }
+        Classification {
+            inputs,
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            dim: self.dim,
+            classes: self.classes,
+        }
+    }
+
+    /// A stratified split: about `test_fraction` of each class goes to the test
+    /// set, `round(len * test_fraction)` rows in all (largest remainders first).
+    pub fn split(&self, test_fraction: f64, seed: u64) -> (Classification, Classification) {
+        let mut rng = Rng::new(seed);
+        let by_class: Vec<Vec<usize>> = (0..self.classes as u32)
+            .map(|c| (0..self.len()).filter(|&i| self.labels[i] == c).collect())
+            .collect();
+        let exact: Vec<f64> = by_class.iter().map(|rows| rows.len() as f64 * test_fraction).collect();
+        let mut n_test: Vec<usize> = exact.iter().map(|e| e.floor() as usize).collect();
+        let total = (self.len() as f64 * test_fraction).round() as usize;
+        let mut order: Vec<usize> = (0..self.classes).collect();
+        order.sort_by(|&a, &b| (exact[b] - exact[b].floor()).total_cmp(&(exact[a] - exact[a].floor())));
+        for &c in order.iter().cycle().take(total.saturating_sub(n_test.iter().sum())) {
+            n_test[c] += 1;
+        }
+        let (mut train, mut test) = (Vec::new(), Vec::new());
+        for (mut rows, n) in by_class.into_iter().zip(n_test) {
+            rng.shuffle(&mut rows);
+            test.extend_from_slice(&rows[..n]);
+            train.extend_from_slice(&rows[n..]);
+        }
+        rng.shuffle(&mut train);
+        rng.shuffle(&mut test);
+        (self.select(&train), self.select(&test))
+    }
+}
