@@ -4,8 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sfnap::gpu::{context, BackendChoice, Gpu};
+use sfnap::gpu::{context, support, BackendChoice, Gpu};
+use sfnap::optim::{Kind, OptimConfig, Schedule};
 use sfnap::replay::{self, ReplayCase};
+use sfnap::train::{train, DataKind, ModelConfig, RunOptions, TrainConfig};
 use sfnap::Error;
 
 #[derive(Parser)]
@@ -24,6 +26,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train a model on a data set with one optimizer; metrics, plot and checkpoints go to --out.
+    Train(TrainArgs),
     /// List every GPU adapter with the limits that matter to sfnap.
     Devices,
     /// Run a recorded gradient sequence through an optimizer on the GPU (see spec/replay.md).
@@ -34,6 +38,175 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Time optimizer steps against the adapter's copy bandwidth (see BENCHMARKS.md).
+    Bench {
+        /// Optimizer kind: sgd_sf, adamw_sf, adamw_sf_paper, radam_sf, sf_plus or adamw.
+        #[arg(long)]
+        kind: String,
+        /// Parameters in all.
+        #[arg(long)]
+        params: usize,
+        /// Tensors the parameters are split over (ragged sizes).
+        #[arg(long, default_value_t = 1)]
+        tensors: usize,
+        /// Run NaP's norms and projection after every step (every tensor its own group).
+        #[arg(long)]
+        nap: bool,
+        /// adamw_sf's inner momentum (0: none).
+        #[arg(long, default_value_t = 0.0)]
+        inner_momentum: f64,
+        /// Timed steps per trial (default: enough to move about 1 GB, 8 to 1000); the fastest of 5 trials is reported.
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Storage binding limit in bytes, below the device's, to force more arena segments.
+        #[arg(long)]
+        max_binding: Option<u64>,
+        /// Print one JSON object instead of a readable line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// Model: mlp or gpt.
+    #[arg(long, default_value = "mlp")]
+    model: String,
+    /// Data: spirals, digits, text or continual.
+    #[arg(long, default_value = "digits")]
+    data: String,
+    /// Optimizer kind: sgd_sf, adamw_sf, adamw_sf_paper, radam_sf, sf_plus or adamw.
+    #[arg(long, default_value = "sf_plus")]
+    opt: String,
+    /// Learning rate (sf_plus: a multiplier of its Polyak step, default 1).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Warmup steps (Schedule-Free kinds; the schedule's warmup for adamw).
+    #[arg(long, default_value_t = 0)]
+    warmup: u64,
+    /// adamw's schedule: constant, warmup, wsd (last 20% decays) or cosine.
+    #[arg(long, default_value = "constant")]
+    schedule: String,
+    /// Weight decay (as each kind defines it).
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f64,
+    /// Normalize-and-Project every hidden weight and norm after each step.
+    #[arg(long)]
+    nap: bool,
+    /// Steps in all.
+    #[arg(long, default_value_t = 2000)]
+    steps: u64,
+    /// Examples (mlp) or sequences (gpt) per batch.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Evaluate at x every this many steps.
+    #[arg(long, default_value_t = 100)]
+    eval_every: u64,
+    /// Steps per task of the continual stream.
+    #[arg(long, default_value_t = 500)]
+    task_steps: u64,
+    /// Seed of initialization and batches.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Directory for metrics.csv, loss.png and checkpoint.safetensors.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue from DIR/checkpoint.safetensors (same settings; --steps may grow).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+}
+
+fn train_config(a: &TrainArgs) -> Result<TrainConfig, Error> {
+    let data = DataKind::parse(&a.data)?;
+    let model = match (a.model.as_str(), TrainConfig::default_model(data)) {
+        ("mlp", m @ ModelConfig::Mlp(_)) | ("gpt", m @ ModelConfig::Gpt(_)) => m,
+        ("mlp" | "gpt", _) => {
+            return Err(Error::invalid(
+                "model",
+                format!("--model {} does not train on --data {}", a.model, a.data),
+            ))
+        }
+        (other, _) => {
+            return Err(Error::invalid(
+                "model",
+                format!("unknown model `{other}` (expected mlp or gpt)"),
+            ))
+        }
+    };
+    let mut optimizer = OptimConfig::new(Kind::parse(&a.opt).map_err(|e| Error::invalid("opt", e.to_string()))?);
+    optimizer.lr = a.lr;
+    optimizer.weight_decay = a.weight_decay;
+    if optimizer.kind != Kind::Adamw {
+        optimizer.warmup_steps = a.warmup;
+    }
+    optimizer.schedule = match a.schedule.as_str() {
+        "constant" => Schedule::Constant,
+        "warmup" => Schedule::Warmup { warmup_steps: a.warmup },
+        "wsd" => Schedule::Wsd {
+            warmup_steps: a.warmup,
+            decay_steps: (a.steps / 5).max(1),
+            total_steps: a.steps,
+        },
+        "cosine" => Schedule::Cosine {
+            warmup_steps: a.warmup,
+            total_steps: a.steps,
+            final_frac: 0.0,
+        },
+        other => {
+            return Err(Error::invalid(
+                "schedule",
+                format!("unknown schedule `{other}` (expected constant, warmup, wsd or cosine)"),
+            ))
+        }
+    };
+    if optimizer.kind != Kind::Adamw && a.schedule != "constant" {
+        return Err(Error::invalid(
+            "schedule",
+            "only adamw takes a schedule; the Schedule-Free kinds need none",
+        ));
+    }
+    Ok(TrainConfig {
+        model,
+        data,
+        optimizer,
+        nap: a.nap,
+        steps: a.steps,
+        batch: a.batch,
+        eval_every: a.eval_every,
+        metrics_every: 10,
+        seed: a.seed,
+        task_steps: a.task_steps,
+    })
+}
+
+fn train_cmd(backend: BackendChoice, a: &TrainArgs) -> Result<(), Error> {
+    let cfg = train_config(a)?;
+    cfg.validate()?;
+    let gpu = Gpu::new(backend)?;
+    eprintln!("adapter: {}", gpu.describe());
+    let opts = RunOptions {
+        out: a.out.clone().or_else(|| a.resume.clone()),
+        resume: a.resume.clone(),
+        progress: true,
+        stop_after: None,
+    };
+    let summary = train(&gpu, &cfg, &opts)?;
+    if let Some(last) = summary.last() {
+        println!(
+            "step {}: eval loss {:.4}, eval accuracy {:.2}% (at x), train loss {:.4} (at y)",
+            last.step,
+            last.eval_loss,
+            100.0 * last.eval_accuracy,
+            last.train_loss
+        );
+    }
+    if let Some(dir) = &opts.out {
+        println!(
+            "wrote {0}/metrics.csv, {0}/loss.png, {0}/checkpoint.safetensors",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 fn devices() -> Result<(), Error> {
@@ -57,21 +230,12 @@ fn devices() -> Result<(), Error> {
             l.max_buffer_size >> 20,
             l.max_storage_buffers_per_shader_stage
         );
+        let support = support::check(&l, &a.get_downlevel_capabilities(), a.features());
+        for line in support::describe(&support) {
+            println!("    {line}");
+        }
     }
     Ok(())
-}
-
-fn write_atomic(path: &std::path::Path, text: &str) -> Result<(), Error> {
-    let io = |source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })
 }
 
 fn replay_cmd(backend: BackendChoice, case: &std::path::Path, out: Option<&std::path::Path>) -> Result<(), Error> {
@@ -81,7 +245,7 @@ fn replay_cmd(backend: BackendChoice, case: &std::path::Path, out: Option<&std::
     let order: Vec<String> = case.tensors.iter().map(|t| t.name.clone()).collect();
     let json = result.to_json(&order);
     match out {
-        Some(path) => write_atomic(path, &json),
+        Some(path) => sfnap::checkpoint::write_atomic(path, json.as_bytes()),
         None => {
             println!("{json}");
             Ok(())
@@ -89,12 +253,52 @@ fn replay_cmd(backend: BackendChoice, case: &std::path::Path, out: Option<&std::
     }
 }
 
+fn bench_cmd(backend: BackendChoice, opts: &sfnap::bench::BenchOptions, json: bool) -> Result<(), Error> {
+    opts.validate()?;
+    let gpu = Gpu::new(backend)?;
+    let result = sfnap::bench::run(&gpu, opts)?;
+    if json {
+        let text = serde_json::to_string(&result).map_err(|e| Error::Gpu(format!("bench result as JSON: {e}")))?;
+        println!("{text}");
+    } else {
+        println!("{}", result.line());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,wgpu_hal::gles::egl=off")).init();
     let cli = Cli::parse();
     let result = BackendChoice::parse(&cli.backend).and_then(|backend| match &cli.command {
         Command::Devices => devices(),
+        Command::Train(args) => train_cmd(backend, args),
         Command::Replay { case, out } => replay_cmd(backend, case, out.as_deref()),
+        Command::Bench {
+            kind,
+            params,
+            tensors,
+            nap,
+            inner_momentum,
+            steps,
+            max_binding,
+            json,
+        } => sfnap::optim::Kind::parse(kind)
+            .map_err(|e| match e {
+                Error::Invalid { msg, .. } => Error::invalid("--kind", msg),
+                other => other,
+            })
+            .and_then(|kind| {
+                let opts = sfnap::bench::BenchOptions {
+                    kind,
+                    inner_momentum: *inner_momentum,
+                    params: *params,
+                    tensors: *tensors,
+                    nap: *nap,
+                    steps: *steps,
+                    max_binding_bytes: *max_binding,
+                };
+                bench_cmd(backend, &opts, *json)
+            }),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

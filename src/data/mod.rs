@@ -16,6 +16,16 @@ impl Rng {
         Rng(seed)
     }
 
+    /// The generator's state (a checkpoint keeps it to resume the same sequence).
+    pub fn state(&self) -> u64 {
+        self.0
+    }
+
+    /// A generator continuing from `state`.
+    pub fn from_state(state: u64) -> Self {
+        Rng(state)
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -32,7 +42,7 @@ impl Rng {
 
     /// Uniform integer in [0, n).
     pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() >> 32) * n as u64 >> 32) as usize
+        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
     }
 
     /// Standard normal (Box-Muller).

@@ -73,9 +73,16 @@ impl Gpu {
     }
 
     /// Reads `count` values of type `T` from `buffer` starting at element `first`.
-    pub async fn read_async<T: bytemuck::Pod>(&self, buffer: &wgpu::Buffer, first: usize, count: usize) -> Result<Vec<T>> {
+    pub async fn read_async<T: bytemuck::Pod>(
+        &self,
+        buffer: &wgpu::Buffer,
+        first: usize,
+        count: usize,
+    ) -> Result<Vec<T>> {
         let size = std::mem::size_of::<T>() as u64;
-        let bytes = self.read_bytes_async(buffer, first as u64 * size, count as u64 * size).await?;
+        let bytes = self
+            .read_bytes_async(buffer, first as u64 * size, count as u64 * size)
+            .await?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 

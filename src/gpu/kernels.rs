@@ -21,13 +21,24 @@ pub const FILES: &[(&str, &str)] = &[
     ("polyak", include_str!("../../shaders/polyak.wgsl")),
     ("nap", include_str!("../../shaders/nap.wgsl")),
     ("mode", include_str!("../../shaders/mode.wgsl")),
+    ("export", include_str!("../../shaders/export.wgsl")),
     ("bench", include_str!("../../shaders/bench.wgsl")),
+    // Layers (`nn`): each file numbers its own bindings, listed at its top.
+    ("linear", include_str!("../../shaders/linear.wgsl")),
+    ("norm", include_str!("../../shaders/norm.wgsl")),
+    ("activation", include_str!("../../shaders/activation.wgsl")),
+    ("loss", include_str!("../../shaders/loss.wgsl")),
+    ("embedding", include_str!("../../shaders/embedding.wgsl")),
+    ("attention", include_str!("../../shaders/attention.wgsl")),
+    ("residual", include_str!("../../shaders/residual.wgsl")),
+    // The optimizer race (`race`): 2D test functions; bindings listed at its top.
+    ("race", include_str!("../../shaders/race.wgsl")),
 ];
 
 /// The bindings each entry point uses: (file, entry, bindings). Binding numbers
 /// mean the same in every file (0 step, 1 segment, 2 y, 3 g, 4 z, 5 v, 6 m, 7 x,
 /// 8 partials, 9 chunks, 10 groups, 11 sf_plus state, 12 loss, 13 group norms,
-/// 14-16 trace test, 17 chunk ids).
+/// 14-16 trace test, 17 chunk ids, 18 export destination).
 pub const ENTRIES: &[(&str, &str, &[u32])] = &[
     ("sf_step", "sgd_sf_step", &[0, 1, 2, 3, 4]),
     ("sf_step", "adam_sf_step", &[0, 1, 2, 3, 4, 5]),
@@ -48,7 +59,34 @@ pub const ENTRIES: &[(&str, &str, &[u32])] = &[
     ("nap", "project_plus", &[0, 1, 2, 4, 7, 9, 10, 13]),
     ("mode", "to_eval", &[0, 1, 2, 4]),
     ("mode", "to_train", &[0, 1, 2, 4]),
+    ("export", "x_into", &[0, 1, 2, 4, 18]),
     ("bench", "copy_vec4", &[1, 2, 3]),
+    // Layers (`nn`): binding numbers are per file, see the .wgsl.
+    ("linear", "matmul", &[0, 1, 2, 4]),
+    ("linear", "matmul_bias", &[0, 1, 2, 3, 4]),
+    ("linear", "column_sums", &[0, 5, 6]),
+    ("norm", "norm_forward", &[0, 1, 2, 3, 4, 5, 6]),
+    ("norm", "norm_backward_input", &[0, 1, 2, 5, 6, 7, 8]),
+    ("norm", "norm_backward_params", &[0, 1, 5, 6, 7, 9, 10]),
+    ("activation", "relu_forward", &[0, 1, 2]),
+    ("activation", "relu_backward", &[0, 1, 3, 4]),
+    ("activation", "gelu_forward", &[0, 1, 2]),
+    ("activation", "gelu_backward", &[0, 1, 3, 4]),
+    ("loss", "loss_rows", &[0, 1, 2, 3, 4, 5]),
+    ("loss", "loss_mean", &[0, 3, 5, 6]),
+    ("loss", "loss_backward", &[0, 1, 2, 4, 7]),
+    ("embedding", "embedding_forward", &[0, 1, 2, 3]),
+    ("embedding", "embedding_clear", &[0, 5]),
+    ("embedding", "embedding_link", &[0, 1, 5, 6]),
+    ("embedding", "embedding_backward", &[0, 4, 5, 6, 7]),
+    ("attention", "attention_probs", &[0, 1, 2]),
+    ("attention", "attention_values", &[0, 1, 2, 3]),
+    ("attention", "attention_dscores", &[0, 1, 2, 4, 5]),
+    ("attention", "attention_dqkv", &[0, 1, 2, 4, 5, 6]),
+    // The optimizer race: binding numbers are per file, see race.wgsl.
+    ("race", "race_grad", &[0, 1, 2, 3, 4, 5]),
+    ("race", "race_gather", &[0, 1, 6, 7]),
+    ("residual", "add", &[0, 1, 2, 3]),
 ];
 
 /// The full source of kernel file `name` (prelude included).

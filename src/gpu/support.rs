@@ -31,7 +31,8 @@ pub fn check(limits: &wgpu::Limits, downlevel: &wgpu::DownlevelCapabilities, fea
             limits.max_storage_buffers_per_shader_stage
         ));
     }
-    if limits.max_compute_invocations_per_workgroup < WORKGROUP_SIZE || limits.max_compute_workgroup_size_x < WORKGROUP_SIZE
+    if limits.max_compute_invocations_per_workgroup < WORKGROUP_SIZE
+        || limits.max_compute_workgroup_size_x < WORKGROUP_SIZE
     {
         kernels.push(format!("workgroups of {WORKGROUP_SIZE} invocations"));
     }
@@ -72,7 +73,11 @@ mod tests {
 
     #[test]
     fn webgpu_defaults_run_everything() {
-        let s = check(&wgpu::Limits::default(), &wgpu::DownlevelCapabilities::default(), wgpu::Features::empty());
+        let s = check(
+            &wgpu::Limits::default(),
+            &wgpu::DownlevelCapabilities::default(),
+            wgpu::Features::empty(),
+        );
         assert_eq!(s[0].missing, None);
         assert!(s[1].missing.is_some());
     }
@@ -83,8 +88,16 @@ mod tests {
             max_storage_buffers_per_shader_stage: 4,
             ..Default::default()
         };
-        let s = check(&limits, &wgpu::DownlevelCapabilities::default(), wgpu::Features::TIMESTAMP_QUERY);
-        assert!(s[0].missing.as_deref().unwrap().contains("8 storage buffers per stage (has 4)"));
+        let s = check(
+            &limits,
+            &wgpu::DownlevelCapabilities::default(),
+            wgpu::Features::TIMESTAMP_QUERY,
+        );
+        assert!(s[0]
+            .missing
+            .as_deref()
+            .unwrap()
+            .contains("8 storage buffers per stage (has 4)"));
         assert_eq!(s[1].missing, None);
     }
 }

@@ -19,7 +19,12 @@ use crate::optim::scalars::{HostScalars, StepScalars};
 pub const RING: usize = 64;
 const SLOT: u64 = 256;
 /// Workgroups of an element pass at most (each loops over the rest).
-pub const MAX_WORKGROUPS: u32 = 1024;
+pub const MAX_WORKGROUPS: u32 = 8192;
+/// vec4s each invocation of an element pass handles (while MAX_WORKGROUPS allows):
+/// lavapipe runs a workgroup's invocations eight at a time, each through its whole
+/// loop, so every loop trip is one more memory stream per buffer; past 4 trips it
+/// falls off a cliff (BENCHMARKS.md, "levers").
+const VEC4_PER_INVOCATION: usize = 4;
 
 /// WGSL `Seg`.
 #[repr(C)]
@@ -133,11 +138,32 @@ pub struct GpuOptimizer {
     to_eval: Option<Pass>,
     to_train: Option<Pass>,
     nap: Option<NapPasses>,
+    seg_bufs: Vec<wgpu::Buffer>,
     state_bytes: u64,
 }
 
+/// Writes the evaluation weights x into a buffer of the arena's layout, leaving
+/// the parameters as they are (see [`GpuOptimizer::x_export`]).
+pub struct XExport {
+    pass: Option<Pass>,
+    copy_from: Option<wgpu::Buffer>,
+    dst: wgpu::Buffer,
+    bytes: u64,
+}
+
+impl XExport {
+    /// Records the export into `enc`.
+    pub fn record(&self, enc: &mut wgpu::CommandEncoder) {
+        match (&self.pass, &self.copy_from) {
+            (Some(p), _) => p.record(&mut enc.begin_compute_pass(&Default::default())),
+            (None, Some(src)) => enc.copy_buffer_to_buffer(src, 0, &self.dst, 0, self.bytes),
+            (None, None) => {}
+        }
+    }
+}
+
 fn elem_workgroups(n_vec4: usize) -> u32 {
-    (n_vec4.div_ceil(256) as u32).min(MAX_WORKGROUPS)
+    (n_vec4.div_ceil(256 * VEC4_PER_INVOCATION) as u32).min(MAX_WORKGROUPS)
 }
 
 impl GpuOptimizer {
@@ -362,6 +388,7 @@ impl GpuOptimizer {
             to_eval,
             to_train,
             nap,
+            seg_bufs,
             state_bytes,
         })
     }
@@ -369,6 +396,40 @@ impl GpuOptimizer {
     /// The configuration.
     pub fn config(&self) -> &OptimConfig {
         &self.cfg
+    }
+
+    /// The host's scalar recurrences (step counter, lr_max, W_sum), for checkpoints.
+    pub fn host_scalars(&self) -> &HostScalars {
+        &self.host
+    }
+
+    /// The state buffers with the arena's layout: (name, buffer) for z, v, m and x, where the kind keeps them.
+    pub fn state_buffers(&self) -> Vec<(&'static str, &wgpu::Buffer)> {
+        [("z", &self.z), ("v", &self.v), ("m", &self.m), ("x", &self.x)]
+            .into_iter()
+            .filter_map(|(n, b)| b.as_ref().map(|b| (n, b)))
+            .collect()
+    }
+
+    /// The small device buffers a checkpoint keeps: the step scalars and sf_plus's state.
+    pub fn scalar_buffers(&self) -> Vec<(&'static str, &wgpu::Buffer)> {
+        let mut v = vec![("step", &self.step_buf)];
+        if let Some(st) = &self.plus_state {
+            v.push(("plus_state", st));
+        }
+        v
+    }
+
+    /// Continues from a checkpoint's host scalars (the state buffers are written separately).
+    pub fn restore_host_scalars(&mut self, host: HostScalars) -> Result<()> {
+        if host.config() != &self.cfg {
+            return Err(Error::invalid(
+                "checkpoint",
+                "its optimizer configuration differs from this run's",
+            ));
+        }
+        self.host = host;
+        Ok(())
     }
 
     /// Steps taken (recorded) so far.
@@ -435,6 +496,48 @@ impl GpuOptimizer {
     /// Tells the optimizer that everything recorded so far was submitted.
     pub fn submitted(&mut self) {
         self.pending = 0;
+    }
+
+    /// A recorder writing x into `dst` (a buffer of the arena's layout and size)
+    /// without touching the parameters: the (y, z) kinds compute it, sf_plus copies
+    /// its explicit x, adamw copies its weights.
+    pub fn x_export(&self, gpu: &Gpu, arena: &Arena, dst: &wgpu::Buffer) -> XExport {
+        let bytes = arena.layout.bytes();
+        let pass = match (&self.z, &self.x) {
+            (Some(z), None) => {
+                let mut k = Kernels::default();
+                let dispatches = arena
+                    .layout
+                    .segments
+                    .iter()
+                    .zip(&self.seg_bufs)
+                    .map(|(s, seg)| {
+                        let (o, n) = (s.start as u64 * 4, s.len as u64 * 4);
+                        let res = [
+                            (0, whole(&self.step_buf)),
+                            (1, whole(seg)),
+                            (2, range(&arena.params, o, n)),
+                            (4, range(z, o, n)),
+                            (18, range(dst, o, n)),
+                        ];
+                        (k.bind(gpu, "export", "x_into", &res), elem_workgroups(s.len / 4))
+                    })
+                    .collect();
+                Some(Pass {
+                    pipeline: k.get(&gpu.device, "export", "x_into"),
+                    dispatches,
+                })
+            }
+            _ => None,
+        };
+        XExport {
+            copy_from: pass
+                .is_none()
+                .then(|| self.x.clone().unwrap_or_else(|| arena.params.clone())),
+            pass,
+            dst: dst.clone(),
+            bytes,
+        }
     }
 
     /// Records and submits one step on its own.

@@ -8,7 +8,9 @@ use crate::optim::config::{Kind, OptimConfig};
 
 /// The scalars one step's kernels read (layout of WGSL `Step`).
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable, serde::Serialize, serde::Deserialize,
+)]
 pub struct StepScalars {
     /// Step size (adamw: lr_k).
     pub gamma: f32,
@@ -53,7 +55,8 @@ pub struct StepScalars {
 }
 
 /// The host's running state of the scalar recurrences (warmup, lr_max, W_sum).
-#[derive(Debug, Clone)]
+/// It serializes exactly (f64 round-trips through JSON), for checkpoints.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HostScalars {
     cfg: OptimConfig,
     k: u64,
@@ -81,6 +84,11 @@ impl HostScalars {
     /// Steps taken so far.
     pub fn steps(&self) -> u64 {
         self.k
+    }
+
+    /// The configuration these scalars follow.
+    pub fn config(&self) -> &OptimConfig {
+        &self.cfg
     }
 
     /// Running sum of the averaging weights (f64, compensated).

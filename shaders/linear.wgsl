@@ -1,0 +1,131 @@
+// Linear layer: a tiled matrix product C = A B (+ bias) and the bias gradient.
+//
+// The three products of a linear layer y = x W + b (x [M, K], W [K, N]) are all
+// `matmul` with different strides:
+//   forward  y  = x   W     A = x  (row stride K, col stride 1), B = W  (N, 1)
+//   backward dx = dy  W^T   A = dy (N, 1),                       B = W^T (1, N)
+//   backward dW = x^T dy    A = x^T (1, K),                      B = dy (N, 1)
+// C is always written row-major [m, n], overwriting what was there. Every output
+// is summed by one invocation over k in increasing order: deterministic.
+
+struct MatmulDims {
+    m: u32,      // rows of C and A
+    n: u32,      // columns of C and B
+    k: u32,      // columns of A, rows of B
+    pad0: u32,
+    a_row: u32,  // A(i, kk) = a[i * a_row + kk * a_col]
+    a_col: u32,
+    b_row: u32,  // B(kk, j) = b[kk * b_row + j * b_col]
+    b_col: u32,
+}
+
+@group(0) @binding(0) var<uniform> dims: MatmulDims;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+@group(0) @binding(5) var<storage, read> dy: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dbias: array<f32>;
+
+// A workgroup of 16 x 16 invocations computes a 64 x 64 tile of C; each
+// invocation owns the 4 x 4 outputs (row0 + ty + 16 r, col0 + tx + 16 q).
+// K is walked in steps of 16, staging a 64 x 16 slice of A and a 16 x 64 slice
+// of B in workgroup memory (zeros outside the matrices).
+const TILE: u32 = 64u;
+const TILE_K: u32 = 16u;
+
+var<workgroup> tile_a: array<f32, 1024>; // tile_a[kk * TILE + i] = A(row0 + i, k0 + kk)
+var<workgroup> tile_b: array<f32, 1024>; // tile_b[kk * TILE + j] = B(k0 + kk, col0 + j)
+
+fn load_a(row: u32, col: u32) -> f32 {
+    if row < dims.m && col < dims.k {
+        return a[row * dims.a_row + col * dims.a_col];
+    }
+    return 0.0;
+}
+
+fn load_b(row: u32, col: u32) -> f32 {
+    if row < dims.k && col < dims.n {
+        return b[row * dims.b_row + col * dims.b_col];
+    }
+    return 0.0;
+}
+
+// The 4 x 4 outputs of this invocation, acc[4 r + q] = C(row0 + ty + 16 r, col0 + tx + 16 q).
+fn tile_product(wid: vec3<u32>, lid: vec3<u32>) -> array<f32, 16> {
+    let row0 = wid.y * TILE;
+    let col0 = wid.x * TILE;
+    let flat = lid.y * 16u + lid.x;
+    var acc: array<f32, 16>;
+    for (var k0 = 0u; k0 < dims.k; k0 += TILE_K) {
+        // Each of the 256 invocations stages 4 values of each slice.
+        for (var q = 0u; q < 4u; q++) {
+            let e = flat + q * 256u;
+            let ka = e % TILE_K;
+            let ia = e / TILE_K;
+            tile_a[ka * TILE + ia] = load_a(row0 + ia, k0 + ka);
+            let jb = e % TILE;
+            let kb = e / TILE;
+            tile_b[kb * TILE + jb] = load_b(k0 + kb, col0 + jb);
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TILE_K; kk++) {
+            var av: array<f32, 4>;
+            var bv: array<f32, 4>;
+            for (var r = 0u; r < 4u; r++) {
+                av[r] = tile_a[kk * TILE + lid.y + 16u * r];
+                bv[r] = tile_b[kk * TILE + lid.x + 16u * r];
+            }
+            for (var r = 0u; r < 4u; r++) {
+                for (var q = 0u; q < 4u; q++) {
+                    acc[4u * r + q] += av[r] * bv[q];
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    return acc;
+}
+
+// C = A B: one 64 x 64 tile of C per workgroup (grid ceil(n/64) x ceil(m/64)).
+@compute @workgroup_size(16, 16)
+fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let acc = tile_product(wid, lid);
+    for (var r = 0u; r < 4u; r++) {
+        for (var q = 0u; q < 4u; q++) {
+            let row = wid.y * TILE + lid.y + 16u * r;
+            let col = wid.x * TILE + lid.x + 16u * q;
+            if row < dims.m && col < dims.n {
+                c[row * dims.n + col] = acc[4u * r + q];
+            }
+        }
+    }
+}
+
+// C = A B + bias (bias [n] added to every row): as `matmul`.
+@compute @workgroup_size(16, 16)
+fn matmul_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let acc = tile_product(wid, lid);
+    for (var r = 0u; r < 4u; r++) {
+        for (var q = 0u; q < 4u; q++) {
+            let row = wid.y * TILE + lid.y + 16u * r;
+            let col = wid.x * TILE + lid.x + 16u * q;
+            if row < dims.m && col < dims.n {
+                c[row * dims.n + col] = acc[4u * r + q] + bias[col];
+            }
+        }
+    }
+}
+
+// dbias[j] = sum over rows i of dy[i, j] (dy [m, n]): one invocation per column,
+// rows summed in increasing order.
+@compute @workgroup_size(256)
+fn column_sums(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    for (var col = gid.x; col < dims.n; col += nwg.x * WG) {
+        var acc = 0.0;
+        for (var row = 0u; row < dims.m; row++) {
+            acc += dy[row * dims.n + col];
+        }
+        dbias[col] = acc;
+    }
+}

@@ -1,0 +1,195 @@
+//! Checkpoints as safetensors: the x weights (what you ship), the training
+//! weights y, the optimizer's state and step counters, and the run's settings.
+//! Written atomically (a temporary file, synced, then renamed), so an
+//! interrupted save never destroys the previous checkpoint.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
+
+use crate::arena::Arena;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::optim::scalars::HostScalars;
+use crate::optim::GpuOptimizer;
+
+/// The format tag stored in every checkpoint's metadata.
+pub const FORMAT: &str = "sfnap-checkpoint-1";
+
+/// What a checkpoint carries besides tensors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Meta {
+    /// Steps taken.
+    pub step: u64,
+    /// The run's settings as JSON (compared on resume).
+    pub config: String,
+    /// State of the run's batch sampler.
+    pub rng: u64,
+}
+
+fn ckpt_err(path: &Path, msg: impl std::fmt::Display) -> Error {
+    Error::invalid(path.display().to_string(), format!("checkpoint: {msg}"))
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The tensor-name prefix of an optimizer state buffer (sf_plus's explicit x is
+/// `state_x`, apart from the exported evaluation weights `x`).
+fn state_name(buffer: &'static str) -> &'static str {
+    if buffer == "x" {
+        "state_x"
+    } else {
+        buffer
+    }
+}
+
+/// Saves the run's state to `path`. `x` is a buffer holding the exported x weights.
+pub fn save(path: &Path, gpu: &Gpu, arena: &Arena, opt: &GpuOptimizer, x: &wgpu::Buffer, meta: &Meta) -> Result<()> {
+    let total = arena.layout.total;
+    let mut whole: Vec<(String, Vec<u8>)> = Vec::new();
+    let state = opt.state_buffers().into_iter().map(|(n, b)| (state_name(n), b));
+    for (prefix, buffer) in [("x", x), ("y", &arena.params)].into_iter().chain(state) {
+        let bytes = gpu.read::<u8>(buffer, 0, total * 4)?;
+        whole.push((prefix.to_string(), bytes));
+    }
+    let mut tensors: Vec<(String, Vec<usize>, Dtype, &[u8])> = Vec::new();
+    for (prefix, bytes) in &whole {
+        for slot in &arena.layout.slots {
+            let data = &bytes[slot.offset * 4..(slot.offset + slot.len) * 4];
+            tensors.push((format!("{prefix}.{}", slot.name), slot.shape.clone(), Dtype::F32, data));
+        }
+    }
+    let scalars: Vec<(String, Vec<u8>)> = opt
+        .scalar_buffers()
+        .into_iter()
+        .map(|(n, b)| Ok((format!("opt.{n}"), gpu.read::<u8>(b, 0, b.size() as usize)?)))
+        .collect::<Result<_>>()?;
+    for (name, bytes) in &scalars {
+        tensors.push((name.clone(), vec![bytes.len()], Dtype::U8, bytes));
+    }
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .into_iter()
+        .map(|(n, shape, dtype, data)| {
+            TensorView::new(dtype, shape, data)
+                .map(|v| (n, v))
+                .map_err(|e| ckpt_err(path, e))
+        })
+        .collect::<Result<_>>()?;
+    let host = serde_json::to_string(opt.host_scalars()).map_err(|e| ckpt_err(path, e))?;
+    let metadata = HashMap::from([
+        ("format".to_string(), FORMAT.to_string()),
+        ("step".to_string(), meta.step.to_string()),
+        ("config".to_string(), meta.config.clone()),
+        ("rng".to_string(), meta.rng.to_string()),
+        ("host_scalars".to_string(), host),
+    ]);
+    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| ckpt_err(path, e))?;
+    write_atomic(path, &bytes)
+}
+
+/// Writes `bytes` to `path` through a synced temporary file and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io_err(path))
+}
+
+/// A checkpoint read from disk, checked, not yet applied.
+pub struct Loaded {
+    /// Its metadata.
+    pub meta: Meta,
+    host: HostScalars,
+    bytes: Vec<u8>,
+}
+
+/// Reads and checks `path` (format, metadata).
+pub fn load(path: &Path) -> Result<Loaded> {
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| ckpt_err(path, e))?;
+    let md = header
+        .metadata()
+        .as_ref()
+        .ok_or_else(|| ckpt_err(path, "no metadata: not an sfnap checkpoint"))?;
+    let get = |k: &str| {
+        md.get(k)
+            .ok_or_else(|| ckpt_err(path, format!("metadata `{k}` is missing")))
+    };
+    if get("format")? != FORMAT {
+        return Err(ckpt_err(
+            path,
+            format!("format `{}`, expected `{FORMAT}`", get("format")?),
+        ));
+    }
+    let num = |k: &str| -> Result<u64> {
+        get(k)?
+            .parse()
+            .map_err(|_| ckpt_err(path, format!("metadata `{k}` is not a number")))
+    };
+    let meta = Meta {
+        step: num("step")?,
+        config: get("config")?.clone(),
+        rng: num("rng")?,
+    };
+    let host: HostScalars =
+        serde_json::from_str(get("host_scalars")?).map_err(|e| ckpt_err(path, format!("host_scalars: {e}")))?;
+    if host.steps() != meta.step {
+        return Err(ckpt_err(path, "step counters disagree"));
+    }
+    Ok(Loaded { meta, host, bytes })
+}
+
+impl Loaded {
+    /// Writes the checkpoint into a freshly built arena and optimizer (same model and optimizer).
+    pub fn apply(self, path: &Path, gpu: &Gpu, arena: &Arena, opt: &mut GpuOptimizer) -> Result<()> {
+        let st = SafeTensors::deserialize(&self.bytes).map_err(|e| ckpt_err(path, e))?;
+        let fetch = |name: &str, dtype: Dtype, shape: &[usize]| -> Result<&[u8]> {
+            let t = st
+                .tensor(name)
+                .map_err(|_| ckpt_err(path, format!("tensor `{name}` is missing")))?;
+            if t.dtype() != dtype || t.shape() != shape {
+                return Err(ckpt_err(
+                    path,
+                    format!(
+                        "tensor `{name}` is {:?} {:?}, expected {dtype:?} {shape:?}",
+                        t.dtype(),
+                        t.shape()
+                    ),
+                ));
+            }
+            Ok(t.data())
+        };
+        let mut targets: Vec<(&str, &wgpu::Buffer)> = vec![("y", &arena.params)];
+        targets.extend(opt.state_buffers().into_iter().map(|(n, b)| (state_name(n), b)));
+        for (prefix, buffer) in targets {
+            for slot in &arena.layout.slots {
+                let data = fetch(&format!("{prefix}.{}", slot.name), Dtype::F32, &slot.shape)?;
+                let values: Vec<f32> = bytemuck::pod_collect_to_vec(data);
+                if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                    return Err(ckpt_err(path, format!("{prefix}.{}[{i}] is not finite", slot.name)));
+                }
+                arena.write_to(gpu, buffer, &slot.name, &values)?;
+            }
+        }
+        for (name, buffer) in opt.scalar_buffers() {
+            let data = fetch(&format!("opt.{name}"), Dtype::U8, &[buffer.size() as usize])?;
+            gpu.queue.write_buffer(buffer, 0, data);
+        }
+        opt.restore_host_scalars(self.host)
+    }
+}

@@ -1,0 +1,286 @@
+//! `mlp`: input -> [Linear (no bias) -> LayerNorm -> ReLU] x L -> Linear head.
+//!
+//! Every hidden Linear is followed by a LayerNorm, so its weight is
+//! scale-invariant and NaP may project it; each LayerNorm's (gain, offset) pair
+//! is a group too. The head is never projected.
+
+use super::{activation, Graph, Inputs, Model, Weights};
+use crate::arena::TensorSpec;
+use crate::data::Rng;
+use crate::error::{Error, Result};
+use crate::gpu::kernels::Kernels;
+use crate::gpu::Gpu;
+use crate::nap::{NapConfig, NapGroup};
+use crate::nn::{
+    Activation, ActivationDesc, ActivationKind, CrossEntropy, CrossEntropyDesc, Linear, LinearDesc, Norm, NormDesc,
+    NormKind, View,
+};
+
+/// Shape of an MLP.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MlpConfig {
+    /// Input features.
+    pub input: usize,
+    /// Width of each hidden layer.
+    pub hidden: Vec<usize>,
+    /// Output classes.
+    pub classes: usize,
+}
+
+impl MlpConfig {
+    fn widths(&self) -> Vec<usize> {
+        std::iter::once(self.input).chain(self.hidden.iter().copied()).collect()
+    }
+}
+
+impl Model for MlpConfig {
+    fn tensors(&self) -> Vec<TensorSpec> {
+        let w = self.widths();
+        let mut t = Vec::new();
+        for i in 0..self.hidden.len() {
+            t.push(TensorSpec::new(format!("l{i}.weight"), &[w[i], w[i + 1]]));
+            t.push(TensorSpec::new(format!("l{i}.ln.gain"), &[w[i + 1]]).no_decay());
+            t.push(TensorSpec::new(format!("l{i}.ln.offset"), &[w[i + 1]]).no_decay());
+        }
+        let last = *w.last().expect("widths start with the input");
+        t.push(TensorSpec::new("head.weight", &[last, self.classes]));
+        t.push(TensorSpec::new("head.bias", &[self.classes]).no_decay());
+        t
+    }
+
+    fn nap_groups(&self) -> NapConfig {
+        let mut groups = Vec::new();
+        for i in 0..self.hidden.len() {
+            groups.push(NapGroup {
+                tensors: vec![format!("l{i}.weight")],
+                rho: None,
+            });
+            groups.push(NapGroup {
+                tensors: vec![format!("l{i}.ln.gain"), format!("l{i}.ln.offset")],
+                rho: None,
+            });
+        }
+        NapConfig { groups }
+    }
+
+    /// He-normal hidden weights, head weights N(0, 1/fan_in), gains 1, offsets and bias 0.
+    fn init(&self, spec: &TensorSpec, rng: &mut Rng) -> Vec<f32> {
+        let n: usize = spec.shape.iter().product();
+        let fan_in = spec.shape[0] as f64;
+        if spec.name.ends_with(".gain") {
+            vec![1.0; n]
+        } else if spec.name.ends_with(".offset") || spec.name.ends_with(".bias") {
+            vec![0.0; n]
+        } else {
+            let std = if spec.name == "head.weight" {
+                (1.0 / fan_in).sqrt()
+            } else {
+                (2.0 / fan_in).sqrt()
+            };
+            (0..n).map(|_| (rng.normal() * std) as f32).collect()
+        }
+    }
+}
+
+/// One hidden layer's buffers: h = x W, n = LN(h), a = ReLU(n), and their gradients.
+struct Hidden {
+    h: wgpu::Buffer,
+    n: wgpu::Buffer,
+    a: wgpu::Buffer,
+    dh: wgpu::Buffer,
+    dn: wgpu::Buffer,
+    da: wgpu::Buffer,
+}
+
+/// An MLP for batches of `rows` examples.
+pub struct MlpGraph {
+    rows: usize,
+    input_dim: usize,
+    input: wgpu::Buffer,
+    targets: wgpu::Buffer,
+    _hidden: Vec<Hidden>,
+    _logits: [wgpu::Buffer; 2],
+    layers: Vec<(Linear, Norm, Activation)>,
+    head: Linear,
+    loss: CrossEntropy,
+}
+
+impl MlpGraph {
+    /// Builds the graph for `rows` examples, parameters read from `weights`.
+    pub fn new(gpu: &Gpu, kernels: &mut Kernels, cfg: &MlpConfig, weights: Weights<'_>, rows: usize) -> Result<Self> {
+        if cfg.hidden.is_empty() || cfg.input == 0 || cfg.classes < 2 {
+            return Err(Error::invalid(
+                "mlp",
+                "needs an input, at least one hidden layer and at least two classes",
+            ));
+        }
+        let w = cfg.widths();
+        let input = activation(gpu, "mlp input", rows * cfg.input);
+        let targets = activation(gpu, "mlp targets", rows);
+        let hidden: Vec<Hidden> = cfg
+            .hidden
+            .iter()
+            .map(|&width| {
+                let b = |l: &str| activation(gpu, l, rows * width);
+                Hidden {
+                    h: b("mlp h"),
+                    n: b("mlp n"),
+                    a: b("mlp a"),
+                    dh: b("mlp dh"),
+                    dn: b("mlp dn"),
+                    da: b("mlp da"),
+                }
+            })
+            .collect();
+        let mut layers = Vec::new();
+        for (i, hid) in hidden.iter().enumerate() {
+            let (fan_in, width) = (w[i], w[i + 1]);
+            let v = |b| View::new(b, rows * width);
+            let (x, dx) = if i == 0 {
+                (View::new(&input, rows * fan_in), None)
+            } else {
+                let prev = &hidden[i - 1];
+                (
+                    View::new(&prev.a, rows * fan_in),
+                    Some(View::new(&prev.da, rows * fan_in)),
+                )
+            };
+            let linear = Linear::new(
+                gpu,
+                kernels,
+                &LinearDesc {
+                    rows,
+                    inputs: fan_in,
+                    outputs: width,
+                    x,
+                    y: v(&hid.h),
+                    dy: v(&hid.dh),
+                    dx,
+                    weight: weights.param(&format!("l{i}.weight"))?,
+                    bias: None,
+                },
+            )?;
+            let norm = Norm::new(
+                gpu,
+                kernels,
+                &NormDesc {
+                    kind: NormKind::Layer,
+                    rows,
+                    dim: width,
+                    eps: 1e-5,
+                    x: v(&hid.h),
+                    y: v(&hid.n),
+                    dy: v(&hid.dn),
+                    dx: Some(v(&hid.dh)),
+                    gain: Some(weights.param(&format!("l{i}.ln.gain"))?),
+                    offset: Some(weights.param(&format!("l{i}.ln.offset"))?),
+                },
+            )?;
+            let relu = Activation::new(
+                gpu,
+                kernels,
+                &ActivationDesc {
+                    kind: ActivationKind::Relu,
+                    len: rows * width,
+                    x: v(&hid.n),
+                    y: v(&hid.a),
+                    dy: v(&hid.da),
+                    dx: v(&hid.dn),
+                },
+            )?;
+            layers.push((linear, norm, relu));
+        }
+        let last = hidden.last().expect("at least one hidden layer");
+        let width = *w.last().expect("widths");
+        let logits = activation(gpu, "mlp logits", rows * cfg.classes);
+        let dlogits = activation(gpu, "mlp dlogits", rows * cfg.classes);
+        let head = Linear::new(
+            gpu,
+            kernels,
+            &LinearDesc {
+                rows,
+                inputs: width,
+                outputs: cfg.classes,
+                x: View::new(&last.a, rows * width),
+                y: View::new(&logits, rows * cfg.classes),
+                dy: View::new(&dlogits, rows * cfg.classes),
+                dx: Some(View::new(&last.da, rows * width)),
+                weight: weights.param("head.weight")?,
+                bias: Some(weights.param("head.bias")?),
+            },
+        )?;
+        let loss = CrossEntropy::new(
+            gpu,
+            kernels,
+            &CrossEntropyDesc {
+                rows,
+                classes: cfg.classes,
+                logits: View::new(&logits, rows * cfg.classes),
+                targets: View::new(&targets, rows),
+                dlogits: View::new(&dlogits, rows * cfg.classes),
+            },
+        )?;
+        Ok(MlpGraph {
+            rows,
+            input_dim: cfg.input,
+            input,
+            targets,
+            _hidden: hidden,
+            _logits: [logits, dlogits],
+            layers,
+            head,
+            loss,
+        })
+    }
+}
+
+impl Graph for MlpGraph {
+    fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>) {
+        for (linear, norm, relu) in &self.layers {
+            linear.record_forward(pass);
+            norm.record_forward(pass);
+            relu.record_forward(pass);
+        }
+        self.head.record_forward(pass);
+        self.loss.record_forward(pass);
+    }
+
+    fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
+        self.loss.record_backward(pass);
+        self.head.record_backward(pass);
+        for (linear, norm, relu) in self.layers.iter().rev() {
+            relu.record_backward(pass);
+            norm.record_backward(pass);
+            linear.record_backward(pass);
+        }
+    }
+
+    fn loss(&self) -> &CrossEntropy {
+        &self.loss
+    }
+
+    fn write_batch(&self, gpu: &Gpu, inputs: &Inputs, targets: &[u32]) -> Result<()> {
+        let Inputs::Features(x) = inputs else {
+            return Err(Error::invalid("batch", "the mlp takes features, not tokens"));
+        };
+        if x.len() != self.rows * self.input_dim || targets.len() != self.rows {
+            return Err(Error::invalid(
+                "batch",
+                format!(
+                    "{} features and {} targets, but the graph takes {} rows of {}",
+                    x.len(),
+                    targets.len(),
+                    self.rows,
+                    self.input_dim
+                ),
+            ));
+        }
+        gpu.queue.write_buffer(&self.input, 0, bytemuck::cast_slice(x));
+        gpu.queue.write_buffer(&self.targets, 0, bytemuck::cast_slice(targets));
+        Ok(())
+    }
+
+    fn rows(&self) -> usize {
+        self.rows
+    }
+}

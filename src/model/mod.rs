@@ -1,0 +1,88 @@
+//! Models built from the layers of [`crate::nn`]: their tensors, NaP groups,
+//! initialization, and a graph per batch size that records forward and backward.
+
+pub mod gpt;
+pub mod mlp;
+
+use crate::arena::{Arena, TensorSpec};
+use crate::data::Rng;
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::nap::NapConfig;
+use crate::nn::{CrossEntropy, Param, View};
+
+/// A model's description: what lives in the arena and how it starts.
+pub trait Model {
+    /// Every trainable tensor, in arena order (decay flags set).
+    fn tensors(&self) -> Vec<TensorSpec>;
+    /// The NaP groups: each hidden weight and each norm's (gain, offset); never the head.
+    fn nap_groups(&self) -> NapConfig;
+    /// Initial values of tensor `spec` (deterministic in `rng`).
+    fn init(&self, spec: &TensorSpec, rng: &mut Rng) -> Vec<f32>;
+    /// Writes the initial values of every tensor into the arena's parameters.
+    fn initialize(&self, gpu: &Gpu, arena: &Arena, seed: u64) -> Result<()> {
+        let mut rng = Rng::new(seed);
+        for spec in self.tensors() {
+            let values = self.init(&spec, &mut rng);
+            arena.write(gpu, &spec.name, &values)?;
+        }
+        Ok(())
+    }
+}
+
+/// One batch of inputs for a graph: features (MLP) or token ids (GPT), and targets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inputs {
+    /// Features `[rows, dim]`.
+    Features(Vec<f32>),
+    /// Token ids `[batch, seq]`.
+    Tokens(Vec<u32>),
+}
+
+/// A model instantiated for a fixed number of rows: buffers, layers, and the recording of its passes.
+pub trait Graph {
+    /// Records the forward pass and the loss (per-row losses, mean, hits).
+    fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>);
+    /// Records the loss's and every layer's backward pass (gradients into the arena).
+    fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>);
+    /// The loss layer (its stats buffer holds the mean loss and hit count).
+    fn loss(&self) -> &CrossEntropy;
+    /// Uploads a batch (inputs and targets; lengths must match the graph's rows).
+    fn write_batch(&self, gpu: &Gpu, inputs: &Inputs, targets: &[u32]) -> Result<()>;
+    /// Rows (examples or tokens) per batch.
+    fn rows(&self) -> usize;
+}
+
+/// Where a graph reads its parameters: the arena's (training at y) or another
+/// buffer of the same layout (evaluation at x, exported by the optimizer).
+#[derive(Clone, Copy)]
+pub struct Weights<'a> {
+    /// The arena (layout and gradients).
+    pub arena: &'a Arena,
+    /// The buffer holding the values (the arena's params, or an x export).
+    pub values: &'a wgpu::Buffer,
+}
+
+impl<'a> Weights<'a> {
+    /// The arena's own parameters.
+    pub fn train(arena: &'a Arena) -> Self {
+        Weights {
+            arena,
+            values: &arena.params,
+        }
+    }
+
+    /// Tensor `name`: values from `values`, gradient in the arena.
+    pub fn param(&self, name: &str) -> Result<Param<'a>> {
+        let slot = self.arena.layout.slot(name)?;
+        Ok(Param {
+            value: View::at(self.values, slot.offset, slot.len),
+            grad: View::at(&self.arena.grads, slot.offset, slot.len),
+        })
+    }
+}
+
+/// A zeroed activation buffer of `len` f32 (or u32) elements.
+fn activation(gpu: &Gpu, label: &str, len: usize) -> wgpu::Buffer {
+    gpu.storage(label, len as u64 * 4)
+}

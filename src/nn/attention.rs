@@ -1,0 +1,141 @@
+//! Causal multi-head self-attention on projected q, k, v (`shaders/attention.wgsl`).
+
+use super::{check_view, dim, groups_for, groups_for_rows, read, record_all, write, Dispatch, View};
+use crate::error::{Error, Result};
+use crate::gpu::kernels::Kernels;
+use crate::gpu::Gpu;
+
+/// Shapes and buffers of an [`Attention`] layer.
+pub struct AttentionDesc<'a> {
+    /// Sequences B.
+    pub batch: usize,
+    /// Sequence length T.
+    pub seq: usize,
+    /// Heads H; must divide `channels`.
+    pub heads: usize,
+    /// Model width C (head width D = C / H).
+    pub channels: usize,
+    /// Projected inputs `[B, T, 3C]`: q in channels `0..C`, k in `C..2C`, v in
+    /// `2C..3C`; head h uses channels `h*D..(h+1)*D` of each (llm.c's layout).
+    pub qkv: View<'a>,
+    /// Output `[B, T, C]`, heads side by side (head h in channels `h*D..(h+1)*D`).
+    pub out: View<'a>,
+    /// Gradient with respect to the output `[B, T, C]`, read by the backward pass.
+    pub dout: View<'a>,
+    /// Gradient with respect to qkv `[B, T, 3C]`, written by the backward pass.
+    pub dqkv: View<'a>,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct AttnDims {
+    batch: u32,
+    seq: u32,
+    heads: u32,
+    head_dim: u32,
+    channels: u32,
+    scale: f32,
+    pad: [u32; 2],
+}
+
+/// Causal self-attention: for each sequence b, head h and position t,
+/// `out[b, t, h] = Σ_{j ≤ t} softmax_j(q_t · k_j / sqrt(D)) v_j`.
+///
+/// A straightforward implementation: the forward pass keeps the attention
+/// probabilities `[B, H, T, T]` (one workgroup per row), then one invocation
+/// per output element sums over j. Backward: one workgroup per row writes the
+/// score gradients `[B, H, T, T]`, then one invocation per element of dqkv sums
+/// its column or row of them (overwritten, fixed order, deterministic). Memory:
+/// two `[B, H, T, T]` f32 buffers owned by the layer, each within the device's
+/// storage binding limit.
+pub struct Attention {
+    forward: Vec<Dispatch>,
+    backward: Vec<Dispatch>,
+    _scratch: [wgpu::Buffer; 2],
+}
+
+impl Attention {
+    /// Builds the pipelines and bind groups; checks every view against the shapes.
+    pub fn new(gpu: &Gpu, kernels: &mut Kernels, desc: &AttentionDesc<'_>) -> Result<Attention> {
+        const L: &str = "attention";
+        let batch = dim(L, "batch", desc.batch)?;
+        let seq = dim(L, "seq", desc.seq)?;
+        let heads = dim(L, "heads", desc.heads)?;
+        let channels = dim(L, "channels", desc.channels)?;
+        if !desc.channels.is_multiple_of(desc.heads) {
+            return Err(Error::invalid(
+                format!("{L}.heads"),
+                format!("{} heads do not divide {} channels", desc.heads, desc.channels),
+            ));
+        }
+        let head_dim = channels / heads;
+        let (b, t, c) = (desc.batch, desc.seq, desc.channels);
+        check_view(gpu, L, "qkv", &desc.qkv, &[b, t, 3 * c])?;
+        check_view(gpu, L, "out", &desc.out, &[b, t, c])?;
+        check_view(gpu, L, "dout", &desc.dout, &[b, t, c])?;
+        check_view(gpu, L, "dqkv", &desc.dqkv, &[b, t, 3 * c])?;
+        let probs_len = [b, desc.heads, t, t]
+            .iter()
+            .try_fold(1usize, |a, &x| a.checked_mul(x))
+            .filter(|&n| (n as u64) * 4 <= gpu.limits.max_storage_buffer_binding_size)
+            .ok_or_else(|| {
+                Error::invalid(
+                    L,
+                    format!(
+                        "the attention probabilities [{b}, {}, {t}, {t}] exceed the device's storage binding limit",
+                        desc.heads
+                    ),
+                )
+            })?;
+        let uniform = gpu.uniform(
+            L,
+            &AttnDims {
+                batch,
+                seq,
+                heads,
+                head_dim,
+                channels,
+                scale: (1.0 / (head_dim as f64).sqrt()) as f32,
+                pad: [0; 2],
+            },
+        );
+        let probs = gpu.storage("attention probs", probs_len as u64 * 4);
+        let dscores = gpu.storage("attention dscores", probs_len as u64 * 4);
+        let views = [
+            read(1, "qkv", desc.qkv),
+            write(2, "probs", View::new(&probs, probs_len)),
+            write(3, "out", desc.out),
+            read(4, "dout", desc.dout),
+            write(5, "dscores", View::new(&dscores, probs_len)),
+            write(6, "dqkv", desc.dqkv),
+        ];
+        let k = kernels;
+        let by_row = (groups_for_rows(b * desc.heads * t), 1);
+        let by_out = (groups_for(b * t * c), 1);
+        let by_dqkv = (groups_for(b * t * 3 * c), 1);
+        let forward = vec![
+            Dispatch::new(gpu, k, L, "attention", "attention_probs", &uniform, &views, by_row)?,
+            Dispatch::new(gpu, k, L, "attention", "attention_values", &uniform, &views, by_out)?,
+        ];
+        let backward = vec![
+            Dispatch::new(gpu, k, L, "attention", "attention_dscores", &uniform, &views, by_row)?,
+            Dispatch::new(gpu, k, L, "attention", "attention_dqkv", &uniform, &views, by_dqkv)?,
+        ];
+        Ok(Attention {
+            forward,
+            backward,
+            _scratch: [probs, dscores],
+        })
+    }
+
+    /// Records the attention probabilities and out.
+    pub fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>) {
+        record_all(&self.forward, pass);
+    }
+
+    /// Records dqkv, overwritten. Needs this step's forward pass recorded before
+    /// it (it reads the probabilities).
+    pub fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
+        record_all(&self.backward, pass);
+    }
+}

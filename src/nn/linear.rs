@@ -1,0 +1,164 @@
+//! Linear layer `y = x W + b` with a tiled matrix product (`shaders/linear.wgsl`).
+
+use super::{check_param, check_view, dim, groups_for, read, record_all, write, Dispatch, Param, View};
+use crate::error::{Error, Result};
+use crate::gpu::kernels::Kernels;
+use crate::gpu::Gpu;
+
+/// Shapes and buffers of a [`Linear`] layer.
+pub struct LinearDesc<'a> {
+    /// Rows M of x and y (e.g. batch × sequence).
+    pub rows: usize,
+    /// Input features K.
+    pub inputs: usize,
+    /// Output features N.
+    pub outputs: usize,
+    /// Input x `[rows, inputs]`.
+    pub x: View<'a>,
+    /// Output y `[rows, outputs]`.
+    pub y: View<'a>,
+    /// Gradient of the loss with respect to y, `[rows, outputs]`, read by the backward pass.
+    pub dy: View<'a>,
+    /// Gradient with respect to x `[rows, inputs]`, written by the backward pass;
+    /// `None` when x needs none (the model's input).
+    pub dx: Option<View<'a>>,
+    /// Weight W `[inputs, outputs]` (y = x W) and its gradient.
+    pub weight: Param<'a>,
+    /// Bias b `[outputs]` and its gradient, if any.
+    pub bias: Option<Param<'a>>,
+}
+
+/// Dimensions of one product C[m, n] = A[m, k] B[k, n] with A and B given by strides.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct MatmulDims {
+    m: u32,
+    n: u32,
+    k: u32,
+    pad0: u32,
+    a_row: u32,
+    a_col: u32,
+    b_row: u32,
+    b_col: u32,
+}
+
+/// Output tile edge of the matmul kernel.
+const TILE: usize = 64;
+
+/// A linear layer: y `[M, N]` = x `[M, K]` W `[K, N]` (+ b `[N]`).
+///
+/// Forward: one tiled matmul. Backward overwrites dx = dy Wᵀ (if asked for),
+/// dW = xᵀ dy and db = column sums of dy; each output is one invocation's sum
+/// in increasing index order, so gradients are deterministic.
+pub struct Linear {
+    forward: Vec<Dispatch>,
+    backward: Vec<Dispatch>,
+}
+
+impl Linear {
+    /// Builds the pipelines and bind groups; checks every view against the shapes.
+    pub fn new(gpu: &Gpu, kernels: &mut Kernels, desc: &LinearDesc<'_>) -> Result<Linear> {
+        const L: &str = "linear";
+        let (m, k, n) = (
+            dim(L, "rows", desc.rows)?,
+            dim(L, "inputs", desc.inputs)?,
+            dim(L, "outputs", desc.outputs)?,
+        );
+        let (rows, inputs, outputs) = (desc.rows, desc.inputs, desc.outputs);
+        check_view(gpu, L, "x", &desc.x, &[rows, inputs])?;
+        check_view(gpu, L, "y", &desc.y, &[rows, outputs])?;
+        check_view(gpu, L, "dy", &desc.dy, &[rows, outputs])?;
+        if let Some(dx) = &desc.dx {
+            check_view(gpu, L, "dx", dx, &[rows, inputs])?;
+        }
+        check_param(gpu, L, "weight", &desc.weight, &[inputs, outputs])?;
+        if let Some(b) = &desc.bias {
+            check_param(gpu, L, "bias", b, &[outputs])?;
+        }
+        let grid = |rows: usize, cols: usize| -> Result<(u32, u32)> {
+            let (gx, gy) = (cols.div_ceil(TILE), rows.div_ceil(TILE));
+            if gx > super::MAX_GROUPS || gy > super::MAX_GROUPS {
+                return Err(Error::invalid(
+                    L,
+                    format!("a [{rows}, {cols}] product needs more than 65535 tiles of 64 in one dimension"),
+                ));
+            }
+            Ok((gx as u32, gy as u32))
+        };
+        let dims = |m: u32, n: u32, k: u32, a: (u32, u32), b: (u32, u32)| MatmulDims {
+            m,
+            n,
+            k,
+            pad0: 0,
+            a_row: a.0,
+            a_col: a.1,
+            b_row: b.0,
+            b_col: b.1,
+        };
+        // y = x W: A = x (row stride K), B = W (row stride N).
+        let fwd_dims = gpu.uniform("linear y = x W", &dims(m, n, k, (k, 1), (n, 1)));
+        // dx = dy W^T: A = dy [M, N], B(j, i) = W[i, j] (stride 1 down, N across).
+        let dx_dims = gpu.uniform("linear dx = dy W^T", &dims(m, k, n, (n, 1), (1, n)));
+        // dW = x^T dy: A(i, r) = x[r, i] (stride 1 down, K across), B = dy.
+        let dw_dims = gpu.uniform("linear dW = x^T dy", &dims(k, n, m, (1, k), (n, 1)));
+
+        let mut forward = Vec::new();
+        let mut views = vec![
+            read(1, "x", desc.x),
+            read(2, "weight", desc.weight.value),
+            write(4, "y", desc.y),
+        ];
+        let entry = match &desc.bias {
+            Some(b) => {
+                views.push(read(3, "bias", b.value));
+                "matmul_bias"
+            }
+            None => "matmul",
+        };
+        let g = grid(rows, outputs)?;
+        forward.push(Dispatch::new(gpu, kernels, L, "linear", entry, &fwd_dims, &views, g)?);
+
+        let mut backward = Vec::new();
+        if let Some(dx) = desc.dx {
+            let views = [
+                read(1, "dy", desc.dy),
+                read(2, "weight", desc.weight.value),
+                write(4, "dx", dx),
+            ];
+            let g = grid(rows, inputs)?;
+            backward.push(Dispatch::new(gpu, kernels, L, "linear", "matmul", &dx_dims, &views, g)?);
+        }
+        let views = [
+            read(1, "x", desc.x),
+            read(2, "dy", desc.dy),
+            write(4, "weight.grad", desc.weight.grad),
+        ];
+        let g = grid(inputs, outputs)?;
+        backward.push(Dispatch::new(gpu, kernels, L, "linear", "matmul", &dw_dims, &views, g)?);
+        if let Some(b) = &desc.bias {
+            let views = [read(5, "dy", desc.dy), write(6, "bias.grad", b.grad)];
+            let g = (groups_for(outputs), 1);
+            backward.push(Dispatch::new(
+                gpu,
+                kernels,
+                L,
+                "linear",
+                "column_sums",
+                &fwd_dims,
+                &views,
+                g,
+            )?);
+        }
+        Ok(Linear { forward, backward })
+    }
+
+    /// Records y = x W (+ b).
+    pub fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>) {
+        record_all(&self.forward, pass);
+    }
+
+    /// Records dx = dy Wᵀ (if dx was given), dW = xᵀ dy and db = Σ_rows dy, all overwritten.
+    pub fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
+        record_all(&self.backward, pass);
+    }
+}

@@ -1,0 +1,138 @@
+//! Line charts as PNG files (plotters, text in the shipped DejaVu Sans Mono).
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::error::{Error, Result};
+
+const FONT: &[u8] = include_bytes!("../data/DejaVuSansMono.ttf");
+const COLORS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+/// One named line of (x, y) points; `dashed` draws it thinner and lighter.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Legend label.
+    pub name: String,
+    /// Points in x order.
+    pub points: Vec<(f64, f64)>,
+    /// Index into the palette (series of one run share a colour).
+    pub color: usize,
+    /// Thin and light (e.g. the noisy train loss under the eval loss).
+    pub faint: bool,
+}
+
+/// A chart: title, axis labels and whether y is logarithmic.
+#[derive(Debug, Clone)]
+pub struct Chart<'a> {
+    /// Title on top.
+    pub title: &'a str,
+    /// x-axis label.
+    pub x_label: &'a str,
+    /// y-axis label.
+    pub y_label: &'a str,
+    /// Logarithmic y axis (values must be positive).
+    pub log_y: bool,
+}
+
+fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
+            .unwrap_or_else(|_| panic!("the shipped font data/DejaVuSansMono.ttf is not a valid font"));
+    });
+}
+
+fn plot_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+/// Draws `series` into a 1000x600 PNG at `path`, written atomically.
+pub fn line_chart(path: &Path, chart: &Chart<'_>, series: &[Series]) -> Result<()> {
+    register_font();
+    let finite = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite() && (!chart.log_y || p.1 > 0.0);
+    let all: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.points.iter().filter(finite).copied())
+        .collect();
+    if all.is_empty() {
+        return Err(plot_error(path, "nothing to plot: no finite points"));
+    }
+    let (x0, x1) = all
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (y0, y1) = all
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
+    let tmp = path.with_extension("tmp.png");
+    {
+        let root = BitMapBackend::new(&tmp, (1000, 600)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+        let mut builder = ChartBuilder::on(&root);
+        builder
+            .caption(chart.title, ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(70);
+        macro_rules! draw {
+            ($ctx:expr) => {{
+                let mut ctx = $ctx;
+                ctx.configure_mesh()
+                    .x_desc(chart.x_label)
+                    .y_desc(chart.y_label)
+                    .label_style(("sans-serif", 14))
+                    .x_label_formatter(&|x| format!("{x:.0}"))
+                    .draw()
+                    .map_err(|e| plot_error(path, e))?;
+                for s in series {
+                    let color = COLORS[s.color % COLORS.len()];
+                    let style = if s.faint {
+                        color.mix(0.35).stroke_width(1)
+                    } else {
+                        color.stroke_width(2)
+                    };
+                    ctx.draw_series(LineSeries::new(s.points.iter().filter(finite).copied(), style))
+                        .map_err(|e| plot_error(path, e))?
+                        .label(s.name.as_str())
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                }
+                ctx.configure_series_labels()
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .label_font(("sans-serif", 14))
+                    .draw()
+                    .map_err(|e| plot_error(path, e))?;
+            }};
+        }
+        if chart.log_y {
+            let ctx = builder
+                .build_cartesian_2d(x0..x1, (y0 * 0.9..y1 * 1.1).log_scale())
+                .map_err(|e| plot_error(path, e))?;
+            draw!(ctx);
+        } else {
+            let pad = ((y1 - y0) * 0.05).max(1e-6);
+            let ctx = builder
+                .build_cartesian_2d(x0..x1, y0 - pad..y1 + pad)
+                .map_err(|e| plot_error(path, e))?;
+            draw!(ctx);
+        }
+        root.present().map_err(|e| plot_error(path, e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
