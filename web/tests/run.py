@@ -1,0 +1,269 @@
+#!/usr/bin/env python3
+"""The browser tests: the web pages in headless Chromium on its WebGPU adapter.
+
+Drives Debian's chromium through chromium-driver (the W3C WebDriver protocol, spoken
+with the standard library only), against web/ served on 127.0.0.1:
+
+  - every golden replay case of tests/data through the wasm `replay`, checked within
+    its tolerance (web/tests/replay.html), one result per case;
+  - the optimizer race (web/race.html) for a fixed number of steps on every test
+    function: every racer's mean loss must fall; screenshots go to target/web-shots/;
+  - the landing page names the adapter;
+  - a browser without a WebGPU adapter gets a notice naming the browsers that have one.
+
+Waits are real: each test polls a variable the page sets when it is done. Exits
+non-zero on any failure; the last line reads `N passed, M failed`.
+
+    python3 web/tests/run.py [--steps 300] [--shots target/web-shots]
+"""
+
+import argparse
+import base64
+import json
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "web"))
+import serve  # noqa: E402  (web/serve.py)
+
+CHROMIUM = "/usr/bin/chromium"
+# --headless: the new headless mode, a full browser without a window.
+# --no-sandbox: needed when running as root (containers, CI).
+# --enable-unsafe-webgpu: WebGPU is still behind this switch on Linux. With no GPU,
+#   Chromium's Dawn then offers its CPU adapter, SwiftShader (Vulkan on the CPU);
+#   Debian's Chromium 150+ needs no --use-webgpu-adapter, --use-angle or
+#   --enable-features=Vulkan for that. Without the switch navigator.gpu exists but
+#   requestAdapter() gives null: the no-adapter test below relies on exactly that.
+# --disable-background-networking, --disable-component-update, --no-first-run: no
+#   traffic beyond 127.0.0.1 and no downloads. A fresh --user-data-dir per browser.
+BASE_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--window-size=1400,1350",
+]
+WEBGPU_FLAGS = ["--enable-unsafe-webgpu"]
+
+
+class WebDriverError(RuntimeError):
+    pass
+
+
+class Browser:
+    """One Chromium session through chromedriver."""
+
+    def __init__(self, flags):
+        self.profile = tempfile.mkdtemp(prefix="sfnap-chromium-")
+        self.driver_port = free_port()
+        self.log = tempfile.TemporaryFile()
+        self.driver = subprocess.Popen(
+            ["chromedriver", f"--port={self.driver_port}"], stdout=self.log, stderr=subprocess.STDOUT
+        )
+        self.base = f"http://127.0.0.1:{self.driver_port}"
+        deadline = time.time() + 30
+        while True:
+            try:
+                if self._call("GET", "/status").get("ready"):
+                    break
+            except (OSError, WebDriverError):
+                pass
+            if time.time() > deadline:
+                self.close()
+                raise WebDriverError("chromedriver did not start within 30 s")
+            time.sleep(0.2)
+        caps = {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": CHROMIUM, "args": flags + [f"--user-data-dir={self.profile}"]},
+        }
+        try:
+            self.session = self._call("POST", "/session", {"capabilities": {"alwaysMatch": caps}})["sessionId"]
+        except WebDriverError:
+            self.close()
+            raise
+
+    def _call(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=120) as resp:
+                return json.loads(resp.read())["value"]
+        except urllib.error.HTTPError as e:
+            detail = json.loads(e.read() or b"{}").get("value", {})
+            raise WebDriverError(f"{method} {path}: {detail.get('error')}: {detail.get('message', '')[:500]}")
+
+    def _s(self, path):
+        return f"/session/{self.session}{path}"
+
+    def open(self, url):
+        self._call("POST", self._s("/url"), {"url": url})
+
+    def js(self, script, *args):
+        """Runs `script` (a function body) in the page and returns its value."""
+        return self._call("POST", self._s("/execute/sync"), {"script": script, "args": list(args)})
+
+    def wait_for(self, expression, timeout):
+        """Polls a JS expression until it is truthy; returns its value, or None after `timeout` s."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            value = self.js(f"return {expression};")
+            if value:
+                return value
+            time.sleep(0.25)
+        return None
+
+    def screenshot(self, path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(self._call("GET", self._s("/screenshot"))))
+
+    def close(self):
+        try:
+            if getattr(self, "session", None):
+                self._call("DELETE", self._s(""))
+        except (OSError, WebDriverError):
+            pass
+        self.driver.terminate()
+        try:
+            self.driver.wait(10)
+        except subprocess.TimeoutExpired:
+            self.driver.kill()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Report:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, ok, name, detail=""):
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+        print(f"{'PASS' if ok else 'FAIL'} {name}{': ' + detail if detail else ''}", flush=True)
+
+
+def test_replay(browser, url, report, shots, timeout):
+    browser.open(f"{url}/tests/replay.html")
+    results = browser.wait_for("window.replayResults", timeout)
+    browser.screenshot(shots / "replay.png")
+    if not results:
+        report.check(False, "replay page", f"no result within {timeout} s")
+        return
+    if results.get("error"):
+        report.check(False, "replay page", results["error"])
+        return
+    if not results["cases"]:
+        report.check(False, "replay page", "no golden cases found")
+    for case in results["cases"]:
+        detail = f"{case['ms']:.0f} ms on {results['adapter']}" + ("" if case["ok"] else f": {case['detail']}")
+        report.check(case["ok"], f"replay {case['name']}", detail)
+
+
+def test_race(browser, url, report, shots, function, steps, timeout):
+    browser.open(f"{url}/race.html?function={function}&steps={steps}")
+    status = browser.wait_for("['done', 'error'].includes(window.raceStatus) && window.raceStatus", timeout)
+    name = f"race {function}"
+    if status != "done":
+        error = browser.js("return window.raceError || null;")
+        browser.screenshot(shots / f"race-{function}.png")
+        report.check(False, name, error or f"not done within {timeout} s (status {status})")
+        return
+    result = browser.js("return window.raceResult;")
+    browser.screenshot(shots / f"race-{function}.png")
+    if function == "rosenbrock":
+        browser.screenshot(shots / "race.png")
+    bad = [r for r in result["racers"] if not (r["end"] is not None and r["end"] < 0.5 * r["start"])]
+    losses = ", ".join(
+        f"{r['name']} {r['start']:.3g} -> {r['end'] if r['end'] is None else format(r['end'], '.3g')}"
+        for r in result["racers"]
+    )
+    detail = (
+        f"{result['steps']} steps x {result['points']} points, {result['steps_per_second']:.0f} steps/s; "
+        f"mean loss at x {losses}"
+    )
+    if bad:
+        detail += f"; did not halve: {', '.join(r['name'] for r in bad)}"
+    report.check(result["steps"] == steps and not bad, name, detail)
+
+
+def test_index(browser, url, report, timeout):
+    browser.open(f"{url}/index.html")
+    line = browser.wait_for(
+        "(t => t.startsWith('WebGPU adapter') || t === 'no WebGPU' ? t : null)"
+        "(document.getElementById('adapter').textContent)",
+        timeout,
+    )
+    links = browser.js("return [...document.querySelectorAll('a.card')].map(a => a.getAttribute('href'));")
+    ok = bool(line) and line.startswith("WebGPU adapter") and "race.html" in links
+    report.check(ok, "index page", f"{line}; links {links}")
+
+
+def test_no_adapter(url, report, shots, timeout):
+    browser = Browser(BASE_FLAGS)  # no --enable-unsafe-webgpu: navigator.gpu without an adapter
+    try:
+        browser.open(f"{url}/race.html")
+        status = browser.wait_for("['done', 'error'].includes(window.raceStatus) && window.raceStatus", timeout)
+        notice = browser.js(
+            "const n = document.getElementById('notice'); return n.hidden ? null : n.textContent;"
+        )
+        browser.screenshot(shots / "no-webgpu.png")
+        ok = status == "error" and notice is not None and "WebGPU runs in" in notice
+        report.check(ok, "race page without a WebGPU adapter shows a notice", (notice or "no notice")[:160])
+    finally:
+        browser.close()
+
+
+def main():
+    parser = argparse.ArgumentParser(description="sfnap's browser tests in headless Chromium")
+    parser.add_argument("--steps", type=int, default=300, help="race steps per function")
+    parser.add_argument("--shots", type=pathlib.Path, default=ROOT / "target" / "web-shots")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds each page may take")
+    parser.add_argument("--functions", default="rosenbrock,quadratic,noisy_bowl,beale")
+    args = parser.parse_args()
+
+    if not (ROOT / "web" / "pkg" / "sfnap_bg.wasm").exists():
+        sys.exit("error: web/pkg/ is not built: run `make web-build` (or `make test-web`)")
+    for tool in (CHROMIUM, "chromedriver"):
+        if not shutil.which(tool):
+            sys.exit(f"error: {tool} not found: run `bash scripts/setup-web.sh --browser`")
+
+    server, url = serve.serve_in_background()
+    report = Report()
+    try:
+        browser = Browser(BASE_FLAGS + WEBGPU_FLAGS)
+        try:
+            test_index(browser, url, report, args.timeout)
+            test_replay(browser, url, report, args.shots, args.timeout)
+            for function in args.functions.split(","):
+                test_race(browser, url, report, args.shots, function, args.steps, args.timeout)
+        finally:
+            browser.close()
+        test_no_adapter(url, report, args.shots, args.timeout)
+    except WebDriverError as e:
+        report.check(False, "browser", str(e))
+    finally:
+        server.shutdown()
+    print(f"screenshots in {args.shots}")
+    print(f"{report.passed} passed, {report.failed} failed")
+    sys.exit(1 if report.failed else 0)
+
+
+if __name__ == "__main__":
+    main()
