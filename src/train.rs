@@ -159,11 +159,11 @@ pub struct MetricsRow {
     pub eval_accuracy: f64,
     /// Euclidean norm of the last gradient.
     pub grad_norm: f64,
-    /// Frobenius norm of the hidden (scale-invariant) weights at x.
+    /// Frobenius norm of the hidden (scale-invariant) weights at x (0 when the model has none).
     pub hidden_weight_norm: f64,
     /// The step size gamma of the last step.
     pub gamma: f64,
-    /// gamma / |W| (Adam kinds) or gamma / |W|^2 (SGD) of the hidden weights.
+    /// gamma / |W| (Adam kinds) or gamma / |W|^2 (SGD) of the hidden weights (NaN without any).
     pub effective_lr: f64,
     /// Task of the continual stream (0 otherwise).
     pub task: u64,
@@ -515,7 +515,9 @@ fn evaluate(
     let grad_norm = sum_sq(&arena.grads, &all)?.sqrt();
     let hidden_norm = sum_sq(eval.x, &hidden)?.sqrt();
     let gamma = opt.last_scalars(gpu)?.gamma as f64;
-    let effective_lr = if cfg.optimizer.kind == Kind::SgdSf {
+    let effective_lr = if hidden.is_empty() {
+        f64::NAN // no scale-invariant weights (the GPT): an effective rate is not defined
+    } else if cfg.optimizer.kind == Kind::SgdSf {
         gamma / hidden_norm.powi(2)
     } else {
         gamma / hidden_norm

@@ -1,0 +1,134 @@
+//! Training end to end on the GPU: accuracy on the digits, bit-identical resume,
+//! honest errors for bad checkpoints.
+
+mod common;
+
+use common::gpu;
+use sfnap::optim::{Kind, OptimConfig};
+use sfnap::train::{train, DataKind, RunOptions, TrainConfig};
+
+fn config(data: DataKind, kind: Kind, nap: bool, steps: u64) -> TrainConfig {
+    TrainConfig {
+        model: TrainConfig::default_model(data),
+        data,
+        optimizer: OptimConfig::new(kind),
+        nap,
+        steps,
+        batch: 64,
+        eval_every: steps,
+        metrics_every: 10,
+        seed: 0,
+        task_steps: 500,
+    }
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("sfnap-train-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// ScheduleFree+ with no learning rate given reaches 95% on the held-out digits.
+#[test]
+fn digits_mlp_reaches_95_percent_with_sf_plus_and_no_learning_rate() {
+    let gpu = gpu();
+    let cfg = config(DataKind::Digits, Kind::SfPlus, false, 400);
+    let summary = train(&gpu, &cfg, &RunOptions::default()).unwrap();
+    let last = summary.last().unwrap();
+    println!(
+        "digits sf_plus 400 steps: accuracy {:.4}, loss {:.4}",
+        last.eval_accuracy, last.eval_loss
+    );
+    assert!(last.eval_accuracy >= 0.95, "accuracy {}", last.eval_accuracy);
+    let first = summary.train_losses.first().unwrap().1;
+    assert!(
+        summary.train_losses.last().unwrap().1 < first / 10.0,
+        "train loss did not fall"
+    );
+}
+
+/// Tensors of a checkpoint, by name, as raw bytes.
+fn tensors(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut v: Vec<(String, Vec<u8>)> = st.tensors().into_iter().map(|(n, t)| (n, t.data().to_vec())).collect();
+    v.sort();
+    v
+}
+
+/// Training 40 steps straight and 20 + (checkpoint, resume) + 20 give the same bits.
+#[test]
+fn resume_continues_bit_identically() {
+    let gpu = gpu();
+    for (kind, nap) in [(Kind::SfPlus, true), (Kind::AdamwSf, false), (Kind::Adamw, true)] {
+        let mut cfg = config(DataKind::Spirals, kind, nap, 40);
+        cfg.optimizer.lr = (kind != Kind::SfPlus).then_some(0.01);
+        cfg.eval_every = 10;
+        let straight = temp_dir(&format!("straight-{kind}"));
+        train(
+            &gpu,
+            &cfg,
+            &RunOptions {
+                out: Some(straight.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let split = temp_dir(&format!("split-{kind}"));
+        let first = RunOptions {
+            out: Some(split.clone()),
+            stop_after: Some(20),
+            ..Default::default()
+        };
+        train(&gpu, &cfg, &first).unwrap();
+        let second = RunOptions {
+            out: Some(split.clone()),
+            resume: Some(split.clone()),
+            ..Default::default()
+        };
+        train(&gpu, &cfg, &second).unwrap();
+        let (a, b) = (
+            tensors(&straight.join("checkpoint.safetensors")),
+            tensors(&split.join("checkpoint.safetensors")),
+        );
+        assert_eq!(a.len(), b.len());
+        for ((na, da), (nb, db)) in a.iter().zip(&b) {
+            assert_eq!(na, nb);
+            assert!(da == db, "{kind}: tensor {na} differs after resume");
+        }
+        let rows = |d: &std::path::Path| std::fs::read_to_string(d.join("metrics.csv")).unwrap();
+        assert_eq!(rows(&straight), rows(&split), "{kind}: metrics differ after resume");
+        assert!(split.join("loss.png").exists());
+        std::fs::remove_dir_all(&straight).ok();
+        std::fs::remove_dir_all(&split).ok();
+    }
+}
+
+#[test]
+fn resume_refuses_other_settings_and_damaged_files() {
+    let gpu = gpu();
+    let mut cfg = config(DataKind::Spirals, Kind::AdamwSf, false, 10);
+    cfg.optimizer.lr = Some(0.01);
+    let dir = temp_dir("refuse");
+    let opts = RunOptions {
+        out: Some(dir.clone()),
+        ..Default::default()
+    };
+    train(&gpu, &cfg, &opts).unwrap();
+    let resume = RunOptions {
+        out: Some(dir.clone()),
+        resume: Some(dir.clone()),
+        ..Default::default()
+    };
+    let mut other = cfg.clone();
+    other.optimizer.lr = Some(0.02);
+    let e = train(&gpu, &other, &resume).unwrap_err().to_string();
+    assert!(e.contains("other settings"), "{e}");
+    let path = dir.join("checkpoint.safetensors");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&path, &bytes).unwrap();
+    let e = train(&gpu, &cfg, &resume).unwrap_err().to_string();
+    assert!(e.contains("checkpoint.safetensors") && e.contains("checkpoint"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
