@@ -7,19 +7,23 @@ CARGO ?= cargo
 BACKENDS ?= vulkan gl
 # Targets whose builds are checked without their machines: DX12 (Windows) and Metal (macOS).
 CROSS_TARGETS ?= x86_64-pc-windows-msvc aarch64-apple-darwin
+# The web build: the library as a wasm32 cdylib, bound for `--target web` into web/pkg/.
+WASM := $(or $(CARGO_TARGET_DIR),target)/wasm32-unknown-unknown/release/sfnap.wasm
+WEB_PORT ?= 8000
 
-.PHONY: setup demo test lint test-gpu cross-check
+.PHONY: setup demo test lint test-gpu cross-check web web-build test-web
 
 ## Install Mesa lavapipe (Vulkan) and llvmpipe (GL/EGL) if missing.
 setup:
 	@bash scripts/setup-lavapipe.sh
 
-## The main job on the best adapter present (lavapipe when there is no GPU).
+## The main job on the best adapter present (lavapipe when there is no GPU):
+## the digits MLP with sf_plus + NaP and with adamw + WSD, side by side.
 demo: setup
-	$(CARGO) run --release --example logistic
+	$(CARGO) run --release --example digits
 
 ## Every test: formatting and lints, the GPU suite on every backend, the cross-target builds.
-test: setup lint test-gpu cross-check
+test: setup lint test-gpu cross-check test-web
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -44,3 +48,23 @@ cross-check:
 	  echo "== cargo check --target $$t"; \
 	  $(CARGO) check --target "$$t" --all-targets || exit 1; \
 	done
+
+## The browser demos: build the wasm module, then serve web/ on http://127.0.0.1:$(WEB_PORT)/.
+web: web-build
+	python3 web/serve.py --port $(WEB_PORT)
+
+# wasm-bindgen-cli must match Cargo.lock's wasm-bindgen exactly; setup-web.sh installs
+# it once (minutes). `cargo rustc --crate-type cdylib` keeps native builds rlib-only.
+web-build:
+	@bash scripts/setup-web.sh
+	$(CARGO) rustc --lib --release --target wasm32-unknown-unknown --crate-type cdylib
+	PATH="$$HOME/.cargo/bin:$$PATH" wasm-bindgen --target web --no-typescript --out-dir web/pkg $(WASM)
+	@mkdir -p web/pkg/golden && rm -f web/pkg/golden/*.json && cp tests/data/*.json web/pkg/golden/
+	@python3 -c 'import json, pathlib; print(json.dumps(sorted(p.name for p in pathlib.Path("tests/data").glob("*.json"))))' \
+	  > web/pkg/golden/index.json
+
+## The pages in headless Chromium on its WebGPU adapter (SwiftShader without a GPU):
+## every golden case, the race on every function, the no-WebGPU notice. Screenshots: target/web-shots/.
+test-web: web-build
+	@bash scripts/setup-web.sh --browser
+	python3 web/tests/run.py
