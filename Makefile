@@ -31,6 +31,8 @@ lint:
 
 # Vulkan runs on lavapipe only (VK_DRIVER_FILES), so results do not depend on
 # whatever other driver a machine has; no adapter is a failure, not a skip.
+# GL runs one test at a time: Mesa's EGL stalls when several threads open
+# devices at once (the layer tests took over 14 minutes in parallel, 65 s serially).
 test-gpu:
 	@lvp="$(firstword $(wildcard /usr/share/vulkan/icd.d/lvp_icd*.json))"; \
 	  if [ -z "$$lvp" ]; then echo "error: no lavapipe driver file (lvp_icd*.json); run make setup" >&2; exit 1; fi; \
@@ -39,6 +41,7 @@ test-gpu:
 	  for backend in $(BACKENDS); do \
 	    echo "== GPU suite on $$backend"; \
 	    SFNAP_BACKEND=$$backend ./target/debug/sfnap devices || exit 1; \
+	    if [ $$backend = gl ]; then export RUST_TEST_THREADS=1; else unset RUST_TEST_THREADS; fi; \
 	    SFNAP_BACKEND=$$backend $(CARGO) test --all-targets || exit 1; \
 	  done
 

@@ -99,35 +99,38 @@ function setDefaultRates(force) {
   }
 }
 
-/** Starts a new race from the controls. */
+/** Starts a new race from the controls; the animation picks it up once its first snapshot is in. */
 async function restart() {
   const gen = ++generation;
   if (race) race.free();
   race = null;
+  state = null;
   const cfg = config();
-  let created;
+  let created = null;
   try {
     created = await mod.WebRace.create(JSON.stringify(cfg));
+    const first = JSON.parse(await created.snapshot());
+    if (gen !== generation) {
+      created.free();
+      return;
+    }
+    const f = functionMeta(cfg.function);
+    if (!backgrounds.has(f.name)) backgrounds.set(f.name, fieldImage(mod, f.name, 400));
+    state = { cfg, f, step: 0, perStep: {}, sampled: {}, trails: {}, last: null, rate: [], start: performance.now() };
+    for (const name of meta.racers) {
+      state.perStep[name] = [];
+      state.sampled[name] = [];
+      state.trails[name] = Array.from({ length: cfg.points }, () => []);
+    }
+    ingest(first, gen);
   } catch (e) {
+    if (created) created.free();
     if (gen === generation) fail(e);
-    return;
-  }
-  if (gen !== generation) {
-    created.free();
     return;
   }
   document.getElementById("notice").hidden = true;
   race = created;
-  const f = functionMeta(cfg.function);
-  if (!backgrounds.has(f.name)) backgrounds.set(f.name, fieldImage(mod, f.name, 400));
-  state = { cfg, f, step: 0, perStep: {}, sampled: {}, trails: {}, last: null, rate: [], start: performance.now() };
-  for (const name of meta.racers) {
-    state.perStep[name] = [];
-    state.sampled[name] = [];
-    state.trails[name] = Array.from({ length: cfg.points }, () => []);
-  }
   perFrame = 2;
-  ingest(JSON.parse(await race.snapshot()), gen);
   draw();
   window.raceStatus = "running";
 }
@@ -230,8 +233,15 @@ function report() {
 function loop() {
   if (race && state && !busy) {
     busy = true;
+    const gen = generation;
     frame()
-      .catch(fail)
+      .catch((e) => {
+        // A failed step stops the race (it would fail again); a change of controls restarts it.
+        if (gen !== generation) return;
+        race.free();
+        race = null;
+        fail(e);
+      })
       .finally(() => (busy = false));
   }
   requestAnimationFrame(loop);

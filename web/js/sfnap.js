@@ -27,17 +27,35 @@ export async function loadSfnap() {
   return mod;
 }
 
-/** Opens the device; resolves to the adapter's one-line description. */
-export async function openAdapter(mod) {
-  try {
-    return await mod.adapter();
-  } catch (e) {
-    // No adapter although navigator.gpu exists: WebGPU disabled, blocklisted, or no usable GPU.
-    throw new Unsupported(`${e.message || e}`);
+/** The browser's own name for its adapter (wgpu sees only its description, often empty). */
+async function browserAdapterName() {
+  const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) {
+    throw new Unsupported(
+      "This browser has WebGPU but offers no adapter: WebGPU is disabled or blocklisted here, or there is no usable GPU."
+    );
   }
+  const info = adapter.info || {};
+  return [info.vendor, info.architecture, info.description].filter(Boolean).join(" ") || "unnamed adapter";
 }
 
-/** Shows `error` in the page's notice element (id `notice`), and returns its text. */
+/** Opens the device; resolves to the adapter's one-line description, e.g. `google swiftshader (BrowserWebGpu, Cpu)`. */
+export async function openAdapter(mod) {
+  const name = await browserAdapterName();
+  let described;
+  try {
+    described = (await mod.adapter()).trim();
+  } catch (e) {
+    throw new Unsupported(`${e.message || e}`);
+  }
+  return described.startsWith("(") ? `${name} ${described}` : described;
+}
+
+/**
+ * Shows `error` in the page's notice element (id `notice`) and returns its text. When the
+ * browser cannot run the kernels, the notice names the browsers that can, and the page's
+ * `main.demo` element (the demo that cannot run) is hidden.
+ */
 export function showNotice(error) {
   const box = document.getElementById("notice");
   const unsupported = error instanceof Unsupported;
@@ -48,11 +66,12 @@ export function showNotice(error) {
   const p = document.createElement("p");
   p.textContent = text;
   box.append(h, p);
-  if (unsupported && !text.includes("WebGPU runs in")) {
+  if (unsupported) {
     const q = document.createElement("p");
     q.textContent = WEBGPU_BROWSERS;
     box.append(q);
+    document.querySelector("main.demo")?.setAttribute("hidden", "");
   }
   box.hidden = false;
-  return text;
+  return box.textContent;
 }

@@ -8,6 +8,7 @@ with the standard library only), against web/ served on 127.0.0.1:
     its tolerance (web/tests/replay.html), one result per case;
   - the optimizer race (web/race.html) for a fixed number of steps on every test
     function: every racer's mean loss must fall; screenshots go to target/web-shots/;
+    and a changed control restarts the race with the new settings;
   - the landing page names the adapter;
   - a browser without a WebGPU adapter gets a notice naming the browsers that have one.
 
@@ -32,6 +33,7 @@ import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "web"))
+sys.dont_write_bytecode = True  # no __pycache__ in web/
 import serve  # noqa: E402  (web/serve.py)
 
 CHROMIUM = "/usr/bin/chromium"
@@ -50,7 +52,7 @@ BASE_FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--no-first-run",
-    "--window-size=1400,1350",
+    "--window-size=1300,1400",
 ]
 WEBGPU_FLAGS = ["--enable-unsafe-webgpu"]
 
@@ -203,6 +205,21 @@ def test_race(browser, url, report, shots, function, steps, timeout):
     report.check(result["steps"] == steps and not bad, name, detail)
 
 
+def test_controls_restart(browser, url, report, timeout):
+    """Changing a control restarts the race with the new settings (and the function's tuned rates)."""
+    browser.open(f"{url}/race.html?function=quadratic&steps=20")
+    first = browser.wait_for("window.raceStatus === 'done' && window.raceResult", timeout)
+    browser.js(
+        "window.raceStatus = 'restarting'; const s = document.getElementById('function');"
+        "s.value = 'beale'; s.dispatchEvent(new Event('change', { bubbles: true }));"
+    )
+    second = browser.wait_for("window.raceStatus === 'done' && window.raceResult", timeout)
+    lr = browser.js("return document.querySelector('input[name=lr_sgd_sf]').value;")
+    ok = bool(first and second) and first["function"] == "quadratic" and second["function"] == "beale"
+    detail = f"{first and first['function']} -> {second and second['function']}, sgd_sf lr {lr}"
+    report.check(ok and second["steps"] == 20, "race controls restart the race", detail)
+
+
 def test_index(browser, url, report, timeout):
     browser.open(f"{url}/index.html")
     line = browser.wait_for(
@@ -221,7 +238,7 @@ def test_no_adapter(url, report, shots, timeout):
         browser.open(f"{url}/race.html")
         status = browser.wait_for("['done', 'error'].includes(window.raceStatus) && window.raceStatus", timeout)
         notice = browser.js(
-            "const n = document.getElementById('notice'); return n.hidden ? null : n.textContent;"
+            "const n = document.getElementById('notice'); return n.hidden ? null : n.innerText.replace(/\\s+/g, ' ');"
         )
         browser.screenshot(shots / "no-webgpu.png")
         ok = status == "error" and notice is not None and "WebGPU runs in" in notice
@@ -253,6 +270,7 @@ def main():
             test_replay(browser, url, report, args.shots, args.timeout)
             for function in args.functions.split(","):
                 test_race(browser, url, report, args.shots, function, args.steps, args.timeout)
+            test_controls_restart(browser, url, report, args.timeout)
         finally:
             browser.close()
         test_no_adapter(url, report, args.shots, args.timeout)
