@@ -18,31 +18,26 @@ pub fn gpu() -> Gpu {
 /// Unit roundoff of f32.
 pub const U32: f64 = f32::EPSILON as f64 / 2.0;
 
-/// A small deterministic generator (SplitMix64) with normal samples.
-pub struct Rng(u64);
+/// The library's deterministic generator, with the samplers the tests use.
+pub struct Rng(sfnap::data::Rng);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Rng(seed)
+        Rng(sfnap::data::Rng::new(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
-    /// Uniform in (0, 1).
+    /// Uniform in [0, 1).
     pub fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        self.0.uniform()
     }
 
-    /// Standard normal (Box-Muller).
+    /// Standard normal.
     pub fn normal(&mut self) -> f64 {
-        let (a, b) = (self.uniform(), self.uniform());
-        (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
+        self.0.normal()
     }
 
     /// `n` normal samples times `scale`, rounded to f32 so that the GPU sees the same inputs.
