@@ -1,4 +1,4 @@
-// Linear layer: a tiled matrix product C = A B (+ bias) and the bias gradient.
+// Linear layer: a matrix product C = A B (+ bias) and the bias gradient.
 //
 // The three products of a linear layer y = x W + b (x [M, K], W [K, N]) are all
 // `matmul` with different strides:
@@ -7,6 +7,15 @@
 //   backward dW = x^T dy    A = x^T (1, K),                      B = dy (N, 1)
 // C is always written row-major [m, n], overwriting what was there. Every output
 // is summed by one invocation over k in increasing order: deterministic.
+//
+// Two variants, chosen by the layer from the size of each product:
+// - `matmul`, `matmul_bias` (large products): 16 x 16 invocations share 64 x 16
+//   slices of A and B through workgroup memory, 4 x 4 outputs each;
+// - `matmul_block`, `matmul_block_bias` (small products): no workgroup memory
+//   and no barriers; 8 x 8 invocations, 8 x 8 outputs each, read A and B straight
+//   from their buffers (16 loads per 64 multiply-adds). On CPU drivers, where a
+//   barrier switches between every invocation of the workgroup and every load
+//   is a per-lane gather, this is several times faster.
 
 struct MatmulDims {
     m: u32,      // rows of C and A
@@ -26,6 +35,8 @@ struct MatmulDims {
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 @group(0) @binding(5) var<storage, read> dy: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dbias: array<f32>;
+
+// ---------------------------------------------------------------- large products
 
 // A workgroup of 16 x 16 invocations computes a 64 x 64 tile of C; each
 // invocation owns the 4 x 4 outputs (row0 + ty + 16 r, col0 + tx + 16 q).
@@ -116,6 +127,71 @@ fn matmul_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
         }
     }
 }
+
+// ---------------------------------------------------------------- small products
+
+// A(row, kk) and B(kk, col) with the row or column clamped into the matrix:
+// loads past the edge read a real element (never written back), not a branch.
+fn a_clamped(row: u32, kk: u32) -> f32 {
+    return a[min(row, dims.m - 1u) * dims.a_row + kk * dims.a_col];
+}
+
+fn b_clamped(kk: u32, col: u32) -> f32 {
+    return b[kk * dims.b_row + min(col, dims.n - 1u) * dims.b_col];
+}
+
+// A workgroup of 8 x 8 invocations computes a 64 x 64 tile of C; each invocation
+// owns the 8 x 8 outputs (row0 + ty + 8 r, col0 + tx + 8 q), r, q < 8, kept as
+// acc[2 r + q / 4][q % 4], and sums each over k in increasing order.
+fn block_product(wid: vec3<u32>, lid: vec3<u32>) -> array<vec4<f32>, 16> {
+    let row0 = wid.y * TILE + lid.y;
+    let col0 = wid.x * TILE + lid.x;
+    var acc: array<vec4<f32>, 16>;
+    for (var kk = 0u; kk < dims.k; kk++) {
+        let b_lo = vec4<f32>(b_clamped(kk, col0), b_clamped(kk, col0 + 8u), b_clamped(kk, col0 + 16u),
+                             b_clamped(kk, col0 + 24u));
+        let b_hi = vec4<f32>(b_clamped(kk, col0 + 32u), b_clamped(kk, col0 + 40u), b_clamped(kk, col0 + 48u),
+                             b_clamped(kk, col0 + 56u));
+        for (var r = 0u; r < 8u; r++) {
+            let av = a_clamped(row0 + 8u * r, kk);
+            acc[2u * r] += av * b_lo;
+            acc[2u * r + 1u] += av * b_hi;
+        }
+    }
+    return acc;
+}
+
+// C = A B (small products): one 64 x 64 tile of C per workgroup (grid ceil(n/64) x ceil(m/64)).
+@compute @workgroup_size(8, 8)
+fn matmul_block(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let acc = block_product(wid, lid);
+    for (var r = 0u; r < 8u; r++) {
+        for (var q = 0u; q < 8u; q++) {
+            let row = wid.y * TILE + lid.y + 8u * r;
+            let col = wid.x * TILE + lid.x + 8u * q;
+            if row < dims.m && col < dims.n {
+                c[row * dims.n + col] = acc[2u * r + q / 4u][q % 4u];
+            }
+        }
+    }
+}
+
+// C = A B + bias (small products): as `matmul_block`.
+@compute @workgroup_size(8, 8)
+fn matmul_block_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let acc = block_product(wid, lid);
+    for (var r = 0u; r < 8u; r++) {
+        for (var q = 0u; q < 8u; q++) {
+            let row = wid.y * TILE + lid.y + 8u * r;
+            let col = wid.x * TILE + lid.x + 8u * q;
+            if row < dims.m && col < dims.n {
+                c[row * dims.n + col] = acc[2u * r + q / 4u][q % 4u] + bias[col];
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- bias gradient
 
 // dbias[j] = sum over rows i of dy[i, j] (dy [m, n]): one invocation per column,
 // rows summed in increasing order.

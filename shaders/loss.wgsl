@@ -4,6 +4,10 @@
 //   dlogits[r, j] = (softmax(logits_r)_j - (j == t_r)) / rows   (overwritten)
 // A target out of range gives the row a NaN loss (and so a NaN mean) and counts
 // as a miss. The argmax takes the lowest index among equal maxima.
+//
+// Two variants of the per-row kernel, chosen by the layer from the classes:
+// short rows (classes <= 256) take one invocation per row, with no barriers and
+// no workgroup memory; long rows take one workgroup per row with tree reductions.
 
 struct LossDims {
     rows: u32,
@@ -55,8 +59,45 @@ fn workgroup_argmax(lid: u32, value: f32, index: u32) -> vec2<u32> {
     return result;
 }
 
-// One workgroup per row (rows strided by the number of workgroups): loss, lse
-// and whether the argmax hits the target.
+// Invocations per workgroup of the one-invocation-per-row kernel.
+const ROW_WG: u32 = 64u;
+
+// The row's loss, lse and hit, given its maximum logit, argmax and log-sum-exp.
+fn write_row(row: u32, best: u32, lse: f32) {
+    let n = dims.classes;
+    let label = targets[row];
+    let valid = label < n;
+    let nan = bitcast<f32>(dims.nan_bits);
+    losses[row] = select(nan, lse - logits[row * n + min(label, n - 1u)], valid);
+    row_lse[row] = lse;
+    row_hit[row] = select(0.0, 1.0, valid && best == label);
+}
+
+// Short rows: one invocation per row (rows strided over the grid): the argmax
+// and the sum of exponentials in increasing class order, then loss, lse and hit.
+@compute @workgroup_size(64)
+fn loss_rows_short(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = dims.classes;
+    for (var row = gid.x; row < dims.rows; row += nwg.x * ROW_WG) {
+        let base = row * n;
+        var value = -3.4028234e38;
+        var index = 0xffffffffu;
+        for (var j = 0u; j < n; j++) {
+            if beats(logits[base + j], j, value, index) {
+                value = logits[base + j];
+                index = j;
+            }
+        }
+        var sum = 0.0;
+        for (var j = 0u; j < n; j++) {
+            sum += exp(logits[base + j] - value);
+        }
+        write_row(row, index, value + log(sum));
+    }
+}
+
+// Long rows: one workgroup per row (rows strided by the number of workgroups):
+// loss, lse and whether the argmax hits the target.
 @compute @workgroup_size(256)
 fn loss_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -79,12 +120,7 @@ fn loss_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         }
         let lse = max_logit + log(workgroup_sum(lid.x, vec2<f32>(part, 0.0)).x);
         if lid.x == 0u {
-            let label = targets[row];
-            let valid = label < n;
-            let nan = bitcast<f32>(dims.nan_bits);
-            losses[row] = select(nan, lse - logits[base + min(label, n - 1u)], valid);
-            row_lse[row] = lse;
-            row_hit[row] = select(0.0, 1.0, valid && best.y == label);
+            write_row(row, best.y, lse);
         }
     }
 }

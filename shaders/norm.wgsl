@@ -4,6 +4,10 @@
 //   xhat = (x - mean) rstd,  y = xhat * gain + offset  (gain 1, offset 0 when absent)
 // The forward pass keeps mean and rstd per row for the backward pass. Every
 // gradient is overwritten. Reductions use fixed orders: deterministic.
+//
+// Two variants of the row kernels, chosen by the layer from the row length:
+// short rows (dim <= 256) take one invocation per row, with no barriers and no
+// workgroup memory; long rows take one workgroup per row with tree reductions.
 
 struct NormDims {
     rows: u32,
@@ -42,7 +46,64 @@ fn offset_at(i: u32) -> f32 {
     return 0.0;
 }
 
-// One workgroup per row (rows strided by the number of workgroups): y, mean, rstd.
+// Invocations per workgroup of the one-invocation-per-row kernels.
+const ROW_WG: u32 = 64u;
+
+// Short rows: one invocation per row (rows strided over the grid) writes y, mean
+// and rstd, summing the row in increasing order.
+@compute @workgroup_size(64)
+fn norm_forward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = dims.dim;
+    for (var row = gid.x; row < dims.rows; row += nwg.x * ROW_WG) {
+        let base = row * n;
+        var mean = 0.0;
+        if dims.center != 0u {
+            var total = 0.0;
+            for (var i = 0u; i < n; i++) {
+                total += x[base + i];
+            }
+            mean = total / f32(n);
+        }
+        var sq = 0.0;
+        for (var i = 0u; i < n; i++) {
+            let d = x[base + i] - mean;
+            sq += d * d;
+        }
+        let rstd = 1.0 / sqrt(sq / f32(n) + dims.eps);
+        for (var i = 0u; i < n; i++) {
+            y[base + i] = (x[base + i] - mean) * rstd * gain_at(i) + offset_at(i);
+        }
+        row_mean[row] = mean;
+        row_rstd[row] = rstd;
+    }
+}
+
+// Short rows: one invocation per row writes dx = rstd (g dy - center mean(g dy) - xhat mean(g dy xhat)),
+// summing the row in increasing order.
+@compute @workgroup_size(64)
+fn norm_backward_input_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = dims.dim;
+    for (var row = gid.x; row < dims.rows; row += nwg.x * ROW_WG) {
+        let base = row * n;
+        let mean = row_mean[row];
+        let rstd = row_rstd[row];
+        var sums = vec2<f32>(0.0);
+        for (var i = 0u; i < n; i++) {
+            let xhat = (x[base + i] - mean) * rstd;
+            let dnorm = dy[base + i] * gain_at(i);
+            sums += vec2<f32>(dnorm, dnorm * xhat);
+        }
+        sums /= f32(n);
+        let mean_dnorm = select(0.0, sums.x, dims.center != 0u);
+        for (var i = 0u; i < n; i++) {
+            let xhat = (x[base + i] - mean) * rstd;
+            let dnorm = dy[base + i] * gain_at(i);
+            dx[base + i] = rstd * (dnorm - mean_dnorm - xhat * sums.y);
+        }
+    }
+}
+
+// Long rows: one workgroup per row (rows strided by the number of workgroups): y, mean, rstd.
 @compute @workgroup_size(256)
 fn norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -73,7 +134,7 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     }
 }
 
-// One workgroup per row: dx = rstd (g dy - center mean(g dy) - xhat mean(g dy xhat)).
+// Long rows: one workgroup per row: dx = rstd (g dy - center mean(g dy) - xhat mean(g dy xhat)).
 @compute @workgroup_size(256)
 fn norm_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                        @builtin(local_invocation_id) lid: vec3<u32>) {

@@ -293,6 +293,8 @@ fn linear_case(g: &Gpu, k: &mut Kernels, rows: usize, inputs: usize, outputs: us
     }
 }
 
+/// Small products (`linear::SMALL_PRODUCT` multiply-adds or fewer) take the
+/// barrier-free kernels: awkward sizes and the GPT's shapes.
 #[test]
 fn linear_matches_reference_on_awkward_sizes() {
     let g = gpu();
@@ -305,11 +307,26 @@ fn linear_matches_reference_on_awkward_sizes() {
         (64, 17, 130),
         (1, 1, 1),
         (65, 200, 3),
+        (512, 64, 192),
+        (512, 256, 64),
     ] {
+        assert!(rows * inputs * outputs <= linear::SMALL_PRODUCT);
         for (bias, dx) in [(true, true), (false, true), (true, false)] {
             seed += 1;
             linear_case(&g, &mut k, rows, inputs, outputs, bias, dx, seed);
         }
+    }
+}
+
+/// Large products take the tiled kernels (workgroup memory and barriers).
+#[test]
+fn linear_matches_reference_on_large_products() {
+    let g = gpu();
+    let mut k = Kernels::default();
+    let (rows, inputs, outputs) = (259, 257, 253);
+    assert!(rows * inputs * outputs > linear::SMALL_PRODUCT);
+    for (seed, (bias, dx)) in [(31, (true, true)), (32, (false, true))] {
+        linear_case(&g, &mut k, rows, inputs, outputs, bias, dx, seed);
     }
 }
 
@@ -433,7 +450,19 @@ fn norms_match_reference_on_awkward_sizes() {
     let mut k = Kernels::default();
     let mut seed = 100;
     for kind in [NormKind::Layer, NormKind::Rms] {
-        for (rows, dim) in [(3, 5), (3, 17), (5, 64), (3, 130), (4, 300), (1, 1)] {
+        // Rows up to norm::SHORT_ROWS long take one invocation each, longer ones a workgroup.
+        let short = norm::SHORT_ROWS;
+        for (rows, dim) in [
+            (3, 5),
+            (3, 17),
+            (5, 64),
+            (3, 130),
+            (4, 300),
+            (1, 1),
+            (512, 64),
+            (3, short),
+            (3, short + 1),
+        ] {
             for (gain, offset) in [(true, true), (false, false), (true, false)] {
                 seed += 1;
                 norm_case(&g, &mut k, kind, rows, dim, gain, offset, seed);
@@ -586,6 +615,11 @@ fn cross_entropy_matches_reference_on_awkward_sizes() {
         (304, 5, 300),
         (305, 300, 3),
         (306, 1, 1),
+        // The GPT's shape, and the boundary between the variants (one invocation
+        // per row up to loss::SHORT_ROWS classes, a workgroup beyond).
+        (307, 512, 85),
+        (308, 4, loss::SHORT_ROWS),
+        (309, 4, loss::SHORT_ROWS + 1),
     ] {
         cross_entropy_case(&g, &mut k, rows, classes, seed);
     }
@@ -917,6 +951,11 @@ fn attention_matches_reference_on_awkward_sizes() {
         (503, 1, 130, 4, 64),
         (504, 1, 300, 1, 8),
         (505, 1, 1, 1, 1),
+        // The GPT's heads (T 64, D 16), and the boundary between the variants
+        // (register blocks up to attention::SHORT_ROWS positions, a workgroup per row beyond).
+        (506, 2, 64, 4, 64),
+        (507, 1, attention::SHORT_ROWS, 2, 6),
+        (508, 1, attention::SHORT_ROWS + 1, 2, 6),
     ] {
         let s = AttentionShape {
             batch,
@@ -930,16 +969,29 @@ fn attention_matches_reference_on_awkward_sizes() {
 
 // ---------------------------------------------------------------- determinism and errors
 
-/// Every layer's backward pass gives bit-identical gradients run after run.
+/// Every layer's backward pass gives bit-identical gradients run after run, in
+/// both variants of the layers that have two.
 #[test]
 fn gradients_are_bit_identical_run_to_run() {
     let g = gpu();
     let mut k = Kernels::default();
-    let (rows, dim, vocab) = (37, 70, 11);
+    // Short rows and small products: the barrier-free kernels.
+    bit_identical_case(&g, &mut k, 37, 70, 5);
+    // Long rows and large products: the kernels with workgroup reductions and tiles.
+    let (rows, dim) = (150, 260);
+    assert!(rows > attention::SHORT_ROWS && dim > norm::SHORT_ROWS);
+    assert!(rows * dim * 3 * dim > linear::SMALL_PRODUCT);
+    bit_identical_case(&g, &mut k, rows, dim, 5);
+}
+
+/// Embedding, LayerNorm, Linear (dim -> 3 dim) and attention (one sequence of
+/// `rows` positions) chained, forward and backward, four times over.
+fn bit_identical_case(g: &Gpu, k: &mut Kernels, rows: usize, dim: usize, heads: usize) {
+    let vocab = 11;
     let mut rng = Rng::new(600);
     let ids: Vec<u32> = (0..rows).map(|_| (rng.next_u64() % vocab as u64) as u32).collect();
     let arena = Arena::new(
-        &g,
+        g,
         &[
             TensorSpec::new("table", &[vocab, dim]),
             TensorSpec::new("w", &[dim, 3 * dim]),
@@ -948,10 +1000,10 @@ fn gradients_are_bit_identical_run_to_run() {
         None,
     )
     .unwrap();
-    arena.write(&g, "table", &f32s(&rng.normals(vocab * dim, 1.0))).unwrap();
-    arena.write(&g, "w", &f32s(&rng.normals(dim * 3 * dim, 0.3))).unwrap();
-    arena.write(&g, "gain", &vec![1.0; dim]).unwrap();
-    let mut grad_of = |n: usize| upload(&g, &rng.normals(n, 1.0));
+    arena.write(g, "table", &f32s(&rng.normals(vocab * dim, 1.0))).unwrap();
+    arena.write(g, "w", &f32s(&rng.normals(dim * 3 * dim, 0.3))).unwrap();
+    arena.write(g, "gain", &vec![1.0; dim]).unwrap();
+    let mut grad_of = |n: usize| upload(g, &rng.normals(n, 1.0));
     let (d_emb, d_norm, d_qkv, d_att) = (
         grad_of(rows * dim),
         grad_of(rows * dim),
@@ -959,18 +1011,18 @@ fn gradients_are_bit_identical_run_to_run() {
         grad_of(rows * dim),
     );
     let (emb, normed, qkv, att) = (
-        zeros(&g, rows * dim),
-        zeros(&g, rows * dim),
-        zeros(&g, rows * 3 * dim),
-        zeros(&g, rows * dim),
+        zeros(g, rows * dim),
+        zeros(g, rows * dim),
+        zeros(g, rows * 3 * dim),
+        zeros(g, rows * dim),
     );
-    let (dx_norm, dx_lin, dx_att) = (zeros(&g, rows * dim), zeros(&g, rows * dim), zeros(&g, rows * 3 * dim));
-    let ib = upload_u32(&g, &ids);
+    let (dx_norm, dx_lin, dx_att) = (zeros(g, rows * dim), zeros(g, rows * dim), zeros(g, rows * 3 * dim));
+    let ib = upload_u32(g, &ids);
     let v = View::new;
     let (n1, n3) = (rows * dim, rows * 3 * dim);
     let layers_embedding = Embedding::new(
-        &g,
-        &mut k,
+        g,
+        k,
         &EmbeddingDesc {
             tokens: rows,
             vocab,
@@ -983,8 +1035,8 @@ fn gradients_are_bit_identical_run_to_run() {
     )
     .unwrap();
     let norm = Norm::new(
-        &g,
-        &mut k,
+        g,
+        k,
         &NormDesc {
             kind: NormKind::Layer,
             rows,
@@ -1000,8 +1052,8 @@ fn gradients_are_bit_identical_run_to_run() {
     )
     .unwrap();
     let linear = Linear::new(
-        &g,
-        &mut k,
+        g,
+        k,
         &LinearDesc {
             rows,
             inputs: dim,
@@ -1016,12 +1068,12 @@ fn gradients_are_bit_identical_run_to_run() {
     )
     .unwrap();
     let attention = Attention::new(
-        &g,
-        &mut k,
+        g,
+        k,
         &AttentionDesc {
             batch: 1,
             seq: rows,
-            heads: 5,
+            heads,
             channels: dim,
             qkv: v(&qkv, n3),
             out: v(&att, n1),
@@ -1031,7 +1083,7 @@ fn gradients_are_bit_identical_run_to_run() {
     )
     .unwrap();
     let step = || {
-        run(&g, |p| {
+        run(g, |p| {
             layers_embedding.record_forward(p);
             norm.record_forward(p);
             linear.record_forward(p);

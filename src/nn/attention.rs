@@ -1,6 +1,6 @@
 //! Causal multi-head self-attention on projected q, k, v (`shaders/attention.wgsl`).
 
-use super::{check_view, dim, groups_for, groups_for_rows, read, record_all, write, Dispatch, View};
+use super::{check_view, dim, groups_for, groups_for_64, groups_for_rows, read, record_all, write, Dispatch, View};
 use crate::error::{Error, Result};
 use crate::gpu::kernels::Kernels;
 use crate::gpu::Gpu;
@@ -26,6 +26,12 @@ pub struct AttentionDesc<'a> {
     pub dqkv: View<'a>,
 }
 
+/// Longest sequence that takes the kernels without barriers (register-blocked
+/// products, one softmax row per invocation): cheap on CPU drivers, where every
+/// barrier switches between the invocations of a workgroup. Longer sequences
+/// take one workgroup per row of probabilities.
+pub const SHORT_ROWS: usize = 128;
+
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct AttnDims {
@@ -41,12 +47,14 @@ struct AttnDims {
 /// Causal self-attention: for each sequence b, head h and position t,
 /// `out[b, t, h] = Σ_{j ≤ t} softmax_j(q_t · k_j / sqrt(D)) v_j`.
 ///
-/// A straightforward implementation: the forward pass keeps the attention
-/// probabilities `[B, H, T, T]` (one workgroup per row), then one invocation
-/// per output element sums over j. Backward: one workgroup per row writes the
-/// score gradients `[B, H, T, T]`, then one invocation per element of dqkv sums
-/// its column or row of them (overwritten, fixed order, deterministic). Memory:
-/// two `[B, H, T, T]` f32 buffers owned by the layer, each within the device's
+/// The forward pass keeps the attention probabilities `[B, H, T, T]`; the
+/// backward pass writes the score gradients `[B, H, T, T]`, then dqkv
+/// (overwritten; every sum in a fixed order, deterministic). Two variants, by
+/// sequence length: up to [`SHORT_ROWS`] positions, the products are computed
+/// in 4 × 4 register blocks and the softmax one row per invocation, with no
+/// barriers (fast on CPU drivers too); longer sequences take one workgroup per
+/// row of probabilities and one invocation per output element. Memory: two
+/// `[B, H, T, T]` f32 buffers owned by the layer, each within the device's
 /// storage binding limit.
 pub struct Attention {
     forward: Vec<Dispatch>,
@@ -110,17 +118,40 @@ impl Attention {
             write(6, "dqkv", desc.dqkv),
         ];
         let k = kernels;
-        let by_row = (groups_for_rows(b * desc.heads * t), 1);
-        let by_out = (groups_for(b * t * c), 1);
-        let by_dqkv = (groups_for(b * t * 3 * c), 1);
-        let forward = vec![
-            Dispatch::new(gpu, k, L, "attention", "attention_probs", &uniform, &views, by_row)?,
-            Dispatch::new(gpu, k, L, "attention", "attention_values", &uniform, &views, by_out)?,
-        ];
-        let backward = vec![
-            Dispatch::new(gpu, k, L, "attention", "attention_dscores", &uniform, &views, by_row)?,
-            Dispatch::new(gpu, k, L, "attention", "attention_dqkv", &uniform, &views, by_dqkv)?,
-        ];
+        let rows = b * desc.heads * t;
+        let (forward, backward) = if t <= SHORT_ROWS {
+            // 4 x 4 blocks of positions (and of head components) per invocation, one row per invocation.
+            let (nb, nd) = (t.div_ceil(4), (c / desc.heads).div_ceil(4));
+            let by_score_block = (groups_for_64(b * desc.heads * nb * nb), 1);
+            let by_out_block = (groups_for_64(b * desc.heads * nb * nd), 1);
+            let by_dqkv_block = (groups_for_64(3 * b * desc.heads * nb * nd), 1);
+            let by_row = (groups_for_64(rows), 1);
+            let d =
+                |k: &mut Kernels, entry, groups| Dispatch::new(gpu, k, L, "attention", entry, &uniform, &views, groups);
+            (
+                vec![
+                    d(k, "attention_scores_block", by_score_block)?,
+                    d(k, "attention_softmax_rows", by_row)?,
+                    d(k, "attention_values_block", by_out_block)?,
+                ],
+                vec![
+                    d(k, "attention_dp_block", by_score_block)?,
+                    d(k, "attention_dsoftmax_rows", by_row)?,
+                    d(k, "attention_dqkv_block", by_dqkv_block)?,
+                ],
+            )
+        } else {
+            // One workgroup per row, one invocation per output element.
+            let by_row = (groups_for_rows(rows), 1);
+            let by_out = (groups_for(b * t * c), 1);
+            let by_dqkv = (groups_for(b * t * 3 * c), 1);
+            let d =
+                |k: &mut Kernels, entry, groups| Dispatch::new(gpu, k, L, "attention", entry, &uniform, &views, groups);
+            (
+                vec![d(k, "attention_probs", by_row)?, d(k, "attention_values", by_out)?],
+                vec![d(k, "attention_dscores", by_row)?, d(k, "attention_dqkv", by_dqkv)?],
+            )
+        };
         Ok(Attention {
             forward,
             backward,

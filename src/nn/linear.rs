@@ -42,14 +42,32 @@ struct MatmulDims {
     b_col: u32,
 }
 
-/// Output tile edge of the matmul kernel.
+/// Output tile edge of both matmul kernels.
 const TILE: usize = 64;
+
+/// Products of at most this many multiply-adds (m·n·k) take the kernels without
+/// workgroup memory or barriers (`matmul_block*`: 8 × 8 outputs per invocation);
+/// larger ones the tiled kernels (`matmul*`). The small kernels are several times
+/// faster on CPU drivers; the tiled ones reuse loads through workgroup memory,
+/// which pays on GPUs once products are large.
+pub const SMALL_PRODUCT: usize = 1 << 24;
+
+/// The kernel for a product of `m·n·k` multiply-adds: `(plain, with bias)`.
+fn matmul_entries(m: usize, n: usize, k: usize) -> (&'static str, &'static str) {
+    if m.saturating_mul(n).saturating_mul(k) <= SMALL_PRODUCT {
+        ("matmul_block", "matmul_block_bias")
+    } else {
+        ("matmul", "matmul_bias")
+    }
+}
 
 /// A linear layer: y `[M, N]` = x `[M, K]` W `[K, N]` (+ b `[N]`).
 ///
-/// Forward: one tiled matmul. Backward overwrites dx = dy Wᵀ (if asked for),
+/// Forward: one matmul. Backward overwrites dx = dy Wᵀ (if asked for),
 /// dW = xᵀ dy and db = column sums of dy; each output is one invocation's sum
-/// in increasing index order, so gradients are deterministic.
+/// in increasing index order, so gradients are deterministic. Each product takes
+/// the barrier-free kernel when it is small (see [`SMALL_PRODUCT`]), the tiled
+/// one otherwise.
 pub struct Linear {
     forward: Vec<Dispatch>,
     backward: Vec<Dispatch>,
@@ -108,12 +126,13 @@ impl Linear {
             read(2, "weight", desc.weight.value),
             write(4, "y", desc.y),
         ];
+        let (plain, with_bias) = matmul_entries(rows, outputs, inputs);
         let entry = match &desc.bias {
             Some(b) => {
                 views.push(read(3, "bias", b.value));
-                "matmul_bias"
+                with_bias
             }
-            None => "matmul",
+            None => plain,
         };
         let g = grid(rows, outputs)?;
         forward.push(Dispatch::new(gpu, kernels, L, "linear", entry, &fwd_dims, &views, g)?);
@@ -126,7 +145,8 @@ impl Linear {
                 write(4, "dx", dx),
             ];
             let g = grid(rows, inputs)?;
-            backward.push(Dispatch::new(gpu, kernels, L, "linear", "matmul", &dx_dims, &views, g)?);
+            let entry = matmul_entries(rows, inputs, outputs).0;
+            backward.push(Dispatch::new(gpu, kernels, L, "linear", entry, &dx_dims, &views, g)?);
         }
         let views = [
             read(1, "x", desc.x),
@@ -134,7 +154,8 @@ impl Linear {
             write(4, "weight.grad", desc.weight.grad),
         ];
         let g = grid(inputs, outputs)?;
-        backward.push(Dispatch::new(gpu, kernels, L, "linear", "matmul", &dw_dims, &views, g)?);
+        let entry = matmul_entries(inputs, outputs, rows).0;
+        backward.push(Dispatch::new(gpu, kernels, L, "linear", entry, &dw_dims, &views, g)?);
         if let Some(b) = &desc.bias {
             let views = [read(5, "dy", desc.dy), write(6, "bias.grad", b.grad)];
             let g = (groups_for(outputs), 1);

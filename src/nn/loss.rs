@@ -1,6 +1,6 @@
 //! Softmax cross-entropy with integer targets (`shaders/loss.wgsl`).
 
-use super::{check_view, dim, groups_for, groups_for_rows, read, record_all, write, Dispatch, View};
+use super::{check_view, dim, groups_for, groups_for_64, groups_for_rows, read, record_all, write, Dispatch, View};
 use crate::error::{Error, Result};
 use crate::gpu::kernels::Kernels;
 use crate::gpu::Gpu;
@@ -33,6 +33,11 @@ pub struct LossStats {
     pub pad0: u32,
 }
 
+/// Most classes for which a row takes one invocation (no barriers: cheap on CPU
+/// drivers, where every barrier switches between the invocations of a
+/// workgroup); longer rows take one workgroup each.
+pub const SHORT_ROWS: usize = 256;
+
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct LossDims {
@@ -44,10 +49,11 @@ struct LossDims {
 
 /// Mean softmax cross-entropy of logits `[B, V]` against targets `[B]`.
 ///
-/// Forward: one workgroup per row writes the row's loss to [`losses`](Self::losses)
-/// and whether its argmax hits the target; then one workgroup writes the mean
-/// loss and the hit count to [`stats`](Self::stats) (a [`LossStats`]), summing in
-/// a fixed order. Backward overwrites dlogits = (softmax − onehot) / B.
+/// Forward: each row's loss goes to [`losses`](Self::losses), with whether its
+/// argmax hits the target; then one workgroup writes the mean loss and the hit
+/// count to [`stats`](Self::stats) (a [`LossStats`]), summing in a fixed order.
+/// Rows of up to [`SHORT_ROWS`] classes take one invocation each (no barriers),
+/// longer rows one workgroup each. Backward overwrites dlogits = (softmax − onehot) / B.
 pub struct CrossEntropy {
     forward: Vec<Dispatch>,
     backward: Vec<Dispatch>,
@@ -94,9 +100,14 @@ impl CrossEntropy {
             write(6, "stats", View::new(&stats, 4)),
             write(7, "dlogits", desc.dlogits),
         ];
-        let by_row = (groups_for_rows(desc.rows), 1);
+        // Short rows: one invocation per row; long rows: one workgroup per row.
+        let (rows_entry, by_row) = if desc.classes <= SHORT_ROWS {
+            ("loss_rows_short", (groups_for_64(desc.rows), 1))
+        } else {
+            ("loss_rows", (groups_for_rows(desc.rows), 1))
+        };
         let forward = vec![
-            Dispatch::new(gpu, kernels, L, "loss", "loss_rows", &uniform, &views, by_row)?,
+            Dispatch::new(gpu, kernels, L, "loss", rows_entry, &uniform, &views, by_row)?,
             Dispatch::new(gpu, kernels, L, "loss", "loss_mean", &uniform, &views, (1, 1))?,
         ];
         let by_logit = (groups_for(desc.rows * desc.classes), 1);
@@ -147,8 +158,14 @@ impl CrossEntropy {
         encoder.copy_buffer_to_buffer(&self.stats, 0, dst, dst_offset, 4);
     }
 
-    /// Reads the statistics back (waits for the device; for metrics and tests, not inside a step).
+    /// Reads the statistics back (for metrics and tests, not inside a step).
+    pub async fn read_stats_async(&self, gpu: &Gpu) -> Result<LossStats> {
+        Ok(gpu.read_async::<LossStats>(&self.stats, 0, 1).await?[0])
+    }
+
+    /// [`CrossEntropy::read_stats_async`], waiting for the device (native only).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn read_stats(&self, gpu: &Gpu) -> Result<LossStats> {
-        Ok(gpu.read::<LossStats>(&self.stats, 0, 1)?[0])
+        pollster::block_on(self.read_stats_async(gpu))
     }
 }

@@ -103,6 +103,12 @@ fn groups_for_rows(n: usize) -> u32 {
     n.clamp(1, MAX_GROUPS) as u32
 }
 
+/// Workgroups for a strided loop over `n` items (rows, blocks), one per
+/// invocation, 64 per workgroup: the kernels without barriers use workgroups of 64.
+fn groups_for_64(n: usize) -> u32 {
+    n.div_ceil(64).clamp(1, MAX_GROUPS) as u32
+}
+
 /// A positive dimension `layer.field` (kernel indices are u32).
 fn dim(layer: &str, field: &str, value: usize) -> Result<u32> {
     if value == 0 {

@@ -1,7 +1,8 @@
 //! LayerNorm and RMSNorm over the last dimension (`shaders/norm.wgsl`).
 
 use super::{
-    check_param, check_view, dim, groups_for, groups_for_rows, read, record_all, write, Dispatch, Param, View,
+    check_param, check_view, dim, groups_for, groups_for_64, groups_for_rows, read, record_all, write, Dispatch, Param,
+    View,
 };
 use crate::error::{Error, Result};
 use crate::gpu::kernels::Kernels;
@@ -40,6 +41,11 @@ pub struct NormDesc<'a> {
     pub offset: Option<Param<'a>>,
 }
 
+/// Longest row that takes one invocation (no barriers: cheap on CPU drivers,
+/// where every barrier switches between the invocations of a workgroup); longer
+/// rows take one workgroup each.
+pub const SHORT_ROWS: usize = 256;
+
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct NormDims {
@@ -55,10 +61,11 @@ struct NormDims {
 
 /// LayerNorm or RMSNorm of each row of x `[R, C]`, with optional gain and offset `[C]`.
 ///
-/// Forward: one workgroup per row writes y and keeps the row's mean and 1/std
-/// (in buffers the layer owns). Backward overwrites dx (one workgroup per row)
-/// and dgain = Σ_rows dy x̂, doffset = Σ_rows dy (one invocation per column,
-/// rows in increasing order: deterministic, no atomics).
+/// Forward: y, and the row's mean and 1/std kept in buffers the layer owns.
+/// Backward overwrites dx, and dgain = Σ_rows dy x̂, doffset = Σ_rows dy (one
+/// invocation per column, rows in increasing order: deterministic, no atomics).
+/// Rows of up to [`SHORT_ROWS`] elements take one invocation each (summed in
+/// increasing order, no barriers); longer rows one workgroup each (a fixed tree).
 pub struct Norm {
     forward: Vec<Dispatch>,
     backward: Vec<Dispatch>,
@@ -133,13 +140,22 @@ impl Norm {
         if let Some(dx) = desc.dx {
             views.push(write(8, "dx", dx));
         }
-        let by_row = (groups_for_rows(desc.rows), 1);
+        // Short rows: one invocation per row; long rows: one workgroup per row.
+        let (forward_entry, input_entry, by_row) = if desc.dim <= SHORT_ROWS {
+            (
+                "norm_forward_rows",
+                "norm_backward_input_rows",
+                (groups_for_64(desc.rows), 1),
+            )
+        } else {
+            ("norm_forward", "norm_backward_input", (groups_for_rows(desc.rows), 1))
+        };
         let forward = vec![Dispatch::new(
             gpu,
             kernels,
             layer,
             "norm",
-            "norm_forward",
+            forward_entry,
             &uniform,
             &views,
             by_row,
@@ -151,7 +167,7 @@ impl Norm {
                 kernels,
                 layer,
                 "norm",
-                "norm_backward_input",
+                input_entry,
                 &uniform,
                 &views,
                 by_row,
