@@ -132,3 +132,20 @@ fn resume_refuses_other_settings_and_damaged_files() {
     assert!(e.contains("checkpoint.safetensors") && e.contains("checkpoint"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The character-level GPT learns: after 300 steps its held-out loss (at x) is
+/// half a nat or more below the unigram entropy of the corpus, the loss of the
+/// best model that ignores context.
+#[test]
+fn char_lm_loss_falls_well_below_the_unigram_entropy() {
+    let gpu = gpu();
+    let mut cfg = config(DataKind::Text, Kind::AdamwSf, false, 300);
+    cfg.optimizer.lr = Some(3e-3);
+    cfg.optimizer.warmup_steps = 50;
+    cfg.batch = 8;
+    let summary = train(&gpu, &cfg, &RunOptions::default()).unwrap();
+    let entropy = sfnap::data::text::Text::shipped().unigram_entropy();
+    let loss = summary.last().unwrap().eval_loss;
+    println!("char-LM after 300 steps: eval loss {loss:.3} nats, unigram entropy {entropy:.3}");
+    assert!(loss < entropy - 0.5, "eval loss {loss} is not well below the unigram entropy {entropy}");
+}
