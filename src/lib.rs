@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod gpu;
+pub mod live;
 pub mod model;
 pub mod nap;
 pub mod nn;
@@ -23,7 +24,6 @@ pub mod optim;
 pub mod plot;
 pub mod race;
 pub mod replay;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod sched;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod train;

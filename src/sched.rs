@@ -2,10 +2,14 @@
 //! one command encoder, and brings metrics back asynchronously: a step never
 //! waits for the host.
 
+#[cfg(not(target_arch = "wasm32"))]
 use std::collections::VecDeque;
+#[cfg(not(target_arch = "wasm32"))]
 use std::sync::{Arc, Mutex};
 
-use crate::error::{Error, Result};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::error::Error;
+use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::model::Graph;
 use crate::optim::GpuOptimizer;
@@ -40,8 +44,10 @@ pub fn record_train_step(
     opt.record_step(gpu, enc)
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 type MapResult = Arc<Mutex<Option<std::result::Result<(), wgpu::BufferAsyncError>>>>;
 
+#[cfg(not(target_arch = "wasm32"))]
 struct Pending {
     tag: u64,
     buffer: wgpu::Buffer,
@@ -52,11 +58,13 @@ struct Pending {
 /// Small device-to-host copies that complete in the background: record a copy
 /// into a step's encoder, call [`AsyncReadback::submitted`] after the submit,
 /// and collect finished copies with [`AsyncReadback::poll`] while training goes on.
+#[cfg(not(target_arch = "wasm32"))]
 #[derive(Default)]
 pub struct AsyncReadback {
     pending: VecDeque<Pending>,
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 impl AsyncReadback {
     /// Records a copy of `bytes` bytes of `src` (from byte 0), tagged `tag` (e.g. the step).
     pub fn record(&mut self, gpu: &Gpu, enc: &mut wgpu::CommandEncoder, src: &wgpu::Buffer, bytes: u64, tag: u64) {

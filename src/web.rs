@@ -5,6 +5,8 @@
 //!   checks a result against the case's `expected` output within its tolerance.
 //! - [`WebRace`] drives the optimizer race of `web/race.html`; [`race_functions`] and
 //!   [`race_field`] describe the test functions for plotting.
+//! - [`WebSpirals`] and [`WebPlasticity`] drive the live training demos of
+//!   `web/spirals.html` and `web/plasticity.html` (see [`crate::live`]).
 //!
 //! Errors reach JavaScript as `Error` objects carrying the library's message.
 
@@ -15,6 +17,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::error::Error;
 use crate::gpu::Gpu;
+use crate::live::{spirals_default_lr, Plasticity, PlasticityConfig, Spirals, SpiralsConfig, SPIRALS_OPTIMIZERS};
 use crate::race::{Race, RaceConfig, TestFn, RACERS};
 use crate::replay::{check_within, run_gpu_async, ReplayCase, ReplayResult};
 
@@ -150,5 +153,119 @@ impl WebRace {
     /// The config the race runs, as JSON.
     pub fn config(&self) -> String {
         serde_json::to_string(self.race.config()).expect("a config always serializes")
+    }
+}
+
+/// The spirals demo's optimizers and default config, as JSON:
+/// `{"optimizers": [...], "lr": {optimizer: default}, "defaults": {...}}`.
+#[wasm_bindgen]
+pub fn spirals_meta() -> String {
+    let lr: serde_json::Map<String, serde_json::Value> = SPIRALS_OPTIMIZERS
+        .iter()
+        .map(|o| (o.to_string(), spirals_default_lr(o).into()))
+        .collect();
+    serde_json::json!({
+        "optimizers": SPIRALS_OPTIMIZERS,
+        "lr": lr,
+        "defaults": SpiralsConfig::default(),
+    })
+    .to_string()
+}
+
+/// The two-spirals demo on the browser's adapter (see [`crate::live::Spirals`]).
+#[wasm_bindgen]
+pub struct WebSpirals {
+    gpu: Rc<Gpu>,
+    inner: Spirals,
+}
+
+#[wasm_bindgen]
+impl WebSpirals {
+    /// Builds the network from a config JSON (missing fields take their defaults).
+    pub async fn create(config_json: String) -> Result<WebSpirals, JsValue> {
+        let config = SpiralsConfig::parse(&config_json).map_err(js_error)?;
+        let gpu = gpu().await?;
+        let inner = Spirals::new(&gpu, &config).map_err(js_error)?;
+        Ok(WebSpirals { gpu, inner })
+    }
+
+    /// Submits `n` training steps (no readback).
+    pub fn step(&mut self, n: u32) -> Result<(), JsValue> {
+        self.inner.step(&self.gpu, n).map_err(js_error)
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> f64 {
+        self.inner.steps() as f64
+    }
+
+    /// The training points as JSON (`{"inputs": [a, b, ...], "labels": [...]}`).
+    pub fn data(&self) -> String {
+        self.inner.data_json()
+    }
+
+    /// Evaluates the grid and test set at y and x now and resolves to the snapshot
+    /// as JSON (see [`crate::live::SpiralsSnapshot`]).
+    pub fn snapshot(&mut self) -> js_sys::Promise {
+        let request = self.inner.request_snapshot(&self.gpu);
+        let gpu = self.gpu.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let snapshot = request.read(&gpu).await.map_err(js_error)?;
+            Ok(JsValue::from_str(&snapshot.to_json()))
+        })
+    }
+
+    /// The config, as JSON.
+    pub fn config(&self) -> String {
+        serde_json::to_string(self.inner.config()).expect("a config always serializes")
+    }
+}
+
+/// The plasticity demo's default config, as JSON.
+#[wasm_bindgen]
+pub fn plasticity_defaults() -> String {
+    serde_json::to_string(&PlasticityConfig::default()).expect("a config always serializes")
+}
+
+/// The plasticity demo on the browser's adapter (see [`crate::live::Plasticity`]).
+#[wasm_bindgen]
+pub struct WebPlasticity {
+    gpu: Rc<Gpu>,
+    inner: Plasticity,
+}
+
+#[wasm_bindgen]
+impl WebPlasticity {
+    /// Builds both networks from a config JSON (missing fields take their defaults).
+    pub async fn create(config_json: String) -> Result<WebPlasticity, JsValue> {
+        let config = PlasticityConfig::parse(&config_json).map_err(js_error)?;
+        let gpu = gpu().await?;
+        let inner = Plasticity::new(&gpu, &config).map_err(js_error)?;
+        Ok(WebPlasticity { gpu, inner })
+    }
+
+    /// Submits `n` steps of both networks (no readback).
+    pub fn step(&mut self, n: u32) -> Result<(), JsValue> {
+        self.inner.step(&self.gpu, n).map_err(js_error)
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> f64 {
+        self.inner.steps() as f64
+    }
+
+    /// Resolves to both networks' numbers as JSON (see [`crate::live::PlasticitySnapshot`]).
+    pub fn snapshot(&mut self) -> js_sys::Promise {
+        let request = self.inner.request_snapshot(&self.gpu);
+        let gpu = self.gpu.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let snapshot = request.read(&gpu).await.map_err(js_error)?;
+            Ok(JsValue::from_str(&snapshot.to_json()))
+        })
+    }
+
+    /// The config, as JSON.
+    pub fn config(&self) -> String {
+        serde_json::to_string(self.inner.config()).expect("a config always serializes")
     }
 }

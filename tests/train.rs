@@ -147,5 +147,8 @@ fn char_lm_loss_falls_well_below_the_unigram_entropy() {
     let entropy = sfnap::data::text::Text::shipped().unigram_entropy();
     let loss = summary.last().unwrap().eval_loss;
     println!("char-LM after 300 steps: eval loss {loss:.3} nats, unigram entropy {entropy:.3}");
-    assert!(loss < entropy - 0.5, "eval loss {loss} is not well below the unigram entropy {entropy}");
+    assert!(
+        loss < entropy - 0.5,
+        "eval loss {loss} is not well below the unigram entropy {entropy}"
+    );
 }

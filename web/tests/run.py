@@ -9,6 +9,10 @@ with the standard library only), against web/ served on 127.0.0.1:
   - the optimizer race (web/race.html) for a fixed number of steps on every test
     function: every racer's mean loss must fall; screenshots go to target/web-shots/;
     and a changed control restarts the race with the new settings;
+  - two spirals (web/spirals.html) for a fixed number of steps: the training loss and
+    the test loss at x fall;
+  - plasticity (web/plasticity.html) over a label-reset stream: the NaP network's mean
+    end-of-task accuracy over the later tasks is at least the plain network's;
   - the landing page names the adapter;
   - a browser without a WebGPU adapter gets a notice naming the browsers that have one.
 
@@ -205,6 +209,65 @@ def test_race(browser, url, report, shots, function, steps, timeout):
     report.check(result["steps"] == steps and not bad, name, detail)
 
 
+def test_spirals(browser, url, report, shots, optimizer, nap, steps, timeout):
+    """The spirals page trains live: the training loss falls and the test loss at x falls."""
+    tag = f"spirals-{optimizer}{'-nap' if nap else ''}"
+    browser.open(f"{url}/spirals.html?optimizer={optimizer}&nap={int(nap)}&steps={steps}")
+    status = browser.wait_for("['done', 'error'].includes(window.spiralsStatus) && window.spiralsStatus", timeout)
+    browser.screenshot(shots / f"{tag}.png")
+    if status != "done":
+        error = browser.js("return window.spiralsError || null;")
+        report.check(False, tag, error or f"not done within {timeout} s (status {status})")
+        return
+    r = browser.js("return window.spiralsResult;")
+    ok = (
+        r["steps"] == steps
+        and r["train_loss_last"] < 0.8 * r["train_loss_first"]
+        and r["test_loss_x"] is not None
+        and r["test_loss_x"] < r["test_loss_x_start"]
+    )
+    detail = (
+        f"{r['steps']} steps, {r['steps_per_second']:.0f} steps/s; train loss {r['train_loss_first']:.3f} -> "
+        f"{r['train_loss_last']:.3f}; test loss at x {r['test_loss_x_start']:.3f} -> {r['test_loss_x']}; "
+        f"test accuracy x {r['test_acc_x']:.3f} y {r['test_acc_y']:.3f}"
+    )
+    report.check(ok, tag, detail)
+
+
+def test_plasticity(browser, url, report, shots, tasks, timeout):
+    """The plasticity page: over the later tasks, NaP's mean end-of-task accuracy is at least the plain run's.
+
+    The page's defaults (256 inputs, 64-128-128-10, AdamW 3e-3, a reset every 100 steps), as in
+    tests/live.rs (natively on lavapipe, seeds 1 and 2: plain 0.58, 0.55 vs NaP 0.63, 0.63)."""
+    task_steps = 100
+    steps = tasks * task_steps
+    browser.open(f"{url}/plasticity.html?seed=1&task_steps={task_steps}&steps={steps}")
+    status = browser.wait_for(
+        "['done', 'error'].includes(window.plasticityStatus) && window.plasticityStatus", max(timeout, 600)
+    )
+    browser.screenshot(shots / "plasticity.png")
+    if status != "done":
+        error = browser.js("return window.plasticityError || null;")
+        report.check(False, "plasticity", error or f"not done within {timeout} s (status {status})")
+        return
+    r = browser.js("return window.plasticityResult;")
+    plain, nap = r["plain"], r["nap"]
+    ok = (
+        r["steps"] == steps
+        and len(plain["task_acc"]) == tasks
+        and plain["later"] is not None
+        and nap["later"] >= plain["later"]
+    )
+    fmt = lambda v: ", ".join(f"{x:.2f}" for x in v)  # noqa: E731
+    detail = (
+        f"{tasks} tasks x {task_steps} steps, {r['steps_per_second']:.0f} steps/s; later tasks plain "
+        f"{plain['later']:.3f} NaP {nap['later']:.3f}; end-of-task plain [{fmt(plain['task_acc'])}] "
+        f"NaP [{fmt(nap['task_acc'])}]; norms plain {fmt(plain['norms_start'])} -> {fmt(plain['norms_end'])}, "
+        f"NaP {fmt(nap['norms_start'])} -> {fmt(nap['norms_end'])}"
+    )
+    report.check(ok, "plasticity: NaP keeps accuracy after resets", detail)
+
+
 def test_controls_restart(browser, url, report, timeout):
     """Changing a control restarts the race with the new settings (and the function's tuned rates)."""
     browser.open(f"{url}/race.html?function=quadratic&steps=20")
@@ -228,7 +291,9 @@ def test_index(browser, url, report, timeout):
         timeout,
     )
     links = browser.js("return [...document.querySelectorAll('a.card')].map(a => a.getAttribute('href'));")
-    ok = bool(line) and line.startswith("WebGPU adapter") and "race.html" in links
+    ok = bool(line) and line.startswith("WebGPU adapter") and {"race.html", "spirals.html", "plasticity.html"} <= set(
+        links or []
+    )
     report.check(ok, "index page", f"{line}; links {links}")
 
 
@@ -253,6 +318,9 @@ def main():
     parser.add_argument("--shots", type=pathlib.Path, default=ROOT / "target" / "web-shots")
     parser.add_argument("--timeout", type=float, default=300, help="seconds each page may take")
     parser.add_argument("--functions", default="rosenbrock,quadratic,noisy_bowl,beale")
+    parser.add_argument("--spirals-steps", type=int, default=200, help="spirals training steps")
+    parser.add_argument("--plasticity-tasks", type=int, default=12, help="tasks of 100 steps on the plasticity page")
+    parser.add_argument("--only", default="", help="run only these tests (comma-separated: index, replay, race, spirals, plasticity, no-adapter)")
     args = parser.parse_args()
 
     if not (ROOT / "web" / "pkg" / "sfnap_bg.wasm").exists():
@@ -261,19 +329,33 @@ def main():
         if not shutil.which(tool):
             sys.exit(f"error: {tool} not found: run `bash scripts/setup-web.sh --browser`")
 
+    only = {t for t in args.only.split(",") if t}
+
+    def want(test):
+        return not only or test in only
+
     server, url = serve.serve_in_background()
     report = Report()
     try:
         browser = Browser(BASE_FLAGS + WEBGPU_FLAGS)
         try:
-            test_index(browser, url, report, args.timeout)
-            test_replay(browser, url, report, args.shots, args.timeout)
-            for function in args.functions.split(","):
-                test_race(browser, url, report, args.shots, function, args.steps, args.timeout)
-            test_controls_restart(browser, url, report, args.timeout)
+            if want("index"):
+                test_index(browser, url, report, args.timeout)
+            if want("replay"):
+                test_replay(browser, url, report, args.shots, args.timeout)
+            if want("race"):
+                for function in args.functions.split(","):
+                    test_race(browser, url, report, args.shots, function, args.steps, args.timeout)
+                test_controls_restart(browser, url, report, args.timeout)
+            if want("spirals"):
+                for optimizer, nap in [("adamw_sf", False), ("sgd_sf", True)]:
+                    test_spirals(browser, url, report, args.shots, optimizer, nap, args.spirals_steps, args.timeout)
+            if want("plasticity"):
+                test_plasticity(browser, url, report, args.shots, args.plasticity_tasks, args.timeout)
         finally:
             browser.close()
-        test_no_adapter(url, report, args.shots, args.timeout)
+        if want("no-adapter"):
+            test_no_adapter(url, report, args.shots, args.timeout)
     except WebDriverError as e:
         report.check(False, "browser", str(e))
     finally:
