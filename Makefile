@@ -71,3 +71,14 @@ web-build:
 test-web: web-build
 	@bash scripts/setup-web.sh --browser
 	python3 web/tests/run.py
+
+.PHONY: bench bench-peers
+## Optimizer-step sweeps against the copy roofline: writes BENCHMARKS.md and benches/scale.svg
+## (includes the PyTorch peer when target/peers-venv exists; see bench-peers).
+bench: setup
+	bash scripts/bench.sh
+
+## The PyTorch peer alone: makes target/peers-venv (torch, schedulefree from PyPI) and times
+## schedulefree.AdamWScheduleFree at the bench sizes. Not part of `make test`.
+bench-peers:
+	bash benches/peers/run.sh

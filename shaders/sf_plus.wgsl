@@ -12,6 +12,18 @@
 @group(0) @binding(8) var<storage, read_write> partials: array<vec2<f32>>;
 @group(0) @binding(9) var<storage, read> chunks: array<Chunk>;
 
+// The element loop, as in sf_step.wgsl (where it is explained).
+const ELEM_RUN: u32 = 8u;
+
+fn elem_first(lid: u32, wid: u32) -> u32 {
+    return wid * WG * ELEM_RUN + (lid / 8u) * 8u * ELEM_RUN + lid % 8u;
+}
+
+fn elem_next(i: u32, nwg: u32) -> u32 {
+    let run_done = (i / 8u) % ELEM_RUN == ELEM_RUN - 1u;
+    return select(i + 8u, i + nwg * WG * ELEM_RUN - 8u * (ELEM_RUN - 1u), run_done);
+}
+
 // Pass 1 of the global sums, one workgroup per chunk: (sum |g|, sum g . (z - x)).
 @compute @workgroup_size(256)
 fn plus_sums(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -32,11 +44,15 @@ fn plus_sums(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id
 // z -= gamma^2 wd y (AdamC); Adam moments; z -= gamma m_hat / (sqrt(v_hat) + eps);
 // x = (1 - c) x + c z; y = beta_k x + (1 - beta_k) z.
 @compute @workgroup_size(256)
-fn plus_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn plus_step(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
     if s.skip != 0u {
         return; // the scalar kernel found an error: leave the weights as they are
     }
-    for (var i = gid.x; i < seg.n_vec4; i += nwg.x * WG) {
+    for (var i = elem_first(lid.x, wid.x); i < seg.n_vec4; i = elem_next(i, nwg.x)) {
         let gi = g[i];
         let yi = y[i];
         let mi = s.b1 * m[i] + (1.0 - s.b1) * gi;

@@ -1,7 +1,7 @@
 // Fused element pass of the Schedule-Free kinds that keep (y, z): sgd_sf, adamw_sf
-// (with and without inner momentum), adamw_sf_paper and radam_sf. One invocation
-// updates one vec4; a grid-stride loop covers the whole segment, so the dispatch
-// size does not depend on the number or sizes of the tensors.
+// (with and without inner momentum), adamw_sf_paper and radam_sf. One loop trip
+// updates one vec4; the element loop below covers the whole segment, so the
+// dispatch size does not depend on the number or sizes of the tensors.
 
 @group(0) @binding(0) var<storage, read> s: Step;
 @group(0) @binding(1) var<uniform> seg: Seg;
@@ -10,6 +10,25 @@
 @group(0) @binding(4) var<storage, read_write> z: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> v: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> m: array<vec4<f32>>;
+
+// The element loop (the same in adamw.wgsl, sf_plus.wgsl and mode.wgsl).
+// Workgroup w updates tiles of WG * ELEM_RUN vec4s: tile w, w + nwg, ...
+// Within a tile each group of 8 invocations owns 8 * ELEM_RUN consecutive vec4s
+// and sweeps them 8 at a time: one whole 128-byte line per buffer per trip, as
+// a GPU likes. lavapipe runs 8 invocations at a time through their whole loop,
+// so it streams each buffer front to back; the plain grid-stride loop made it
+// juggle one stream per loop trip per buffer and fall to a third of copy speed
+// (BENCHMARKS.md, "levers").
+const ELEM_RUN: u32 = 8u;
+
+fn elem_first(lid: u32, wid: u32) -> u32 {
+    return wid * WG * ELEM_RUN + (lid / 8u) * 8u * ELEM_RUN + lid % 8u;
+}
+
+fn elem_next(i: u32, nwg: u32) -> u32 {
+    let run_done = (i / 8u) % ELEM_RUN == ELEM_RUN - 1u;
+    return select(i + 8u, i + nwg * WG * ELEM_RUN - 8u * (ELEM_RUN - 1u), run_done);
+}
 
 // u += wd * y; y = lerp(y, z, c) + gamma (beta (1 - c) - 1) u (old z); z -= gamma u.
 fn sf_update(i: u32, u_raw: vec4<f32>) {
@@ -28,15 +47,23 @@ fn adam_denom(i: u32, gi: vec4<f32>) -> vec4<f32> {
 }
 
 @compute @workgroup_size(256)
-fn sgd_sf_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    for (var i = gid.x; i < seg.n_vec4; i += nwg.x * WG) {
+fn sgd_sf_step(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    for (var i = elem_first(lid.x, wid.x); i < seg.n_vec4; i = elem_next(i, nwg.x)) {
         sf_update(i, g[i]);
     }
 }
 
 @compute @workgroup_size(256)
-fn adam_sf_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    for (var i = gid.x; i < seg.n_vec4; i += nwg.x * WG) {
+fn adam_sf_step(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    for (var i = elem_first(lid.x, wid.x); i < seg.n_vec4; i = elem_next(i, nwg.x)) {
         let gi = g[i];
         let d = adam_denom(i, gi);
         // radam_sf before rho_t > 4 takes the plain gradient (adaptive = 0).
@@ -45,8 +72,12 @@ fn adam_sf_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 }
 
 @compute @workgroup_size(256)
-fn adam_sf_momentum_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    for (var i = gid.x; i < seg.n_vec4; i += nwg.x * WG) {
+fn adam_sf_momentum_step(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    for (var i = elem_first(lid.x, wid.x); i < seg.n_vec4; i = elem_next(i, nwg.x)) {
         let gi = g[i];
         let d = adam_denom(i, gi);
         let mi = s.mu * m[i] + (1.0 - s.mu) * gi;

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::arena::{Arena, TensorSpec};
+use crate::arena::{Arena, TensorSpec, ALIGN, CHUNK};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nap::{NapConfig, NapGroup};
@@ -87,8 +87,20 @@ impl BenchOptions {
                 format!("must lie in [1, --params = {}], got {}", self.params, self.tensors),
             ));
         }
-        if self.steps == Some(0) {
-            return Err(Error::invalid("--steps", "must be at least 1"));
+        if let Some(steps) = self.steps.filter(|s| !(1..=MAX_STEPS).contains(s)) {
+            return Err(Error::invalid(
+                "--steps",
+                format!("must lie in [1, {MAX_STEPS}], got {steps}"),
+            ));
+        }
+        if let Some(bytes) = self.max_binding_bytes.filter(|&b| b < (CHUNK * 4) as u64) {
+            return Err(Error::invalid(
+                "--max-binding",
+                format!(
+                    "{bytes} bytes: a binding must hold at least one chunk ({} bytes)",
+                    CHUNK * 4
+                ),
+            ));
         }
         if !(0.0..1.0).contains(&self.inner_momentum) {
             return Err(Error::invalid(
@@ -102,6 +114,9 @@ impl BenchOptions {
         Ok(())
     }
 }
+
+/// Timed steps per trial at most (the timestamp queries of one trial must fit one query set).
+pub const MAX_STEPS: usize = 100_000;
 
 /// One benchmark result: the `--json` object of `sfnap bench`.
 #[derive(Debug, Clone, Serialize)]
@@ -118,6 +133,8 @@ pub struct BenchResult {
     pub adapter: String,
     /// wgpu backend.
     pub backend: String,
+    /// Adapter type: DiscreteGpu, IntegratedGpu, VirtualGpu, Cpu or Other.
+    pub device_type: String,
     /// Milliseconds per step.
     pub step_ms: f64,
     /// Bytes moved per parameter and step ([`bytes_per_param`]).
@@ -213,7 +230,14 @@ fn fastest(xs: &[f64]) -> f64 {
 /// (`None` elsewhere): a CPU adapter such as lavapipe shares the cores with them.
 fn others_ticks() -> Option<i64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let fields: Vec<i64> = stat.lines().next()?.split_whitespace().skip(1).take(8).flat_map(str::parse).collect();
+    let fields: Vec<i64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .flat_map(str::parse)
+        .collect();
     let [user, nice, system, _idle, _iowait, irq, softirq, steal] = fields[..] else {
         return None;
     };
@@ -330,6 +354,16 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions) -> Result<BenchResult> {
         .zip(&sizes)
         .map(|(n, &s)| TensorSpec::new(n, &[s]))
         .collect();
+    let bytes = 4 * (opts.params + ALIGN * opts.tensors) as u64;
+    if bytes > gpu.limits.max_buffer_size {
+        return Err(Error::invalid(
+            "--params",
+            format!(
+                "{} parameters need up to {bytes} bytes per buffer, more than this adapter's max_buffer_size {}",
+                opts.params, gpu.limits.max_buffer_size
+            ),
+        ));
+    }
     let arena = Arena::new(gpu, &specs, opts.max_binding_bytes)?;
     for (i, (name, &len)) in names.iter().zip(&sizes).enumerate() {
         arena.write(gpu, name, &pattern(len, 2 * i as u64 + 1, 0.1))?;
@@ -403,6 +437,7 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions) -> Result<BenchResult> {
         steps,
         adapter: gpu.info.name.clone(),
         backend: format!("{:?}", gpu.info.backend),
+        device_type: format!("{:?}", gpu.info.device_type),
         step_ms: step_s / steps as f64 * 1e3,
         bytes_per_param: bpp,
         step_gbps,
@@ -418,4 +453,109 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions) -> Result<BenchResult> {
             .to_string(),
         disturbed_trials: disturbed,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(kind: Kind, params: usize, tensors: usize) -> BenchOptions {
+        BenchOptions {
+            kind,
+            inner_momentum: 0.0,
+            params,
+            tensors,
+            nap: false,
+            steps: Some(2),
+            max_binding_bytes: None,
+        }
+    }
+
+    #[test]
+    fn ragged_sizes_sum_to_the_parameters() {
+        for (params, tensors) in [(1, 1), (10, 10), (1000, 7), (16 << 20, 4096), (4097, 4096)] {
+            let sizes = ragged_sizes(params, tensors).unwrap();
+            assert_eq!(sizes.len(), tensors);
+            assert_eq!(sizes.iter().sum::<usize>(), params);
+            assert!(sizes.iter().all(|&s| s >= 1));
+        }
+        let sizes = ragged_sizes(1 << 20, 16).unwrap();
+        assert!(
+            sizes.iter().max().unwrap() > &(sizes.iter().min().unwrap() * 3 / 2),
+            "{sizes:?}"
+        );
+    }
+
+    #[test]
+    fn bytes_per_param_of_each_kind() {
+        assert_eq!(bytes_per_param(Kind::SgdSf, false, false), 20);
+        assert_eq!(bytes_per_param(Kind::AdamwSf, false, false), 28);
+        assert_eq!(bytes_per_param(Kind::AdamwSf, true, false), 36);
+        assert_eq!(bytes_per_param(Kind::Adamw, false, false), 28);
+        assert_eq!(bytes_per_param(Kind::SfPlus, false, false), 56);
+        assert_eq!(bytes_per_param(Kind::AdamwSf, false, true), 52);
+        assert_eq!(bytes_per_param(Kind::Adamw, false, true), 40);
+        assert_eq!(bytes_per_param(Kind::SfPlus, false, true), 84);
+    }
+
+    #[test]
+    fn bad_options_name_their_flag() {
+        let cases = [
+            (opts(Kind::AdamwSf, 0, 1), "--params"),
+            (opts(Kind::AdamwSf, 5, 6), "--tensors"),
+            (opts(Kind::AdamwSf, 5, 0), "--tensors"),
+            (
+                BenchOptions {
+                    steps: Some(0),
+                    ..opts(Kind::AdamwSf, 5, 1)
+                },
+                "--steps",
+            ),
+            (
+                BenchOptions {
+                    inner_momentum: 0.5,
+                    ..opts(Kind::SgdSf, 5, 1)
+                },
+                "--inner-momentum",
+            ),
+            (
+                BenchOptions {
+                    inner_momentum: 1.0,
+                    ..opts(Kind::AdamwSf, 5, 1)
+                },
+                "--inner-momentum",
+            ),
+            (
+                BenchOptions {
+                    max_binding_bytes: Some(100),
+                    ..opts(Kind::AdamwSf, 5, 1)
+                },
+                "--max-binding",
+            ),
+        ];
+        for (o, flag) in cases {
+            let e = o.validate().unwrap_err().to_string();
+            assert!(e.starts_with(flag), "{e}");
+        }
+        assert!(ragged_sizes(3, 4).is_err());
+    }
+
+    /// Runs (no timing asserted) on the test adapter: every field filled, the
+    /// device found no error, segments as forced.
+    #[test]
+    fn a_tiny_bench_runs_on_the_device() {
+        let gpu = Gpu::from_env().expect("a GPU adapter (make setup installs lavapipe)");
+        for (kind, nap) in [(Kind::SfPlus, true), (Kind::AdamwSf, false)] {
+            let o = BenchOptions {
+                nap,
+                max_binding_bytes: Some((2 * CHUNK * 4) as u64),
+                ..opts(kind, 3 * CHUNK + 5, 3)
+            };
+            let r = run(&gpu, &o).unwrap();
+            assert_eq!((r.steps, r.params, r.tensors), (2, 3 * CHUNK + 5, 3));
+            assert_eq!(r.bytes_per_param, bytes_per_param(kind, false, nap));
+            assert!(r.segments >= 2, "{}", r.segments);
+            assert!(r.step_ms > 0.0 && r.copy_gbps > 0.0 && r.roofline > 0.0, "{}", r.line());
+        }
+    }
 }

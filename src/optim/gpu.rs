@@ -19,12 +19,11 @@ use crate::optim::scalars::{HostScalars, StepScalars};
 pub const RING: usize = 64;
 const SLOT: u64 = 256;
 /// Workgroups of an element pass at most (each loops over the rest).
-pub const MAX_WORKGROUPS: u32 = 8192;
-/// vec4s each invocation of an element pass handles (while MAX_WORKGROUPS allows):
-/// lavapipe runs a workgroup's invocations eight at a time, each through its whole
-/// loop, so every loop trip is one more memory stream per buffer; past 4 trips it
-/// falls off a cliff (BENCHMARKS.md, "levers").
-const VEC4_PER_INVOCATION: usize = 4;
+pub const MAX_WORKGROUPS: u32 = 4096;
+/// vec4s each invocation of an element pass handles while MAX_WORKGROUPS allows:
+/// `ELEM_RUN` of the element kernels (shaders/sf_step.wgsl), so that a workgroup
+/// sweeps one tile of 256 * 8 vec4s (BENCHMARKS.md, "levers").
+const VEC4_PER_INVOCATION: usize = 8;
 
 /// WGSL `Seg`.
 #[repr(C)]
