@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::arena::Arena;
 use crate::data::continual::Continual;
 use crate::data::digits::digits;
-use crate::data::spirals::spirals;
+use crate::data::spirals::{spirals, with_constant_input, with_one};
 use crate::data::{Classification, Rng};
 use crate::error::{Error, Result};
 use crate::gpu::kernels::Kernels;
@@ -307,19 +307,6 @@ impl SpiralsConfig {
     }
 }
 
-/// (a, b) pairs as the model's (a, b, 1) rows.
-fn with_one(pairs: &[f32]) -> Vec<f32> {
-    pairs.chunks_exact(2).flat_map(|p| [p[0], p[1], 1.0]).collect()
-}
-
-fn lifted(data: &Classification) -> Classification {
-    Classification {
-        inputs: with_one(&data.inputs),
-        dim: 3,
-        ..data.clone()
-    }
-}
-
 /// The spirals demo: one MLP, its evaluation graphs and data.
 pub struct Spirals {
     config: SpiralsConfig,
@@ -351,8 +338,8 @@ impl Spirals {
             config.seed,
         )?;
         let points = spirals(config.train_points, config.noise, config.seed);
-        let train_data = lifted(&points);
-        let test_data = lifted(&spirals(config.test_points, config.noise, config.seed ^ 0x5eed));
+        let train_data = with_constant_input(&points);
+        let test_data = with_constant_input(&spirals(config.test_points, config.noise, config.seed ^ 0x5eed));
         let g = config.grid * config.grid;
         let grid_y = net.eval_graph(gpu, &mut k, false, g)?;
         let grid_x = net.eval_graph(gpu, &mut k, true, g)?;

@@ -90,12 +90,13 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
-    /// The default model for `data`: digits MLP 64-256-256-10, spirals 2-64-64-2,
+    /// The default model for `data`: digits MLP 64-256-256-10, spirals (2 + 1)-64-64-2
+    /// (a constant third input, see [`spirals::with_one`]),
     /// continual 64-256-256-10, text: a 2-layer GPT of width 64, 4 heads, context 64.
     pub fn default_model(data: DataKind) -> ModelConfig {
         match data {
             DataKind::Spirals => ModelConfig::Mlp(MlpConfig {
-                input: 2,
+                input: 3,
                 hidden: vec![64, 64],
                 classes: 2,
             }),
@@ -133,7 +134,7 @@ impl TrainConfig {
             (ModelConfig::Mlp(_), DataKind::Text) => Err(Error::invalid("model", "text needs --model gpt")),
             (ModelConfig::Gpt(_), _) => Err(Error::invalid("model", "gpt trains on --data text only")),
             (ModelConfig::Mlp(m), data) => {
-                let (input, classes) = if data == DataKind::Spirals { (2, 2) } else { (64, 10) };
+                let (input, classes) = if data == DataKind::Spirals { (3, 2) } else { (64, 10) };
                 if m.input != input || m.classes != classes {
                     return Err(Error::invalid(
                         "model",
@@ -220,7 +221,7 @@ impl Source {
                 }
             }
             (DataKind::Spirals, _) => {
-                let all = spirals::spirals(2000, 0.02, cfg.seed ^ 0x5);
+                let all = spirals::with_constant_input(&spirals::spirals(2000, 0.02, cfg.seed ^ 0x5));
                 let (train, test) = all.split(0.25, cfg.seed);
                 Source::Classes { train, test }
             }

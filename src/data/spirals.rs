@@ -25,6 +25,22 @@ pub fn spirals(n: usize, noise: f64, seed: u64) -> Classification {
     }
 }
 
+/// (a, b) pairs as (a, b, 1) rows. An MLP whose hidden Linears have no bias and
+/// are followed by LayerNorm cannot see an input's scale, only its direction; the
+/// constant third feature plays the first layer's bias.
+pub fn with_one(pairs: &[f32]) -> Vec<f32> {
+    pairs.chunks_exact(2).flat_map(|p| [p[0], p[1], 1.0]).collect()
+}
+
+/// The set with a constant 1 appended to every point (see [`with_one`]).
+pub fn with_constant_input(data: &Classification) -> Classification {
+    Classification {
+        inputs: with_one(&data.inputs),
+        dim: 3,
+        ..data.clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
