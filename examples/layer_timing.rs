@@ -179,6 +179,8 @@ fn main() -> sfnap::Result<()> {
         },
     )?;
     let mut lins = Vec::new();
+    // Floating-point operations of each matmul's forward pass (the backward does twice as many).
+    let mut flops = std::collections::HashMap::new();
     for (name, i, o) in linears {
         let layer = Linear::new(
             &gpu,
@@ -195,6 +197,7 @@ fn main() -> sfnap::Result<()> {
                 bias: Some(p(&format!("{name}.b"))?),
             },
         )?;
+        flops.insert(format!("linear {name} {i}->{o}"), 2.0 * (ROWS * i * o) as f64);
         lins.push((format!("linear {name} {i}->{o}"), layer));
     }
     let head = Linear::new(
@@ -293,6 +296,7 @@ fn main() -> sfnap::Result<()> {
             backward: Box::new(|p| layer.record_backward(p)),
         });
     }
+    flops.insert(format!("linear head {c}->{v} (no bias)"), 2.0 * (ROWS * c * v) as f64);
     rows.push(Row {
         name: format!("linear head {c}->{v} (no bias)"),
         forward: Box::new(|p| head.record_forward(p)),
@@ -325,11 +329,19 @@ fn main() -> sfnap::Result<()> {
         backward: Box::new(|p| graph.record_backward(p)),
     });
 
-    println!("{:<40} {:>12} {:>12}", "layer", "forward ms", "backward ms");
+    println!(
+        "{:<40} {:>12} {:>12}   throughput",
+        "layer", "forward ms", "backward ms"
+    );
     for row in rows.iter().filter(|r| r.name.contains(&filter)) {
         let f = seconds_per_rep(&gpu, &row.forward) * 1e3;
         let b = seconds_per_rep(&gpu, &row.backward) * 1e3;
-        println!("{:<40} {:>12.3} {:>12.3}", row.name, f, b);
+        let rate = match flops.get(&row.name) {
+            Some(fl) => format!("{:.2} / {:.2} GFLOP/s", fl / f / 1e6, 2.0 * fl / b / 1e6),
+            None if row.name.starts_with("GPT graph") => format!("{:.0} tokens/s", ROWS as f64 / ((f + b) / 1e3)),
+            None => String::new(),
+        };
+        println!("{:<40} {:>12.3} {:>12.3}   {rate}", row.name, f, b);
     }
     Ok(())
 }

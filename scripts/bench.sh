@@ -90,4 +90,22 @@ done
 [ -x "$venv/bin/python" ] || echo "bench: no $venv: PyTorch peer numbers left out (make bench-peers installs it)" >&2
 
 python3 scripts/bench_report.py "$out" BENCHMARKS.md benches/scale.svg
+
+# Training kernels: every layer of the tiny GPT at its real shapes (matmul GFLOP/s,
+# forward / backward) and the whole forward + backward step in tokens/s.
+[ -r /proc/stat ] && quiet
+cargo build --release --example layer_timing
+{
+    echo
+    echo "## Training kernels: the tiny GPT's layers (matmul GFLOP/s, tokens/s)"
+    echo
+    echo 'Command: `cargo run --release --example layer_timing` (wall time per recorded pass, best'
+    echo 'of three, per-dispatch driver costs included; see the example'"'"'s doc comment). Linear rows'
+    echo 'give GFLOP/s of the forward and backward products (2 M N K and twice that); the graph'
+    echo 'row gives tokens per second of a forward + backward step (no optimizer).'
+    echo
+    echo '```'
+    target/release/examples/layer_timing
+    echo '```'
+} >>BENCHMARKS.md
 echo "bench: wrote BENCHMARKS.md and benches/scale.svg" >&2
