@@ -3,7 +3,8 @@
 //! The step is memory-bound, so its speed is reported as bytes moved per second
 //! ([`bytes_per_param`] times the parameters, per step) next to the bandwidth of
 //! `copy_buffer_to_buffer` on buffers of the arena's size, measured in the same
-//! run. Their ratio, the roofline fraction, is comparable across machines; an
+//! run (the copies read the step's own buffers in turn, so that they sweep as
+//! much memory as a step and no cache flatters them). Their ratio, the roofline fraction, is comparable across machines; an
 //! absolute time is not. Times are GPU-side (timestamp queries around each
 //! submission) where the adapter has them, else wall clock around a full drain
 //! of the queue. See `BENCHMARKS.md` for the sweeps.
@@ -142,6 +143,8 @@ pub struct BenchResult {
     /// The step's bandwidth: params * bytes_per_param / step time, in GB/s (1e9).
     pub step_gbps: f64,
     /// `copy_buffer_to_buffer` bandwidth on buffers of the arena's size: 2 * bytes / time, GB/s.
+    /// The copies read the step's own buffers in turn into two scratch buffers, so
+    /// they sweep as much memory as a step does.
     pub copy_gbps: f64,
     /// step_gbps / copy_gbps.
     pub roofline: f64,
@@ -343,8 +346,8 @@ fn time(
 }
 
 /// Sets up an arena of `opts.params` parameters over `opts.tensors` tensors,
-/// warms up, and times `opts.steps` optimizer steps and as many copies of the
-/// gradient buffer, [`TRIALS`] times each.
+/// warms up, and times `opts.steps` optimizer steps and as many buffer copies
+/// (see [`BenchResult::copy_gbps`]), [`TRIALS`] times each.
 pub fn run(gpu: &Gpu, opts: &BenchOptions) -> Result<BenchResult> {
     opts.validate()?;
     let sizes = ragged_sizes(opts.params, opts.tensors)?;
@@ -393,10 +396,24 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions) -> Result<BenchResult> {
 
     // Warm-up (pages touched, every pipeline run once), then TRIALS rounds of
     // timed steps and timed copies, interleaved so both see the same machine.
+    // Each copy reads the next of the step's own buffers into one of two scratch
+    // buffers: the copies sweep as much memory as a step, so no cache holds them.
     let copy_bytes = arena.layout.bytes();
-    let dst = gpu.storage("bench copy", copy_bytes);
+    let sources: Vec<wgpu::Buffer> = [Some(&arena.params), Some(&arena.grads), opt.z.as_ref(), opt.v.as_ref()]
+        .into_iter()
+        .chain([opt.m.as_ref(), opt.x.as_ref()])
+        .flatten()
+        .cloned()
+        .collect();
+    let scratch = [
+        gpu.storage("bench copy", copy_bytes),
+        gpu.storage("bench copy", copy_bytes),
+    ];
+    let mut copies = 0;
     let mut copy = |enc: &mut wgpu::CommandEncoder| {
-        enc.copy_buffer_to_buffer(&arena.grads, 0, &dst, 0, copy_bytes);
+        let (src, dst) = (&sources[copies % sources.len()], &scratch[copies % 2]);
+        enc.copy_buffer_to_buffer(src, 0, dst, 0, copy_bytes);
+        copies += 1;
         Ok(())
     };
     let opt = RefCell::new(opt);

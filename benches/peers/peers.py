@@ -5,7 +5,8 @@ Prints one JSON object per line with the fields of `sfnap bench --json` that
 apply. bytes_per_param is the step's necessary traffic (28 B, as for sfnap's
 adamw_sf); PyTorch's foreach step makes several passes and moves more than that,
 so step_gbps is "useful" bandwidth, comparable with sfnap's. copy_gbps is
-`dst.copy_(src)` on tensors of the same size on the same device (2 * bytes / time).
+`dst.copy_(src)` on tensors of the same size on the same device (2 * bytes / time),
+rotating over 4 sources and 2 destinations as sfnap's copy does.
 Run through run.sh, which makes the virtual environment.
 """
 
@@ -92,10 +93,20 @@ def bench(params, tensors, device, steps):
         steps = max(8, min(1000, -(-10**9 // (params * BYTES_PER_PARAM))))
     for _ in range(max(2, steps // 4)):
         opt.step()
-    src = torch.empty(params, device=device).uniform_()
-    dst = torch.empty_like(src)
-    dst.copy_(src)
-    (step_s, copy_s), disturbed = fastest([opt.step, lambda: dst.copy_(src)], steps, device)
+    # As sfnap's copy: each copy reads the next of 4 tensors of the step's size (the
+    # step reads 4 buffers) into one of 2 others, sweeping as much memory as a step.
+    srcs = [torch.empty(params, device=device).uniform_() for _ in range(4)]
+    dsts = [torch.empty(params, device=device) for _ in range(2)]
+    copies = [0]
+
+    def copy():
+        k = copies[0]
+        dsts[k % 2].copy_(srcs[k % 4])
+        copies[0] = k + 1
+
+    for _ in range(4):
+        copy()
+    (step_s, copy_s), disturbed = fastest([opt.step, copy], steps, device)
 
     step_gbps = params * BYTES_PER_PARAM * steps / step_s / 1e9
     copy_gbps = 2 * params * 4 * steps / copy_s / 1e9

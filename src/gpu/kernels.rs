@@ -22,7 +22,6 @@ pub const FILES: &[(&str, &str)] = &[
     ("nap", include_str!("../../shaders/nap.wgsl")),
     ("mode", include_str!("../../shaders/mode.wgsl")),
     ("export", include_str!("../../shaders/export.wgsl")),
-    ("bench", include_str!("../../shaders/bench.wgsl")),
     // Layers (`nn`): each file numbers its own bindings, listed at its top.
     ("linear", include_str!("../../shaders/linear.wgsl")),
     ("norm", include_str!("../../shaders/norm.wgsl")),
@@ -60,7 +59,6 @@ pub const ENTRIES: &[(&str, &str, &[u32])] = &[
     ("mode", "to_eval", &[0, 1, 2, 4]),
     ("mode", "to_train", &[0, 1, 2, 4]),
     ("export", "x_into", &[0, 1, 2, 4, 18]),
-    ("bench", "copy_vec4", &[1, 2, 3]),
     // Layers (`nn`): binding numbers are per file, see the .wgsl.
     ("linear", "matmul", &[0, 1, 2, 4]),
     ("linear", "matmul_bias", &[0, 1, 2, 3, 4]),
