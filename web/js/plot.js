@@ -1,5 +1,6 @@
-// Drawing for the race page: contour backgrounds, trajectories, loss curves (canvas 2D).
-// The function values come from the wasm module (`race_field`); nothing is computed twice.
+// Drawing for the demo pages (canvas 2D): the race's contour backgrounds and trajectories,
+// and line charts (loss curves, the plasticity page's charts). The race's function values
+// come from the wasm module (`race_field`); nothing is computed twice.
 
 const PALETTE = [
   [8, 18, 40],
@@ -102,71 +103,130 @@ export function drawPanel(ctx, { background, view, minimum, trails, x, y, color 
   ctx.stroke();
 }
 
+const PAD = { l: 52, r: 12, t: 10, b: 26 };
+const BACKGROUND = "#0d1119";
+const TEXT = "#8b97aa";
+const GRID = "#263044";
+
+function clear(ctx) {
+  ctx.fillStyle = BACKGROUND;
+  ctx.fillRect(0, 0, ctx.canvas.width, ctx.canvas.height);
+}
+
 /**
  * Mean loss against step on a log scale. `series`: [{color, perStep: number[] (loss at y
  * of every step), sampled: [step, loss][] (loss at x)}]; `mark`: a step to draw dashed.
  */
 export function drawLoss(ctx, series, { steps, mark }) {
-  const { width: w, height: h } = ctx.canvas;
-  const pad = { l: 52, r: 12, t: 10, b: 26 };
-  ctx.fillStyle = "#0d1119";
-  ctx.fillRect(0, 0, w, h);
-  const finite = (v) => v !== null && Number.isFinite(v) && v > 0;
+  const positive = (v) => v !== null && Number.isFinite(v) && v > 0;
   let lo = Infinity;
   let hi = -Infinity;
   for (const s of series) {
-    for (const v of s.perStep) if (finite(v)) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
-    for (const [, v] of s.sampled) if (finite(v)) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
+    for (const v of s.perStep) if (positive(v)) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
+    for (const [, v] of s.sampled) if (positive(v)) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
   }
-  if (!(hi >= lo)) return;
+  if (!(hi >= lo)) return clear(ctx);
+  // Whole decades, a gridline each.
   const d0 = Math.floor(Math.log10(lo));
   const d1 = Math.max(Math.ceil(Math.log10(hi)), d0 + 1);
-  const xmax = Math.max(steps, mark || 0, 1);
-  const px = (k) => pad.l + (k / xmax) * (w - pad.l - pad.r);
-  const py = (v) => pad.t + ((d1 - Math.log10(v)) / (d1 - d0)) * (h - pad.t - pad.b);
+  const decades = [];
+  for (let d = d0; d <= d1; d++) decades.push([10 ** d, `1e${d}`]);
+  const lines = series.flatMap((s) => [
+    { color: s.color, alpha: 0.45, width: 1, points: s.perStep.map((v, k) => [k, v]) },
+    { color: s.color, width: 2.2, points: s.sampled },
+  ]);
+  drawChart(ctx, lines, {
+    xmax: Math.max(steps, mark || 0, 1),
+    ymin: 10 ** d0,
+    ymax: 10 ** d1,
+    log: true,
+    yticks: decades,
+    dashed: mark,
+  });
+}
+
+/**
+ * Lines against x from 0 to `xmax`. `series`: [{color, points: [x, y][], width = 2, alpha = 1,
+ * dash = [], dots = false (a dot on every point)}]; y from `ymin` to `ymax`, on a log scale with
+ * `log`. `yticks`: [y, label][] gridlines (default: five evenly spaced); `xlabel`: a unit after the
+ * x labels; `marks`: x values drawn as gridlines; `dashed`: one x value drawn dashed.
+ */
+export function drawChart(ctx, series, { xmax, ymin, ymax, log = false, yticks, xlabel = "", marks = [], dashed }) {
+  const { width: w, height: h } = ctx.canvas;
+  clear(ctx);
+  const f = (v) => (log ? Math.log10(v) : v);
+  const [lo, hi] = [f(ymin), f(ymax)];
+  const px = (k) => PAD.l + (k / Math.max(xmax, 1e-9)) * (w - PAD.l - PAD.r);
+  const py = (v) => PAD.t + ((hi - f(v)) / (hi - lo || 1)) * (h - PAD.t - PAD.b);
+  const shown = (v) => v !== null && Number.isFinite(v) && !(log && v <= 0);
+  const vertical = (k) => {
+    ctx.beginPath();
+    ctx.moveTo(px(k), PAD.t);
+    ctx.lineTo(px(k), h - PAD.b);
+    ctx.stroke();
+  };
 
   ctx.font = "12px system-ui, sans-serif";
-  ctx.fillStyle = "#8b97aa";
-  ctx.strokeStyle = "#263044";
+  ctx.fillStyle = TEXT;
+  ctx.strokeStyle = GRID;
   ctx.lineWidth = 1;
-  for (let d = d0; d <= d1; d++) {
+  for (const [v, label] of yticks || evenTicks(ymin, ymax, log)) {
     ctx.beginPath();
-    ctx.moveTo(pad.l, py(10 ** d));
-    ctx.lineTo(w - pad.r, py(10 ** d));
+    ctx.moveTo(PAD.l, py(v));
+    ctx.lineTo(w - PAD.r, py(v));
     ctx.stroke();
-    ctx.fillText(`1e${d}`, 6, py(10 ** d) + 4);
+    ctx.fillText(label, 6, py(v) + 4);
   }
   for (const k of [0, xmax / 2, xmax]) {
-    ctx.fillText(String(Math.round(k)), Math.min(px(k), w - 40), h - 8);
+    // The last label ends at the plot's right edge.
+    const label = `${Math.round(k)}${xlabel}`;
+    ctx.fillText(label, Math.min(px(k), w - PAD.r - ctx.measureText(label).width), h - 8);
   }
-  if (mark) {
+  for (const k of marks) vertical(k);
+  if (dashed) {
     ctx.setLineDash([5, 4]);
-    ctx.strokeStyle = "#8b97aa";
-    ctx.beginPath();
-    ctx.moveTo(px(mark), pad.t);
-    ctx.lineTo(px(mark), h - pad.b);
-    ctx.stroke();
+    ctx.strokeStyle = TEXT;
+    vertical(dashed);
     ctx.setLineDash([]);
   }
   for (const s of series) {
     ctx.strokeStyle = s.color;
-    ctx.globalAlpha = 0.45;
-    ctx.lineWidth = 1;
-    line(ctx, s.perStep.map((v, k) => [k, v]), px, py, finite);
-    ctx.globalAlpha = 1;
-    ctx.lineWidth = 2.2;
-    line(ctx, s.sampled, px, py, finite);
+    ctx.lineWidth = s.width || 2;
+    ctx.globalAlpha = s.alpha || 1;
+    ctx.setLineDash(s.dash || []);
+    line(ctx, s.points, px, py, shown);
+    if (s.dots) {
+      ctx.fillStyle = s.color;
+      for (const [x, y] of s.points) {
+        if (!shown(y)) continue;
+        ctx.beginPath();
+        ctx.arc(px(x), py(y), 3, 0, 2 * Math.PI);
+        ctx.fill();
+      }
+    }
   }
+  ctx.setLineDash([]);
+  ctx.globalAlpha = 1;
 }
 
-function line(ctx, points, px, py, finite) {
+/** Five gridlines evenly spaced from ymin to ymax (in log10 on a log scale), labelled. */
+function evenTicks(ymin, ymax, log) {
+  const f = (v) => (log ? Math.log10(v) : v);
+  const unf = (u) => (log ? 10 ** u : u);
+  return [0, 1, 2, 3, 4].map((i) => {
+    const v = unf(f(ymin) + ((f(ymax) - f(ymin)) * i) / 4);
+    return [v, log ? v.toExponential(1) : v.toFixed(v < 10 ? 2 : 0)];
+  });
+}
+
+function line(ctx, points, px, py, shown) {
   // Long histories: draw about one vertex per pixel.
   const every = Math.max(1, Math.floor(points.length / ctx.canvas.width));
   ctx.beginPath();
   let open = false;
   for (let i = 0; i < points.length; i += every) {
     const [k, v] = points[i];
-    if (!finite(v)) {
+    if (!shown(v)) {
       open = false;
       continue;
     }

@@ -1,4 +1,5 @@
-// The two-spirals page: an MLP trained live, its decision boundary at y and at x, losses.
+// The two-spirals page: an MLP trained live, its decision boundary at y and at x, losses;
+// web/js/demo.js runs the loop.
 //
 // Each animation frame submits a few training steps (one command buffer each, no readback),
 // then one snapshot: x exported, a grid evaluated at y and at x, the test set at both, and
@@ -7,30 +8,17 @@
 // URL parameters preset the controls (`optimizer`, `lr`, `nap`, ...); `steps=N` runs exactly
 // N steps, then publishes `window.spiralsResult` and sets `window.spiralsStatus = "done"`.
 
-import { loadSfnap, openAdapter, showNotice } from "./sfnap.js";
+import { aboutMs, runPage } from "./demo.js";
 import { drawLoss } from "./plot.js";
 
-const MAX_PER_FRAME = 128;
-const FRAME_MS = 120;
 const form = document.getElementById("controls");
-const params = new URLSearchParams(location.search);
-const testSteps = params.has("steps") ? Number(params.get("steps")) : null;
-window.spiralsStatus = "loading";
+let meta = null; // spirals_meta(): optimizers, their tuned lr, defaults
 
-let mod = null;
-let meta = null;
-let adapterName = "";
-let net = null;
-let generation = 0;
-let state = null;
-let paused = false;
-let busy = false;
-let perFrame = 2;
-let minFrame = Infinity; // ms, the shortest frame since the last restart
-
-function fail(e) {
-  window.spiralsError = showNotice(e);
-  window.spiralsStatus = "error";
+function setup(mod) {
+  meta = JSON.parse(mod.spirals_meta());
+  const select = document.getElementById("optimizer");
+  for (const o of meta.optimizers) select.add(new Option(o, o));
+  select.value = meta.defaults.optimizer;
 }
 
 function config() {
@@ -46,75 +34,22 @@ function config() {
   };
 }
 
-function buildControls() {
-  const select = document.getElementById("optimizer");
-  for (const o of meta.optimizers) select.add(new Option(o, o));
-  select.value = meta.defaults.optimizer;
-  for (const [key, value] of params) {
-    const el = form.elements[key];
-    if (!el) continue;
-    if (el.type === "checkbox") el.checked = value === "1" || value === "true";
-    else el.value = value;
-  }
-  if (!form.elements.lr.value) form.elements.lr.value = meta.lr[select.value];
-  form.addEventListener("change", (e) => {
-    if (e.target.name === "optimizer") form.elements.lr.value = meta.lr[e.target.value];
-    if (e.target.name !== "run_steps") restart();
-  });
-  document.getElementById("reset").addEventListener("click", restart);
-  document.getElementById("pause").addEventListener("click", () => {
-    paused = !paused;
-    document.getElementById("pause").textContent = paused ? "Resume" : "Pause";
-  });
+/** A new run's state: its full config, the training data, the losses so far. */
+function begin(net) {
+  return { cfg: JSON.parse(net.config()), data: JSON.parse(net.data()), perStep: [], sampled: [] };
 }
 
-async function restart() {
-  const gen = ++generation;
-  if (net) net.free();
-  net = null;
-  state = null;
-  const cfg = config();
-  let created = null;
-  try {
-    created = await mod.WebSpirals.create(JSON.stringify(cfg));
-    const data = JSON.parse(created.data());
-    const full = JSON.parse(created.config());
-    const first = JSON.parse(await created.snapshot());
-    if (gen !== generation) {
-      created.free();
-      return;
-    }
-    state = { cfg: full, data, perStep: [], sampled: [], last: null, rate: [], start: performance.now(), step: 0 };
-    ingest(first);
-  } catch (e) {
-    if (created) created.free();
-    if (gen === generation) fail(e);
-    return;
-  }
-  document.getElementById("notice").hidden = true;
-  net = created;
-  perFrame = 2;
-  minFrame = Infinity;
-  draw();
-  window.spiralsStatus = "running";
-}
-
-function ingest(snap) {
-  state.step = snap.step;
-  state.last = snap;
+function ingest(state, snap) {
   while (state.perStep.length < snap.history_from) state.perStep.push(null);
   state.perStep.push(...snap.train_loss);
   state.sampled.push([snap.step, snap.test_loss_x]);
-  const now = performance.now();
-  state.rate.push([now, snap.step]);
-  while (state.rate.length > 2 && now - state.rate[0][0] > 2000) state.rate.shift();
 }
 
 const BLUE = [62, 160, 255];
 const ORANGE = [255, 138, 76];
 
 /** P(class 1) on the grid as colors, the training points on top. */
-function drawBoundary(ctx, prob, grid) {
+function drawBoundary(ctx, state, prob, grid) {
   const { width: w, height: h } = ctx.canvas;
   const img = new ImageData(grid, grid);
   for (let i = 0; i < grid * grid; i++) {
@@ -146,58 +81,27 @@ function fmt(v, digits = 3) {
   return v === null || !Number.isFinite(v) ? "diverged" : v.toFixed(digits);
 }
 
-function draw() {
+function draw(state) {
   const s = state.last;
-  drawBoundary(document.getElementById("boundary-y").getContext("2d"), s.prob_y, s.grid);
-  drawBoundary(document.getElementById("boundary-x").getContext("2d"), s.prob_x, s.grid);
+  drawBoundary(document.getElementById("boundary-y").getContext("2d"), state, s.prob_y, s.grid);
+  drawBoundary(document.getElementById("boundary-x").getContext("2d"), state, s.prob_x, s.grid);
   document.getElementById("cap-y").textContent = `test loss ${fmt(s.test_loss_y)}, accuracy ${fmt(s.test_acc_y)}`;
   document.getElementById("cap-x").textContent = `test loss ${fmt(s.test_loss_x)}, accuracy ${fmt(s.test_acc_x)}`;
   drawLoss(document.getElementById("loss").getContext("2d"), [
     { color: "#3ee0c8", perStep: state.perStep, sampled: state.sampled },
   ], { steps: state.step });
-  document.getElementById("step").textContent = state.step;
   document.getElementById("loss-x").textContent = fmt(s.test_loss_x);
   document.getElementById("acc-x").textContent = fmt(s.test_acc_x);
   document.getElementById("acc-y").textContent = fmt(s.test_acc_y);
-  const [t0, s0] = state.rate[0];
-  const [t1, s1] = state.rate[state.rate.length - 1];
-  if (t1 > t0) document.getElementById("rate").textContent = Math.round(((s1 - s0) * 1000) / (t1 - t0));
-}
-
-async function frame() {
-  const gen = generation;
-  const target = testSteps ?? Number(form.elements.run_steps.value);
-  if (paused || state.step >= target) return;
-  const n = Math.min(perFrame, target - state.step);
-  const t0 = performance.now();
-  net.step(n);
-  const snap = JSON.parse(await net.snapshot());
-  if (gen !== generation) return;
-  const dt = performance.now() - t0;
-  if (n === perFrame) {
-    // Frames of about FRAME_MS, or longer where the snapshot alone (about the shortest frame
-    // seen) takes long, as on CPU adapters: then more steps go between two snapshots.
-    minFrame = Math.min(minFrame, dt);
-    const goal = Math.max(FRAME_MS, 2.5 * minFrame);
-    if (dt < 0.6 * goal) perFrame = Math.min(MAX_PER_FRAME, Math.ceil(perFrame * 1.3));
-    else if (dt > 1.5 * goal) perFrame = Math.max(1, Math.floor(perFrame * 0.7));
-  }
-  ingest(snap);
-  draw();
-  if (testSteps !== null && state.step >= testSteps) report();
 }
 
 /** What the browser test reads. */
-function report() {
-  const elapsed = (performance.now() - state.start) / 1000;
+function report(state) {
   const losses = state.perStep.filter((v) => v !== null);
   const mean = (a) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
-  window.spiralsResult = {
-    adapter: adapterName,
+  return {
     optimizer: state.cfg.optimizer,
     nap: state.cfg.nap,
-    steps: state.step,
-    steps_per_second: state.step / elapsed,
     train_loss_first: mean(losses.slice(0, 20)),
     train_loss_last: mean(losses.slice(-20)),
     test_loss_x_start: state.sampled[0][1],
@@ -205,39 +109,24 @@ function report() {
     test_acc_x: state.last.test_acc_x,
     test_acc_y: state.last.test_acc_y,
   };
-  window.spiralsStatus = "done";
 }
 
-function loop() {
-  if (net && state && !busy) {
-    busy = true;
-    const gen = generation;
-    frame()
-      .catch((e) => {
-        if (gen !== generation) return;
-        net.free();
-        net = null;
-        fail(e);
-      })
-      .finally(() => (busy = false));
-  }
-  requestAnimationFrame(loop);
-}
-
-async function main() {
-  try {
-    mod = await loadSfnap();
-    adapterName = await openAdapter(mod);
-  } catch (e) {
-    document.getElementById("adapter").textContent = "no WebGPU";
-    fail(e);
-    return;
-  }
-  document.getElementById("adapter").textContent = "WebGPU adapter: " + adapterName;
-  meta = JSON.parse(mod.spirals_meta());
-  buildControls();
-  await restart();
-  requestAnimationFrame(loop);
-}
-
-main();
+runPage({
+  name: "spirals",
+  runControl: "run_steps",
+  maxPerFrame: 128,
+  frameBand: aboutMs(120),
+  setup,
+  defaults() {
+    if (!form.elements.lr.value) form.elements.lr.value = meta.lr[form.elements.optimizer.value];
+  },
+  changed(control) {
+    if (control.name === "optimizer") form.elements.lr.value = meta.lr[control.value];
+  },
+  config,
+  create: (mod, cfg) => mod.WebSpirals.create(JSON.stringify(cfg)),
+  begin,
+  ingest,
+  draw,
+  report,
+});
