@@ -19,7 +19,6 @@ use std::time::Instant;
 use sfnap::arena::{Arena, TensorSpec};
 use sfnap::data::text::Text;
 use sfnap::data::Rng;
-use sfnap::gpu::kernels::Kernels;
 use sfnap::gpu::Gpu;
 use sfnap::model::gpt::{GptConfig, GptGraph};
 use sfnap::model::{Graph, Model, Weights};
@@ -45,14 +44,12 @@ struct Row<'a> {
 fn seconds_per_rep(gpu: &Gpu, record: &dyn Fn(&mut wgpu::ComputePass<'_>)) -> f64 {
     let trial = |reps: usize| {
         let start = Instant::now();
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
-        {
+        gpu.submit(|enc| {
             let mut pass = enc.begin_compute_pass(&Default::default());
             for _ in 0..reps {
                 record(&mut pass);
             }
-        }
-        gpu.queue.submit([enc.finish()]);
+        });
         gpu.wait().expect("device lost");
         start.elapsed().as_secs_f64()
     };
@@ -81,7 +78,6 @@ fn zeros(gpu: &Gpu, n: usize) -> wgpu::Buffer {
 fn main() -> sfnap::Result<()> {
     let filter = std::env::args().nth(1).unwrap_or_default();
     let gpu = Gpu::from_env()?;
-    let mut k = Kernels::default();
     let text = Text::shipped();
     let vocab = text.vocab.len();
     println!("adapter: {}", gpu.describe());
@@ -145,10 +141,9 @@ fn main() -> sfnap::Result<()> {
     let pos_ids: Vec<u32> = (0..ROWS).map(|i| (i % SEQ) as u32).collect();
     let pos_b = gpu.storage_init("timing positions", &pos_ids);
 
-    let emb = |k: &mut Kernels, ids: &wgpu::Buffer, table: &str, vocab: usize| {
+    let emb = |ids: &wgpu::Buffer, table: &str, vocab: usize| {
         Embedding::new(
             &gpu,
-            k,
             &EmbeddingDesc {
                 tokens: ROWS,
                 vocab,
@@ -160,11 +155,10 @@ fn main() -> sfnap::Result<()> {
             },
         )
     };
-    let tok = emb(&mut k, &ids_b, "tok", v)?;
-    let pos = emb(&mut k, &pos_b, "pos", SEQ)?;
+    let tok = emb(&ids_b, "tok", v)?;
+    let pos = emb(&pos_b, "pos", SEQ)?;
     let ln = Norm::new(
         &gpu,
-        &mut k,
         &NormDesc {
             kind: NormKind::Layer,
             rows: ROWS,
@@ -184,7 +178,6 @@ fn main() -> sfnap::Result<()> {
     for (name, i, o) in linears {
         let layer = Linear::new(
             &gpu,
-            &mut k,
             &LinearDesc {
                 rows: ROWS,
                 inputs: i,
@@ -202,7 +195,6 @@ fn main() -> sfnap::Result<()> {
     }
     let head = Linear::new(
         &gpu,
-        &mut k,
         &LinearDesc {
             rows: ROWS,
             inputs: c,
@@ -217,7 +209,6 @@ fn main() -> sfnap::Result<()> {
     )?;
     let attn = Attention::new(
         &gpu,
-        &mut k,
         &AttentionDesc {
             batch: BATCH,
             seq: SEQ,
@@ -231,7 +222,6 @@ fn main() -> sfnap::Result<()> {
     )?;
     let gelu = Activation::new(
         &gpu,
-        &mut k,
         &ActivationDesc {
             kind: ActivationKind::Gelu,
             len: ROWS * 4 * c,
@@ -243,7 +233,6 @@ fn main() -> sfnap::Result<()> {
     )?;
     let add = Add::new(
         &gpu,
-        &mut k,
         ROWS * c,
         view(&at(c)[0], c),
         view(&at(c)[2], c),
@@ -251,7 +240,6 @@ fn main() -> sfnap::Result<()> {
     )?;
     let loss = CrossEntropy::new(
         &gpu,
-        &mut k,
         &CrossEntropyDesc {
             rows: ROWS,
             classes: v,
@@ -271,7 +259,7 @@ fn main() -> sfnap::Result<()> {
     };
     let gpt_arena = Arena::new(&gpu, &cfg.tensors(), None)?;
     cfg.initialize(&gpu, &gpt_arena, 1)?;
-    let graph = GptGraph::new(&gpu, &mut k, &cfg, Weights::train(&gpt_arena), BATCH)?;
+    let graph = GptGraph::new(&gpu, &cfg, Weights::train(&gpt_arena), BATCH)?;
     graph.write_batch(&gpu, &sfnap::model::Inputs::Tokens(ids.clone()), &targets)?;
     let mut rows: Vec<Row> = Vec::new();
     rows.push(Row {

@@ -1,7 +1,7 @@
 //! `sfnap bench`: times the optimizer step against the adapter's own copy bandwidth.
 //!
 //! The step is memory-bound, so its speed is reported as bytes moved per second
-//! ([`bytes_per_param`] times the parameters, per step) next to the bandwidth of
+//! ([`KindSpec::bytes_per_param`] times the parameters, per step) next to the bandwidth of
 //! `copy_buffer_to_buffer` on buffers of the arena's size, measured in the same
 //! run (the copies read the step's own buffers in turn, so that they sweep as
 //! much memory as a step and no cache flatters them). Their ratio, the roofline fraction, is comparable across machines; an
@@ -19,43 +19,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nap::{NapConfig, NapGroup};
 use crate::optim::config::{Kind, OptimConfig};
-use crate::optim::gpu::{GpuOptimizer, RING};
-
-/// Bytes one step of `kind` moves per parameter: every f32 its passes read or
-/// write, 4 bytes each. The one place these numbers are defined.
-///
-/// - `sgd_sf`: reads g, y, z; writes y, z: 5 x 4 = 20.
-/// - `adamw_sf`, `adamw_sf_paper`, `radam_sf`: reads g, y, z, v; writes y, z, v:
-///   7 x 4 = 28 (radam_sf updates v in its SGD phase too).
-/// - `adamw_sf` with inner momentum (`inner_momentum`): m is read and written as
-///   well: 9 x 4 = 36.
-/// - `adamw`: reads g, y, v, m; writes y, v, m: 7 x 4 = 28.
-/// - `sf_plus`: the sums pass reads g, z, x (12); the element pass reads g, y,
-///   m, v, z, x and writes m, v, z, x, y (44): 56. Its reductions and scalar
-///   kernel touch a few bytes per 4096-element chunk: not counted.
-///
-/// With NaP (`nap`, every tensor in a group) the norms and projection passes add:
-/// - `adamw`: norms read w (4), the projection reads and writes w (8): +12.
-/// - the (y, z) kinds: norms read y, z (8); the projection reads y, z and
-///   writes y, z (16): +24.
-/// - `sf_plus`: norms read z, x (8); the projection reads z, x and writes z, x,
-///   y (20): +28.
-pub fn bytes_per_param(kind: Kind, inner_momentum: bool, nap: bool) -> u64 {
-    let step = match kind {
-        Kind::SgdSf => 5,
-        Kind::AdamwSf if inner_momentum => 9,
-        Kind::AdamwSf | Kind::AdamwSfPaper | Kind::RadamSf => 7,
-        Kind::Adamw => 7,
-        Kind::SfPlus => 3 + 11,
-    };
-    let nap = match (nap, kind) {
-        (false, _) => 0,
-        (true, Kind::Adamw) => 1 + 2,
-        (true, Kind::SfPlus) => 2 + 5,
-        (true, _) => 2 + 4,
-    };
-    4 * (step + nap)
-}
+use crate::optim::{GpuOptimizer, RING};
 
 /// What to time.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,7 +102,7 @@ pub struct BenchResult {
     pub device_type: String,
     /// Milliseconds per step.
     pub step_ms: f64,
-    /// Bytes moved per parameter and step ([`bytes_per_param`]).
+    /// Bytes moved per parameter and step ([`KindSpec::bytes_per_param`]).
     pub bytes_per_param: u64,
     /// The step's bandwidth: params * bytes_per_param / step time, in GB/s (1e9).
     pub step_gbps: f64,
@@ -300,9 +264,7 @@ impl Stamps {
 
     /// Seconds between the two stamps of each pair, summed.
     fn seconds(&self, gpu: &Gpu) -> Result<f64> {
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
-        enc.resolve_query_set(&self.set, 0..2 * self.pairs, &self.resolve, 0);
-        gpu.queue.submit([enc.finish()]);
+        gpu.submit(|enc| enc.resolve_query_set(&self.set, 0..2 * self.pairs, &self.resolve, 0));
         let ticks: Vec<u64> = gpu.read(&self.resolve, 0, 2 * self.pairs as usize)?;
         let ns: f64 = ticks.chunks(2).map(|p| p[1].saturating_sub(p[0]) as f64).sum();
         Ok(ns * gpu.queue.get_timestamp_period() as f64 * 1e-9)
@@ -324,17 +286,18 @@ fn time(
     gpu.wait()?;
     let start = Instant::now();
     for b in 0..batches {
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
-        if let Some(s) = &stamps {
-            s.write(&mut enc, 2 * b as u32);
-        }
-        for _ in b * RING..reps.min((b + 1) * RING) {
-            record(&mut enc)?;
-        }
-        if let Some(s) = &stamps {
-            s.write(&mut enc, 2 * b as u32 + 1);
-        }
-        gpu.queue.submit([enc.finish()]);
+        gpu.submit(|enc| {
+            if let Some(s) = &stamps {
+                s.write(enc, 2 * b as u32);
+            }
+            for _ in b * RING..reps.min((b + 1) * RING) {
+                record(enc)?;
+            }
+            if let Some(s) = &stamps {
+                s.write(enc, 2 * b as u32 + 1);
+            }
+            Ok::<(), Error>(())
+        })?;
         submitted();
     }
     gpu.wait()?;
@@ -388,7 +351,7 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions) -> Result<BenchResult> {
         opt.write_loss(gpu, 1.0)?;
     }
 
-    let bpp = bytes_per_param(opts.kind, opts.inner_momentum > 0.0, opts.nap);
+    let bpp = opt.spec().bytes_per_param(opts.nap);
     let step_bytes = (opts.params as u64 * bpp) as f64;
     let steps = opts
         .steps
@@ -399,10 +362,9 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions) -> Result<BenchResult> {
     // Each copy reads the next of the step's own buffers into one of two scratch
     // buffers: the copies sweep as much memory as a step, so no cache holds them.
     let copy_bytes = arena.layout.bytes();
-    let sources: Vec<wgpu::Buffer> = [Some(&arena.params), Some(&arena.grads), opt.z.as_ref(), opt.v.as_ref()]
+    let sources: Vec<wgpu::Buffer> = [&arena.params, &arena.grads]
         .into_iter()
-        .chain([opt.m.as_ref(), opt.x.as_ref()])
-        .flatten()
+        .chain(opt.state_buffers().into_iter().map(|(_, b)| b))
         .cloned()
         .collect();
     let scratch = [
@@ -475,6 +437,7 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions) -> Result<BenchResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::optim::KindSpec;
 
     fn opts(kind: Kind, params: usize, tensors: usize) -> BenchOptions {
         BenchOptions {
@@ -501,18 +464,6 @@ mod tests {
             sizes.iter().max().unwrap() > &(sizes.iter().min().unwrap() * 3 / 2),
             "{sizes:?}"
         );
-    }
-
-    #[test]
-    fn bytes_per_param_of_each_kind() {
-        assert_eq!(bytes_per_param(Kind::SgdSf, false, false), 20);
-        assert_eq!(bytes_per_param(Kind::AdamwSf, false, false), 28);
-        assert_eq!(bytes_per_param(Kind::AdamwSf, true, false), 36);
-        assert_eq!(bytes_per_param(Kind::Adamw, false, false), 28);
-        assert_eq!(bytes_per_param(Kind::SfPlus, false, false), 56);
-        assert_eq!(bytes_per_param(Kind::AdamwSf, false, true), 52);
-        assert_eq!(bytes_per_param(Kind::Adamw, false, true), 40);
-        assert_eq!(bytes_per_param(Kind::SfPlus, false, true), 84);
     }
 
     #[test]
@@ -570,7 +521,10 @@ mod tests {
             };
             let r = run(&gpu, &o).unwrap();
             assert_eq!((r.steps, r.params, r.tensors), (2, 3 * CHUNK + 5, 3));
-            assert_eq!(r.bytes_per_param, bytes_per_param(kind, false, nap));
+            assert_eq!(
+                r.bytes_per_param,
+                KindSpec::new(&OptimConfig::new(kind)).bytes_per_param(nap)
+            );
             assert!(r.segments >= 2, "{}", r.segments);
             assert!(r.step_ms > 0.0 && r.copy_gbps > 0.0 && r.roofline > 0.0, "{}", r.line());
         }

@@ -31,3 +31,8 @@ pub mod train;
 pub mod web;
 
 pub use error::{Error, Result};
+
+/// The README's code blocks, compiled and run as doctests (`cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -22,12 +22,11 @@ use crate::data::digits::digits;
 use crate::data::spirals::{spirals, with_constant_input, with_one};
 use crate::data::{Classification, Rng};
 use crate::error::{Error, Result};
-use crate::gpu::kernels::Kernels;
 use crate::gpu::Gpu;
 use crate::model::mlp::{MlpConfig, MlpGraph};
 use crate::model::{Graph, Inputs, Model, Weights};
 use crate::nn::LossStats;
-use crate::optim::gpu::XExport;
+use crate::optim::XExport;
 use crate::optim::{GpuOptimizer, Kind, OptimConfig};
 use crate::sched::record_train_step;
 
@@ -64,22 +63,14 @@ pub struct LiveNet {
 impl LiveNet {
     /// An MLP of shape `cfg` initialized from `seed`, trained by `opt` (with NaP on
     /// the model's groups when `nap`) on batches of `batch` rows.
-    pub fn new(
-        gpu: &Gpu,
-        kernels: &mut Kernels,
-        cfg: &MlpConfig,
-        opt: &OptimConfig,
-        nap: bool,
-        batch: usize,
-        seed: u64,
-    ) -> Result<LiveNet> {
+    pub fn new(gpu: &Gpu, cfg: &MlpConfig, opt: &OptimConfig, nap: bool, batch: usize, seed: u64) -> Result<LiveNet> {
         let arena = Arena::new(gpu, &cfg.tensors(), None)?;
         cfg.initialize(gpu, &arena, seed)?;
         let groups = cfg.nap_groups();
         let opt = GpuOptimizer::new(gpu, &arena, opt, nap.then_some(&groups))?;
-        let train = MlpGraph::new(gpu, kernels, cfg, Weights::train(&arena), batch)?;
+        let train = MlpGraph::new(gpu, cfg, Weights::train(&arena), batch)?;
         let x = gpu.storage("live x", arena.layout.bytes());
-        let export = opt.x_export(gpu, &arena, &x);
+        let export = opt.x_export(gpu, &arena, &x)?;
         let history = gpu.storage("live history", STATS * HISTORY as u64);
         Ok(LiveNet {
             cfg: cfg.clone(),
@@ -94,7 +85,7 @@ impl LiveNet {
     }
 
     /// A graph of `rows` rows reading y (the arena's parameters) or x (the export buffer).
-    pub fn eval_graph(&self, gpu: &Gpu, kernels: &mut Kernels, at_x: bool, rows: usize) -> Result<MlpGraph> {
+    pub fn eval_graph(&self, gpu: &Gpu, at_x: bool, rows: usize) -> Result<MlpGraph> {
         let weights = if at_x {
             Weights {
                 arena: &self.arena,
@@ -103,7 +94,7 @@ impl LiveNet {
         } else {
             Weights::train(&self.arena)
         };
-        MlpGraph::new(gpu, kernels, &self.cfg, weights, rows)
+        MlpGraph::new(gpu, &self.cfg, weights, rows)
     }
 
     /// Uploads a batch and submits one training step (no readback).
@@ -326,25 +317,16 @@ impl Spirals {
     /// Builds the network, its graphs and the data.
     pub fn new(gpu: &Gpu, config: &SpiralsConfig) -> Result<Spirals> {
         config.validate()?;
-        let mut k = Kernels::default();
         let model = config.model();
-        let net = LiveNet::new(
-            gpu,
-            &mut k,
-            &model,
-            &config.optim()?,
-            config.nap,
-            config.batch,
-            config.seed,
-        )?;
+        let net = LiveNet::new(gpu, &model, &config.optim()?, config.nap, config.batch, config.seed)?;
         let points = spirals(config.train_points, config.noise, config.seed);
         let train_data = with_constant_input(&points);
         let test_data = with_constant_input(&spirals(config.test_points, config.noise, config.seed ^ 0x5eed));
         let g = config.grid * config.grid;
-        let grid_y = net.eval_graph(gpu, &mut k, false, g)?;
-        let grid_x = net.eval_graph(gpu, &mut k, true, g)?;
-        let test_y = net.eval_graph(gpu, &mut k, false, test_data.len())?;
-        let test_x = net.eval_graph(gpu, &mut k, true, test_data.len())?;
+        let grid_y = net.eval_graph(gpu, false, g)?;
+        let grid_x = net.eval_graph(gpu, true, g)?;
+        let test_y = net.eval_graph(gpu, false, test_data.len())?;
+        let test_x = net.eval_graph(gpu, true, test_data.len())?;
         let grid = Inputs::Features(with_one(&config.grid_points()));
         for graph in [&grid_y, &grid_x] {
             graph.write_batch(gpu, &grid, &vec![0; g])?;
@@ -608,12 +590,11 @@ impl Plasticity {
         let data = stream.task_data(0);
         let model = config.model();
         let opt = OptimConfig::new(Kind::Adamw).with_lr(config.lr);
-        let mut k = Kernels::default();
         let lanes = PLASTICITY_NETS
             .iter()
             .map(|&name| {
-                let net = LiveNet::new(gpu, &mut k, &model, &opt, name == "nap", config.batch, config.seed)?;
-                let eval = net.eval_graph(gpu, &mut k, false, data.len())?;
+                let net = LiveNet::new(gpu, &model, &opt, name == "nap", config.batch, config.seed)?;
+                let eval = net.eval_graph(gpu, false, data.len())?;
                 let tasks = gpu.storage("live tasks", STATS * MAX_TASKS as u64);
                 Ok(Lane { net, eval, tasks })
             })

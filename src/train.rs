@@ -13,16 +13,16 @@ use crate::data::continual::Continual;
 use crate::data::text::Text;
 use crate::data::{digits, spirals, Classification, Rng};
 use crate::error::{Error, Result};
-use crate::gpu::kernels::Kernels;
+use crate::gpu::readback::AsyncReadback;
 use crate::gpu::Gpu;
 use crate::model::gpt::{GptConfig, GptGraph};
 use crate::model::mlp::{MlpConfig, MlpGraph};
 use crate::model::{Graph, Inputs, Model, Weights};
 use crate::nn::LossStats;
-use crate::optim::gpu::XExport;
+use crate::optim::XExport;
 use crate::optim::{GpuOptimizer, Kind, OptimConfig};
 use crate::plot::{line_chart, Chart, Series};
-use crate::sched::{record_train_step, AsyncReadback};
+use crate::sched::record_train_step;
 
 /// Which model to train.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -275,16 +275,10 @@ impl Source {
     }
 }
 
-fn graph(
-    gpu: &Gpu,
-    kernels: &mut Kernels,
-    model: &ModelConfig,
-    weights: Weights<'_>,
-    rows: usize,
-) -> Result<Box<dyn Graph>> {
+fn graph(gpu: &Gpu, model: &ModelConfig, weights: Weights<'_>, rows: usize) -> Result<Box<dyn Graph>> {
     Ok(match model {
-        ModelConfig::Mlp(m) => Box::new(MlpGraph::new(gpu, kernels, m, weights, rows)?),
-        ModelConfig::Gpt(g) => Box::new(GptGraph::new(gpu, kernels, g, weights, rows)?),
+        ModelConfig::Mlp(m) => Box::new(MlpGraph::new(gpu, m, weights, rows)?),
+        ModelConfig::Gpt(g) => Box::new(GptGraph::new(gpu, g, weights, rows)?),
     })
 }
 
@@ -355,15 +349,14 @@ pub fn train(gpu: &Gpu, cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary>
         loaded.apply(&path, gpu, &arena, &mut opt)?;
     }
 
-    let mut kernels = Kernels::default();
-    let train_graph = graph(gpu, &mut kernels, &cfg.model, Weights::train(&arena), train_rows(cfg))?;
+    let train_graph = graph(gpu, &cfg.model, Weights::train(&arena), train_rows(cfg))?;
     let x_buf = gpu.storage("x export", arena.layout.bytes());
-    let export = opt.x_export(gpu, &arena, &x_buf);
+    let export = opt.x_export(gpu, &arena, &x_buf)?;
     let eval_weights = Weights {
         arena: &arena,
         values: &x_buf,
     };
-    let eval_graph = graph(gpu, &mut kernels, &cfg.model, eval_weights, source.eval_rows())?;
+    let eval_graph = graph(gpu, &cfg.model, eval_weights, source.eval_rows())?;
 
     let mut csv = match &opts.out {
         Some(dir) => Some(open_csv(dir, opts.resume.is_some())?),

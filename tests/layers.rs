@@ -11,7 +11,6 @@ mod common;
 
 use common::{gpu, Rng, U32};
 use sfnap::arena::{Arena, TensorSpec};
-use sfnap::gpu::kernels::Kernels;
 use sfnap::gpu::Gpu;
 use sfnap::nn::reference::{self as r, AttentionShape};
 use sfnap::nn::*;
@@ -231,7 +230,7 @@ fn reference_attention_matches_finite_differences() {
 // ---------------------------------------------------------------- linear
 
 #[allow(clippy::too_many_arguments)]
-fn linear_case(g: &Gpu, k: &mut Kernels, rows: usize, inputs: usize, outputs: usize, bias: bool, dx: bool, seed: u64) {
+fn linear_case(g: &Gpu, rows: usize, inputs: usize, outputs: usize, bias: bool, dx: bool, seed: u64) {
     let name = format!("linear {rows}x{inputs}->{outputs} bias {bias} dx {dx}");
     let mut rng = Rng::new(seed);
     let x = rng.normals(rows * inputs, 1.0);
@@ -252,7 +251,6 @@ fn linear_case(g: &Gpu, k: &mut Kernels, rows: usize, inputs: usize, outputs: us
     let (dyb, dxb) = (upload(g, &dy), zeros(g, rows * inputs));
     let layer = Linear::new(
         g,
-        k,
         &LinearDesc {
             rows,
             inputs,
@@ -298,7 +296,6 @@ fn linear_case(g: &Gpu, k: &mut Kernels, rows: usize, inputs: usize, outputs: us
 #[test]
 fn linear_matches_reference_on_awkward_sizes() {
     let g = gpu();
-    let mut k = Kernels::default();
     let mut seed = 10;
     for (rows, inputs, outputs) in [
         (3, 5, 17),
@@ -313,7 +310,7 @@ fn linear_matches_reference_on_awkward_sizes() {
         assert!(rows * inputs * outputs <= linear::SMALL_PRODUCT);
         for (bias, dx) in [(true, true), (false, true), (true, false)] {
             seed += 1;
-            linear_case(&g, &mut k, rows, inputs, outputs, bias, dx, seed);
+            linear_case(&g, rows, inputs, outputs, bias, dx, seed);
         }
     }
 }
@@ -322,18 +319,17 @@ fn linear_matches_reference_on_awkward_sizes() {
 #[test]
 fn linear_matches_reference_on_large_products() {
     let g = gpu();
-    let mut k = Kernels::default();
     let (rows, inputs, outputs) = (259, 257, 253);
     assert!(rows * inputs * outputs > linear::SMALL_PRODUCT);
     for (seed, (bias, dx)) in [(31, (true, true)), (32, (false, true))] {
-        linear_case(&g, &mut k, rows, inputs, outputs, bias, dx, seed);
+        linear_case(&g, rows, inputs, outputs, bias, dx, seed);
     }
 }
 
 // ---------------------------------------------------------------- norms
 
 #[allow(clippy::too_many_arguments)]
-fn norm_case(g: &Gpu, k: &mut Kernels, kind: NormKind, rows: usize, dim: usize, gain: bool, offset: bool, seed: u64) {
+fn norm_case(g: &Gpu, kind: NormKind, rows: usize, dim: usize, gain: bool, offset: bool, seed: u64) {
     let name = format!("{kind:?} norm {rows}x{dim} gain {gain} offset {offset}");
     let eps32 = 1e-5f32;
     let eps = eps32 as f64;
@@ -366,7 +362,6 @@ fn norm_case(g: &Gpu, k: &mut Kernels, kind: NormKind, rows: usize, dim: usize, 
     );
     let layer = Norm::new(
         g,
-        k,
         &NormDesc {
             kind,
             rows,
@@ -447,7 +442,6 @@ fn norm_case(g: &Gpu, k: &mut Kernels, kind: NormKind, rows: usize, dim: usize, 
 #[test]
 fn norms_match_reference_on_awkward_sizes() {
     let g = gpu();
-    let mut k = Kernels::default();
     let mut seed = 100;
     for kind in [NormKind::Layer, NormKind::Rms] {
         // Rows up to norm::SHORT_ROWS long take one invocation each, longer ones a workgroup.
@@ -465,7 +459,7 @@ fn norms_match_reference_on_awkward_sizes() {
         ] {
             for (gain, offset) in [(true, true), (false, false), (true, false)] {
                 seed += 1;
-                norm_case(&g, &mut k, kind, rows, dim, gain, offset, seed);
+                norm_case(&g, kind, rows, dim, gain, offset, seed);
             }
         }
     }
@@ -476,7 +470,6 @@ fn norms_match_reference_on_awkward_sizes() {
 #[test]
 fn activations_match_reference() {
     let g = gpu();
-    let mut k = Kernels::default();
     for (seed, len) in [(201u64, 5usize), (202, 17), (203, 130), (204, 70_001)] {
         let mut rng = Rng::new(seed);
         let x = rng.normals(len, 2.0);
@@ -486,7 +479,6 @@ fn activations_match_reference() {
             let (xb, yb, dyb, dxb) = (upload(&g, &x), zeros(&g, len), upload(&g, &dy), zeros(&g, len));
             let layer = Activation::new(
                 &g,
-                &mut k,
                 &ActivationDesc {
                     kind,
                     len,
@@ -531,7 +523,7 @@ fn activations_match_reference() {
 
 // ---------------------------------------------------------------- cross-entropy
 
-fn cross_entropy_case(g: &Gpu, k: &mut Kernels, rows: usize, classes: usize, seed: u64) {
+fn cross_entropy_case(g: &Gpu, rows: usize, classes: usize, seed: u64) {
     let name = format!("cross-entropy {rows}x{classes}");
     let mut rng = Rng::new(seed);
     let logits = rng.normals(rows * classes, 3.0);
@@ -539,7 +531,6 @@ fn cross_entropy_case(g: &Gpu, k: &mut Kernels, rows: usize, classes: usize, see
     let (lb, tb, db) = (upload(g, &logits), upload_u32(g, &targets), zeros(g, rows * classes));
     let layer = CrossEntropy::new(
         g,
-        k,
         &CrossEntropyDesc {
             rows,
             classes,
@@ -607,7 +598,6 @@ fn cross_entropy_case(g: &Gpu, k: &mut Kernels, rows: usize, classes: usize, see
 #[test]
 fn cross_entropy_matches_reference_on_awkward_sizes() {
     let g = gpu();
-    let mut k = Kernels::default();
     for (seed, rows, classes) in [
         (301, 3, 5),
         (302, 17, 17),
@@ -621,14 +611,13 @@ fn cross_entropy_matches_reference_on_awkward_sizes() {
         (308, 4, loss::SHORT_ROWS),
         (309, 4, loss::SHORT_ROWS + 1),
     ] {
-        cross_entropy_case(&g, &mut k, rows, classes, seed);
+        cross_entropy_case(&g, rows, classes, seed);
     }
 }
 
 #[test]
 fn cross_entropy_counts_hits_and_flags_bad_targets() {
     let g = gpu();
-    let mut k = Kernels::default();
     let (rows, classes) = (4, 3);
     // Row 0: tie between classes 1 and 2, lowest index (1) wins, target 1: hit.
     // Row 1: argmax 0, target 0: hit. Row 2: argmax 2, target 1: miss. Row 3: target 7 (out of range).
@@ -637,7 +626,6 @@ fn cross_entropy_counts_hits_and_flags_bad_targets() {
     let (lb, tb, db) = (upload(&g, &logits), upload_u32(&g, &targets), zeros(&g, rows * classes));
     let layer = CrossEntropy::new(
         &g,
-        &mut k,
         &CrossEntropyDesc {
             rows,
             classes,
@@ -666,7 +654,6 @@ fn cross_entropy_counts_hits_and_flags_bad_targets() {
 #[test]
 fn cross_entropy_mean_fills_the_optimizer_loss_buffer() {
     let g = gpu();
-    let mut k = Kernels::default();
     let (rows, classes) = (5, 4);
     let mut rng = Rng::new(7);
     let logits = rng.normals(rows * classes, 1.0);
@@ -674,7 +661,6 @@ fn cross_entropy_mean_fills_the_optimizer_loss_buffer() {
     let (lb, tb, db) = (upload(&g, &logits), upload_u32(&g, &targets), zeros(&g, rows * classes));
     let layer = CrossEntropy::new(
         &g,
-        &mut k,
         &CrossEntropyDesc {
             rows,
             classes,
@@ -704,7 +690,7 @@ fn cross_entropy_mean_fills_the_optimizer_loss_buffer() {
 
 // ---------------------------------------------------------------- embedding
 
-fn embedding_case(g: &Gpu, k: &mut Kernels, ids: &[u32], vocab: usize, dim: usize, seed: u64) {
+fn embedding_case(g: &Gpu, ids: &[u32], vocab: usize, dim: usize, seed: u64) {
     let tokens = ids.len();
     let name = format!("embedding {tokens} tokens, {vocab}x{dim}");
     let mut rng = Rng::new(seed);
@@ -720,7 +706,6 @@ fn embedding_case(g: &Gpu, k: &mut Kernels, ids: &[u32], vocab: usize, dim: usiz
     let (ib, ob, db) = (upload_u32(g, ids), zeros(g, tokens * dim), upload(g, &dout));
     let layer = Embedding::new(
         g,
-        k,
         &EmbeddingDesc {
             tokens,
             vocab,
@@ -766,7 +751,6 @@ fn embedding_case(g: &Gpu, k: &mut Kernels, ids: &[u32], vocab: usize, dim: usiz
 #[test]
 fn embedding_matches_reference_on_awkward_sizes() {
     let g = gpu();
-    let mut k = Kernels::default();
     let mut rng = Rng::new(400);
     for (seed, tokens, vocab, dim) in [
         (401, 17, 5, 5),
@@ -776,14 +760,13 @@ fn embedding_matches_reference_on_awkward_sizes() {
         (405, 1, 1, 1),
     ] {
         let ids: Vec<u32> = (0..tokens).map(|_| (rng.next_u64() % vocab as u64) as u32).collect();
-        embedding_case(&g, &mut k, &ids, vocab, dim, seed);
+        embedding_case(&g, &ids, vocab, dim, seed);
     }
 }
 
 #[test]
 fn embedding_poisons_rows_of_bad_ids_and_gives_them_no_gradient() {
     let g = gpu();
-    let mut k = Kernels::default();
     let (vocab, dim) = (3, 2);
     let ids = [2u32, 9, 2];
     let table = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
@@ -793,7 +776,6 @@ fn embedding_poisons_rows_of_bad_ids_and_gives_them_no_gradient() {
     let (ib, ob, db) = (upload_u32(&g, &ids), zeros(&g, 6), upload(&g, &dout));
     let layer = Embedding::new(
         &g,
-        &mut k,
         &EmbeddingDesc {
             tokens: 3,
             vocab,
@@ -900,7 +882,7 @@ fn attention_bounds(qkv: &[f64], dout: &[f64], s: AttentionShape) -> (Vec<f64>, 
     (out_bound, dqkv_bound)
 }
 
-fn attention_case(g: &Gpu, k: &mut Kernels, s: AttentionShape, seed: u64) {
+fn attention_case(g: &Gpu, s: AttentionShape, seed: u64) {
     let name = format!("attention B{} T{} H{} C{}", s.batch, s.seq, s.heads, s.channels);
     let (n_qkv, n_out) = (s.batch * s.seq * 3 * s.channels, s.batch * s.seq * s.channels);
     let mut rng = Rng::new(seed);
@@ -909,7 +891,6 @@ fn attention_case(g: &Gpu, k: &mut Kernels, s: AttentionShape, seed: u64) {
     let (qb, ob, db, dqb) = (upload(g, &qkv), zeros(g, n_out), upload(g, &dout), zeros(g, n_qkv));
     let layer = Attention::new(
         g,
-        k,
         &AttentionDesc {
             batch: s.batch,
             seq: s.seq,
@@ -944,7 +925,6 @@ fn attention_case(g: &Gpu, k: &mut Kernels, s: AttentionShape, seed: u64) {
 #[test]
 fn attention_matches_reference_on_awkward_sizes() {
     let g = gpu();
-    let mut k = Kernels::default();
     for (seed, batch, seq, heads, channels) in [
         (501, 3, 5, 1, 5),
         (502, 2, 17, 2, 10),
@@ -963,7 +943,7 @@ fn attention_matches_reference_on_awkward_sizes() {
             heads,
             channels,
         };
-        attention_case(&g, &mut k, s, seed);
+        attention_case(&g, s, seed);
     }
 }
 
@@ -974,19 +954,18 @@ fn attention_matches_reference_on_awkward_sizes() {
 #[test]
 fn gradients_are_bit_identical_run_to_run() {
     let g = gpu();
-    let mut k = Kernels::default();
     // Short rows and small products: the barrier-free kernels.
-    bit_identical_case(&g, &mut k, 37, 70, 5);
+    bit_identical_case(&g, 37, 70, 5);
     // Long rows and large products: the kernels with workgroup reductions and tiles.
     let (rows, dim) = (150, 260);
     assert!(rows > attention::SHORT_ROWS && dim > norm::SHORT_ROWS);
     assert!(rows * dim * 3 * dim > linear::SMALL_PRODUCT);
-    bit_identical_case(&g, &mut k, rows, dim, 5);
+    bit_identical_case(&g, rows, dim, 5);
 }
 
 /// Embedding, LayerNorm, Linear (dim -> 3 dim) and attention (one sequence of
 /// `rows` positions) chained, forward and backward, four times over.
-fn bit_identical_case(g: &Gpu, k: &mut Kernels, rows: usize, dim: usize, heads: usize) {
+fn bit_identical_case(g: &Gpu, rows: usize, dim: usize, heads: usize) {
     let vocab = 11;
     let mut rng = Rng::new(600);
     let ids: Vec<u32> = (0..rows).map(|_| (rng.next_u64() % vocab as u64) as u32).collect();
@@ -1022,7 +1001,6 @@ fn bit_identical_case(g: &Gpu, k: &mut Kernels, rows: usize, dim: usize, heads: 
     let (n1, n3) = (rows * dim, rows * 3 * dim);
     let layers_embedding = Embedding::new(
         g,
-        k,
         &EmbeddingDesc {
             tokens: rows,
             vocab,
@@ -1036,7 +1014,6 @@ fn bit_identical_case(g: &Gpu, k: &mut Kernels, rows: usize, dim: usize, heads: 
     .unwrap();
     let norm = Norm::new(
         g,
-        k,
         &NormDesc {
             kind: NormKind::Layer,
             rows,
@@ -1053,7 +1030,6 @@ fn bit_identical_case(g: &Gpu, k: &mut Kernels, rows: usize, dim: usize, heads: 
     .unwrap();
     let linear = Linear::new(
         g,
-        k,
         &LinearDesc {
             rows,
             inputs: dim,
@@ -1069,7 +1045,6 @@ fn bit_identical_case(g: &Gpu, k: &mut Kernels, rows: usize, dim: usize, heads: 
     .unwrap();
     let attention = Attention::new(
         g,
-        k,
         &AttentionDesc {
             batch: 1,
             seq: rows,
@@ -1108,7 +1083,6 @@ fn bit_identical_case(g: &Gpu, k: &mut Kernels, rows: usize, dim: usize, heads: 
 #[test]
 fn bad_shapes_and_aliasing_are_named_errors() {
     let g = gpu();
-    let mut k = Kernels::default();
     let a = zeros(&g, 64);
     let b = zeros(&g, 64);
     let arena = Arena::new(&g, &[TensorSpec::new("w", &[4, 3])], None).unwrap();
@@ -1127,23 +1101,22 @@ fn bad_shapes_and_aliasing_are_named_errors() {
     };
     let err = |r: Result<Linear, sfnap::Error>| r.err().expect("must fail").to_string();
     // x holds 7 elements where [2, 4] needs 8.
-    let e = err(Linear::new(&g, &mut k, &desc(View::new(&a, 7), View::new(&b, 6))));
+    let e = err(Linear::new(&g, &desc(View::new(&a, 7), View::new(&b, 6))));
     assert!(e.contains("linear.x") && e.contains("[2, 4]"), "{e}");
     // A view past the end of its buffer.
-    let e = err(Linear::new(&g, &mut k, &desc(View::at(&a, 60, 8), View::new(&b, 6))));
+    let e = err(Linear::new(&g, &desc(View::at(&a, 60, 8), View::new(&b, 6))));
     assert!(e.contains("linear.x") && e.contains("outside"), "{e}");
     // y in the buffer the same kernel reads x from.
-    let e = err(Linear::new(&g, &mut k, &desc(View::new(&a, 8), View::at(&a, 0, 6))));
+    let e = err(Linear::new(&g, &desc(View::new(&a, 8), View::at(&a, 0, 6))));
     assert!(e.contains("linear.y") && e.contains("linear.x"), "{e}");
     // A zero dimension.
     let mut d = desc(View::new(&a, 8), View::new(&b, 6));
     d.rows = 0;
-    let e = err(Linear::new(&g, &mut k, &d));
+    let e = err(Linear::new(&g, &d));
     assert!(e.contains("linear.rows"), "{e}");
     // Heads that do not divide the width.
     let e = Attention::new(
         &g,
-        &mut k,
         &AttentionDesc {
             batch: 1,
             seq: 2,
@@ -1162,7 +1135,6 @@ fn bad_shapes_and_aliasing_are_named_errors() {
     // A bad eps.
     let e = Norm::new(
         &g,
-        &mut k,
         &NormDesc {
             kind: NormKind::Rms,
             rows: 2,

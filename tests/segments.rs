@@ -62,7 +62,7 @@ fn split_arena_is_bit_identical_to_unsplit() {
 #[test]
 fn a_tensor_larger_than_one_dispatch_grid() {
     let gpu = gpu();
-    let n = sfnap::optim::gpu::MAX_WORKGROUPS as usize * 256 * 4 + 12345;
+    let n = sfnap::optim::MAX_WORKGROUPS as usize * 256 * 4 + 12345;
     for kind in [Kind::AdamwSf, Kind::SfPlus] {
         let cfg = OptimConfig::new(kind).with_lr(0.01);
         let case = random_case(&cfg, None, &[("huge", vec![n]), ("small", vec![3])], 3, 99);

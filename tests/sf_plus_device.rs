@@ -5,7 +5,7 @@ mod common;
 
 use common::{gpu, Rng};
 use sfnap::arena::{Arena, TensorSpec};
-use sfnap::optim::gpu::trace_plus_scalars;
+use sfnap::optim::plus::trace_plus_scalars;
 use sfnap::optim::{GpuOptimizer, Kind, OptimConfig};
 use sfnap::Error;
 

@@ -10,7 +10,7 @@ use naga::valid::{Capabilities, ValidationFlags, Validator};
 use sfnap::gpu::kernels::{source, ENTRIES, FILES};
 
 fn module(name: &str) -> (naga::Module, naga::valid::ModuleInfo) {
-    let src = source(name);
+    let src = source(name).expect("a built-in kernel file");
     let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&src)));
     let info = Validator::new(ValidationFlags::all(), Capabilities::empty())
         .validate(&module)

@@ -1,4 +1,5 @@
-//! Adapter choice and device creation: the one place that opens a GPU.
+//! Adapter choice and device creation: the one place that opens a GPU, and
+//! [`Gpu::from_device`] for a program that opened its own.
 
 use crate::error::{Error, Result};
 
@@ -66,6 +67,8 @@ pub struct Gpu {
     pub limits: wgpu::Limits,
     /// Whether GPU timestamps can be queried.
     pub timestamps: bool,
+    /// Compiled kernels and registered kernel files (each compiles once per device).
+    pub(crate) kernels: crate::gpu::kernels::Kernels,
 }
 
 fn instance() -> wgpu::Instance {
@@ -175,29 +178,44 @@ impl Gpu {
                 info.name, info.backend
             )));
         }
-        let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
-        let required_features = if timestamps {
-            wgpu::Features::TIMESTAMP_QUERY
-        } else {
-            wgpu::Features::empty()
-        };
+        let required_features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("sfnap"),
                 required_features,
-                required_limits: limits.clone(),
+                required_limits: limits,
                 experimental_features: wgpu::ExperimentalFeatures::disabled(),
                 memory_hints: wgpu::MemoryHints::Performance,
                 trace: wgpu::Trace::Off,
             })
             .await
             .map_err(|e| Error::Gpu(format!("could not open {}: {e}", info.name)))?;
+        Self::from_device(device, queue)
+    }
+
+    /// Wraps a device the caller opened (with plain wgpu, sharing its buffers
+    /// with sfnap). Checks the device's limits and features against what sfnap's
+    /// kernels need and names what is missing; never opens a device of its own.
+    /// Request the adapter's limits (`adapter.limits()`) when opening it: wgpu's
+    /// defaults are enough for every kernel, but bind at most 128 MiB per storage
+    /// binding, so larger arenas are cut into more segments.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Result<Gpu> {
+        let info = device.adapter_info();
+        let limits = device.limits();
+        let features = device.features();
+        if let Some(missing) = crate::gpu::support::check_device(&limits) {
+            return Err(Error::NoAdapter(format!(
+                "this device on {} ({:?}) cannot run sfnap's kernels: it lacks {missing}",
+                info.name, info.backend
+            )));
+        }
         Ok(Gpu {
             device,
             queue,
             info,
             limits,
-            timestamps,
+            timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            kernels: Default::default(),
         })
     }
 

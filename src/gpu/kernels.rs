@@ -1,19 +1,25 @@
-//! WGSL sources and compute pipelines.
+//! WGSL kernel files and the compiled-pipeline cache every [`Gpu`] owns.
 //!
-//! Every kernel file is compiled with `common.wgsl` (the `Step` and `Seg` structs)
-//! and `reduce.wgsl` (the workgroup reduction) in front of it.
+//! sfnap's own files ([`FILES`]) are compiled with `common.wgsl` (the `Step` and
+//! `Seg` structs) and `reduce.wgsl` (the workgroup reduction) in front of them.
+//! A program that embeds sfnap registers its own files with
+//! [`Gpu::register_kernels`]; both kinds are compiled once per device, on first
+//! use, and bound and dispatched the same way (see [`crate::gpu::dispatch`]).
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 
-/// Declarations shared by every kernel file.
+/// Declarations shared by every built-in kernel file (and by a [`KernelFile`]
+/// made with [`KernelFile::with_prelude`]).
 pub const COMMON: &str = concat!(
     include_str!("../../shaders/common.wgsl"),
     include_str!("../../shaders/reduce.wgsl")
 );
 
-/// Every kernel file: (name, source without the common prelude).
+/// Every built-in kernel file: (name, source without the common prelude).
 pub const FILES: &[(&str, &str)] = &[
     ("sf_step", include_str!("../../shaders/sf_step.wgsl")),
     ("adamw", include_str!("../../shaders/adamw.wgsl")),
@@ -30,14 +36,13 @@ pub const FILES: &[(&str, &str)] = &[
     ("embedding", include_str!("../../shaders/embedding.wgsl")),
     ("attention", include_str!("../../shaders/attention.wgsl")),
     ("residual", include_str!("../../shaders/residual.wgsl")),
-    // The optimizer race (`race`): 2D test functions; bindings listed at its top.
-    ("race", include_str!("../../shaders/race.wgsl")),
 ];
 
-/// The bindings each entry point uses: (file, entry, bindings). Binding numbers
-/// mean the same in every file (0 step, 1 segment, 2 y, 3 g, 4 z, 5 v, 6 m, 7 x,
-/// 8 partials, 9 chunks, 10 groups, 11 sf_plus state, 12 loss, 13 group norms,
-/// 14-16 trace test, 17 chunk ids, 18 export destination).
+/// The bindings each built-in entry point uses: (file, entry, bindings). In the
+/// optimizer files binding numbers mean the same everywhere (0 step, 1 segment,
+/// 2 y, 3 g, 4 z, 5 v, 6 m, 7 x, 8 partials, 9 chunks, 10 groups, 11 sf_plus
+/// state, 12 loss, 13 group norms, 14-16 trace test, 17 chunk ids, 18 export
+/// destination); the layer files number their own, listed at their top.
 pub const ENTRIES: &[(&str, &str, &[u32])] = &[
     ("sf_step", "sgd_sf_step", &[0, 1, 2, 3, 4]),
     ("sf_step", "adam_sf_step", &[0, 1, 2, 3, 4, 5]),
@@ -59,7 +64,6 @@ pub const ENTRIES: &[(&str, &str, &[u32])] = &[
     ("mode", "to_eval", &[0, 1, 2, 4]),
     ("mode", "to_train", &[0, 1, 2, 4]),
     ("export", "x_into", &[0, 1, 2, 4, 18]),
-    // Layers (`nn`): binding numbers are per file, see the .wgsl.
     ("linear", "matmul", &[0, 1, 2, 4]),
     ("linear", "matmul_bias", &[0, 1, 2, 3, 4]),
     ("linear", "matmul_block", &[0, 1, 2, 4]),
@@ -92,45 +96,176 @@ pub const ENTRIES: &[(&str, &str, &[u32])] = &[
     ("attention", "attention_dp_block", &[0, 1, 4, 5]),
     ("attention", "attention_dsoftmax_rows", &[0, 2, 5]),
     ("attention", "attention_dqkv_block", &[0, 1, 2, 4, 5, 6]),
-    // The optimizer race: binding numbers are per file, see race.wgsl.
-    ("race", "race_grad", &[0, 1, 2, 3, 4, 5]),
-    ("race", "race_gather", &[0, 1, 6, 7]),
     ("residual", "add", &[0, 1, 2, 3]),
 ];
 
-/// The full source of kernel file `name` (prelude included).
-pub fn source(name: &str) -> String {
-    let (_, body) = FILES
+/// The full source of built-in kernel file `name` (prelude included).
+pub fn source(name: &str) -> Option<String> {
+    FILES
         .iter()
         .find(|(n, _)| *n == name)
-        .unwrap_or_else(|| panic!("no kernel file `{name}`"));
-    format!("{COMMON}\n{body}")
+        .map(|(_, body)| format!("{COMMON}\n{body}"))
 }
 
-/// Compiled pipelines, built on first use and kept for the device's lifetime.
-#[derive(Default)]
-pub struct Kernels {
-    modules: HashMap<&'static str, wgpu::ShaderModule>,
-    pipelines: HashMap<(&'static str, &'static str), wgpu::ComputePipeline>,
+/// A file of WGSL compute kernels and the bindings (of group 0) each of its
+/// entry points uses, registered with [`Gpu::register_kernels`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelFile {
+    /// The name dispatches refer to it by; must not be a built-in file's.
+    pub name: String,
+    /// The complete WGSL source.
+    pub source: String,
+    /// (entry point, the binding numbers it uses).
+    pub entries: Vec<(String, Vec<u32>)>,
 }
 
-impl Kernels {
-    /// The pipeline of entry point `entry` in kernel file `file`.
-    pub fn get(&mut self, device: &wgpu::Device, file: &'static str, entry: &'static str) -> wgpu::ComputePipeline {
-        if let Some(p) = self.pipelines.get(&(file, entry)) {
-            return p.clone();
+impl KernelFile {
+    /// A file named `name` with WGSL `source` and no entry points yet.
+    pub fn new(name: impl Into<String>, source: impl Into<String>) -> Self {
+        KernelFile {
+            name: name.into(),
+            source: source.into(),
+            entries: Vec::new(),
         }
-        let module = self
-            .modules
-            .entry(file)
-            .or_insert_with(|| {
-                device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(file),
-                    source: wgpu::ShaderSource::Wgsl(source(file).into()),
-                })
+    }
+
+    /// The same, with sfnap's prelude in front (the `Step` and `Seg` structs of
+    /// `shaders/common.wgsl` and the workgroup reduction of `shaders/reduce.wgsl`).
+    pub fn with_prelude(name: impl Into<String>, source: &str) -> Self {
+        Self::new(name, format!("{COMMON}\n{source}"))
+    }
+
+    /// Adds entry point `entry`, which uses `bindings` of group 0 (builder style).
+    pub fn entry(mut self, entry: impl Into<String>, bindings: &[u32]) -> Self {
+        self.entries.push((entry.into(), bindings.to_vec()));
+        self
+    }
+}
+
+/// What a [`Gpu`] has compiled, and the files registered on it.
+#[derive(Default)]
+pub(crate) struct Cache {
+    files: HashMap<String, KernelFile>,
+    modules: HashMap<String, wgpu::ShaderModule>,
+    pipelines: HashMap<(String, String), wgpu::ComputePipeline>,
+}
+
+/// The per-device kernel cache (inside [`Gpu`]).
+#[derive(Default)]
+pub(crate) struct Kernels(Mutex<Cache>);
+
+/// The bindings entry `entry` of a built-in file uses.
+fn builtin_bindings(file: &str, entry: &str) -> Option<&'static [u32]> {
+    ENTRIES
+        .iter()
+        .find(|(f, e, _)| *f == file && *e == entry)
+        .map(|(_, _, b)| *b)
+}
+
+impl Gpu {
+    /// Registers `file` on this device, so that [`Gpu::pipeline`] and
+    /// [`Gpu::dispatch`] can use its entry points (compiled on first use, once).
+    /// Natively the file is compiled now and a WGSL error is returned, naming the
+    /// file; registering the same file twice is allowed, another file under a used
+    /// name is not.
+    pub fn register_kernels(&self, file: KernelFile) -> Result<()> {
+        let field = format!("kernels.{}", file.name);
+        if source(&file.name).is_some() {
+            return Err(Error::invalid(field, "is the name of one of sfnap's own kernel files"));
+        }
+        if file.entries.is_empty() {
+            return Err(Error::invalid(field, "lists no entry point"));
+        }
+        {
+            let cache = self.kernels.0.lock().expect("kernel cache lock");
+            match cache.files.get(&file.name) {
+                Some(old) if *old == file => return Ok(()),
+                Some(_) => return Err(Error::invalid(field, "another file is registered under this name")),
+                None => {}
+            }
+        }
+        let module = self.compile(&file.name, &file.source)?;
+        let mut cache = self.kernels.0.lock().expect("kernel cache lock");
+        cache.modules.insert(file.name.clone(), module);
+        cache.files.insert(file.name.clone(), file);
+        Ok(())
+    }
+
+    /// Compiles `source`; natively a WGSL error comes back as an error naming `name`.
+    fn compile(&self, name: &str, source: &str) -> Result<wgpu::ShaderModule> {
+        #[cfg(not(target_arch = "wasm32"))]
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(name),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::invalid(
+                format!("kernels.{name}"),
+                format!("does not compile: {e}"),
+            ));
+        }
+        Ok(module)
+    }
+
+    /// The bindings entry point `entry` of kernel file `file` uses.
+    pub fn kernel_bindings(&self, file: &str, entry: &str) -> Result<Vec<u32>> {
+        if let Some(b) = builtin_bindings(file, entry) {
+            return Ok(b.to_vec());
+        }
+        let cache = self.kernels.0.lock().expect("kernel cache lock");
+        let Some(f) = cache.files.get(file) else {
+            return Err(Error::invalid(
+                format!("kernels.{file}"),
+                "no such kernel file: register it with Gpu::register_kernels",
+            ));
+        };
+        f.entries
+            .iter()
+            .find(|(e, _)| e == entry)
+            .map(|(_, b)| b.clone())
+            .ok_or_else(|| {
+                Error::invalid(
+                    format!("kernels.{file}.{entry}"),
+                    "no such entry point in the file's list",
+                )
             })
-            .clone();
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+    }
+
+    /// The compute pipeline of entry point `entry` in kernel file `file` (built-in
+    /// or registered), compiled on first use and kept for the device's lifetime.
+    pub fn pipeline(&self, file: &str, entry: &str) -> Result<wgpu::ComputePipeline> {
+        self.kernel_bindings(file, entry)?;
+        let key = (file.to_string(), entry.to_string());
+        if let Some(p) = self.kernels.0.lock().expect("kernel cache lock").pipelines.get(&key) {
+            return Ok(p.clone());
+        }
+        let cached = self
+            .kernels
+            .0
+            .lock()
+            .expect("kernel cache lock")
+            .modules
+            .get(file)
+            .cloned();
+        let module = match cached {
+            Some(m) => m,
+            None => {
+                let src = source(file).expect("registered files are compiled at registration");
+                let m = self.compile(file, &src)?;
+                self.kernels
+                    .0
+                    .lock()
+                    .expect("kernel cache lock")
+                    .modules
+                    .insert(file.to_string(), m.clone());
+                m
+            }
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(entry),
             layout: None,
             module: &module,
@@ -138,46 +273,19 @@ impl Kernels {
             compilation_options: Default::default(),
             cache: None,
         });
-        self.pipelines.insert((file, entry), pipeline.clone());
-        pipeline
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::invalid(
+                format!("kernels.{file}.{entry}"),
+                format!("no pipeline: {e}"),
+            ));
+        }
+        self.kernels
+            .0
+            .lock()
+            .expect("kernel cache lock")
+            .pipelines
+            .insert(key, pipeline.clone());
+        Ok(pipeline)
     }
-
-    /// A bind group for `entry` of `file`, taking from `resources` the bindings it uses.
-    pub fn bind(
-        &mut self,
-        gpu: &Gpu,
-        file: &'static str,
-        entry: &'static str,
-        resources: &[(u32, wgpu::BindingResource<'_>)],
-    ) -> wgpu::BindGroup {
-        let pipeline = self.get(&gpu.device, file, entry);
-        let used = bindings(file, entry);
-        let entries: Vec<_> = resources
-            .iter()
-            .filter(|(b, _)| used.contains(b))
-            .map(|(binding, resource)| wgpu::BindGroupEntry {
-                binding: *binding,
-                resource: resource.clone(),
-            })
-            .collect();
-        assert_eq!(
-            entries.len(),
-            used.len(),
-            "{file}::{entry}: missing a binding of {used:?}"
-        );
-        gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(entry),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        })
-    }
-}
-
-/// The bindings used by `entry` of `file` (see [`ENTRIES`]).
-pub fn bindings(file: &str, entry: &str) -> &'static [u32] {
-    ENTRIES
-        .iter()
-        .find(|(f, e, _)| *f == file && *e == entry)
-        .map(|(_, _, b)| *b)
-        .unwrap_or_else(|| panic!("no entry point {file}::{entry}"))
 }

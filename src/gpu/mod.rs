@@ -1,8 +1,15 @@
-//! The only code that talks to wgpu: adapter choice, buffers and kernels.
+//! Everything that talks to wgpu directly: opening or adopting a device
+//! ([`Gpu`]), buffers, the kernel cache, dispatches and readbacks. The rest of
+//! the engine builds [`Dispatch`]es and records them into compute passes.
 
 pub mod buffers;
 pub mod context;
+pub mod dispatch;
 pub mod kernels;
+pub mod readback;
 pub mod support;
 
 pub use context::{BackendChoice, Gpu};
+pub use dispatch::{Dispatch, Resource};
+pub use kernels::KernelFile;
+pub use readback::{Packed, PackedReadback, Part, PendingRead};

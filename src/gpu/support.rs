@@ -21,10 +21,38 @@ pub const WORKGROUP_BYTES: u32 = 256 * 8;
 
 /// Checks every operation against an adapter's capabilities.
 pub fn check(limits: &wgpu::Limits, downlevel: &wgpu::DownlevelCapabilities, features: wgpu::Features) -> Vec<Support> {
-    let mut kernels = Vec::new();
+    let mut kernels = missing(limits);
     if !downlevel.flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS) {
-        kernels.push("compute shaders".to_string());
+        kernels.insert(0, "compute shaders".to_string());
     }
+    let all = (!kernels.is_empty()).then(|| kernels.join(", "));
+    let timing = (!features.contains(wgpu::Features::TIMESTAMP_QUERY))
+        .then(|| "timestamp queries (bench falls back to wall-clock timing)".to_string());
+    vec![
+        Support {
+            operation: "optimizer steps, NaP, eval/train (all kinds)",
+            missing: all,
+        },
+        Support {
+            operation: "GPU-side timing in `sfnap bench`",
+            missing: timing,
+        },
+    ]
+}
+
+/// What an opened device lacks for sfnap's kernels (judged by its limits: a
+/// device without compute shaders has zero compute limits), or `None`.
+pub fn check_device(limits: &wgpu::Limits) -> Option<String> {
+    let mut lacks = missing(limits);
+    if limits.max_compute_workgroups_per_dimension == 0 {
+        lacks.insert(0, "compute shaders".to_string());
+    }
+    (!lacks.is_empty()).then(|| lacks.join(", "))
+}
+
+/// The limits the kernels need that `limits` do not meet, one phrase each.
+fn missing(limits: &wgpu::Limits) -> Vec<String> {
+    let mut kernels = Vec::new();
     if limits.max_storage_buffers_per_shader_stage < STORAGE_BUFFERS_NEEDED {
         kernels.push(format!(
             "{STORAGE_BUFFERS_NEEDED} storage buffers per stage (has {})",
@@ -42,19 +70,7 @@ pub fn check(limits: &wgpu::Limits, downlevel: &wgpu::DownlevelCapabilities, fea
     if limits.max_storage_buffer_binding_size < (CHUNK * 4) as u64 {
         kernels.push(format!("storage bindings of at least {} bytes", CHUNK * 4));
     }
-    let all = (!kernels.is_empty()).then(|| kernels.join(", "));
-    let timing = (!features.contains(wgpu::Features::TIMESTAMP_QUERY))
-        .then(|| "timestamp queries (bench falls back to wall-clock timing)".to_string());
-    vec![
-        Support {
-            operation: "optimizer steps, NaP, eval/train (all kinds)",
-            missing: all,
-        },
-        Support {
-            operation: "GPU-side timing in `sfnap bench`",
-            missing: timing,
-        },
-    ]
+    kernels
 }
 
 /// One line per operation: `ok` or what is missing.
@@ -99,5 +115,12 @@ mod tests {
             .unwrap()
             .contains("8 storage buffers per stage (has 4)"));
         assert_eq!(s[1].missing, None);
+    }
+
+    #[test]
+    fn a_device_without_compute_is_named() {
+        assert_eq!(check_device(&wgpu::Limits::default()), None);
+        let webgl = wgpu::Limits::downlevel_webgl2_defaults();
+        assert!(check_device(&webgl).unwrap().starts_with("compute shaders"));
     }
 }

@@ -13,7 +13,6 @@ use super::{activation, Graph, Inputs, Model, Weights};
 use crate::arena::TensorSpec;
 use crate::data::Rng;
 use crate::error::{Error, Result};
-use crate::gpu::kernels::Kernels;
 use crate::gpu::Gpu;
 use crate::nap::{NapConfig, NapGroup};
 use crate::nn::{
@@ -159,7 +158,6 @@ pub struct GptGraph {
 
 fn norm<'a>(
     gpu: &Gpu,
-    k: &mut Kernels,
     rows: usize,
     c: usize,
     io: [&'a wgpu::Buffer; 4],
@@ -169,7 +167,6 @@ fn norm<'a>(
     let v = |b| View::new(b, rows * c);
     Norm::new(
         gpu,
-        k,
         &NormDesc {
             kind: NormKind::Layer,
             rows,
@@ -188,7 +185,6 @@ fn norm<'a>(
 #[allow(clippy::too_many_arguments)]
 fn linear<'a>(
     gpu: &Gpu,
-    k: &mut Kernels,
     rows: usize,
     (inputs, outputs): (usize, usize),
     [x, y, dy, dx]: [&'a wgpu::Buffer; 4],
@@ -197,7 +193,6 @@ fn linear<'a>(
 ) -> Result<Linear> {
     Linear::new(
         gpu,
-        k,
         &LinearDesc {
             rows,
             inputs,
@@ -214,7 +209,7 @@ fn linear<'a>(
 
 impl GptGraph {
     /// Builds the graph for `batch` sequences, parameters read from `weights`.
-    pub fn new(gpu: &Gpu, k: &mut Kernels, cfg: &GptConfig, weights: Weights<'_>, batch: usize) -> Result<Self> {
+    pub fn new(gpu: &Gpu, cfg: &GptConfig, weights: Weights<'_>, batch: usize) -> Result<Self> {
         if cfg.heads == 0
             || !cfg.width.is_multiple_of(cfg.heads)
             || cfg.layers == 0
@@ -265,10 +260,9 @@ impl GptGraph {
                 dx: buf("dx", c),
             })
             .collect();
-        let embed = |k: &mut Kernels, ids: &wgpu::Buffer, table: &str, vocab: usize, out: &wgpu::Buffer| {
+        let embed = |ids: &wgpu::Buffer, table: &str, vocab: usize, out: &wgpu::Buffer| {
             Embedding::new(
                 gpu,
-                k,
                 &EmbeddingDesc {
                     tokens: rows,
                     vocab,
@@ -280,11 +274,10 @@ impl GptGraph {
                 },
             )
         };
-        let tok = embed(k, &ids, "tok_emb", v, &e)?;
-        let pos = embed(k, &pos_ids, "pos_emb", t, &p)?;
+        let tok = embed(&ids, "tok_emb", v, &e)?;
+        let pos = embed(&pos_ids, "pos_emb", t, &p)?;
         let add_emb = Add::new(
             gpu,
-            k,
             rows * c,
             View::new(&e, rows * c),
             View::new(&p, rows * c),
@@ -301,7 +294,6 @@ impl GptGraph {
             blocks.push(Block {
                 ln1: norm(
                     gpu,
-                    k,
                     rows,
                     c,
                     [x, &b.n1, &b.dn1, &b.dx_ln],
@@ -310,7 +302,6 @@ impl GptGraph {
                 )?,
                 qkv: linear(
                     gpu,
-                    k,
                     rows,
                     (c, 3 * c),
                     [&b.n1, &b.qkv, &b.dqkv, &b.dn1],
@@ -319,7 +310,6 @@ impl GptGraph {
                 )?,
                 attn: Attention::new(
                     gpu,
-                    k,
                     &AttentionDesc {
                         batch,
                         seq: t,
@@ -333,7 +323,6 @@ impl GptGraph {
                 )?,
                 proj: linear(
                     gpu,
-                    k,
                     rows,
                     (c, c),
                     [&b.att, &b.o, &b.dr, &b.datt],
@@ -342,7 +331,6 @@ impl GptGraph {
                 )?,
                 add1: Add::new(
                     gpu,
-                    k,
                     rows * c,
                     View::new(x, rows * c),
                     View::new(&b.o, rows * c),
@@ -350,7 +338,6 @@ impl GptGraph {
                 )?,
                 ln2: norm(
                     gpu,
-                    k,
                     rows,
                     c,
                     [&b.r, &b.n2, &b.dn2, &b.dr_ln],
@@ -359,7 +346,6 @@ impl GptGraph {
                 )?,
                 fc: linear(
                     gpu,
-                    k,
                     rows,
                     (c, 4 * c),
                     [&b.n2, &b.h, &b.dh, &b.dn2],
@@ -368,7 +354,6 @@ impl GptGraph {
                 )?,
                 gelu: Activation::new(
                     gpu,
-                    k,
                     &ActivationDesc {
                         kind: ActivationKind::Gelu,
                         len: rows * 4 * c,
@@ -380,7 +365,6 @@ impl GptGraph {
                 )?,
                 fc_proj: linear(
                     gpu,
-                    k,
                     rows,
                     (4 * c, c),
                     [&b.g, &b.m, dout, &b.dg],
@@ -389,7 +373,6 @@ impl GptGraph {
                 )?,
                 add2: Add::new(
                     gpu,
-                    k,
                     rows * c,
                     View::new(&b.r, rows * c),
                     View::new(&b.m, rows * c),
@@ -397,7 +380,6 @@ impl GptGraph {
                 )?,
                 grad_r: Add::new(
                     gpu,
-                    k,
                     rows * c,
                     View::new(dout, rows * c),
                     View::new(&b.dr_ln, rows * c),
@@ -405,7 +387,6 @@ impl GptGraph {
                 )?,
                 grad_x: Add::new(
                     gpu,
-                    k,
                     rows * c,
                     View::new(&b.dr, rows * c),
                     View::new(&b.dx_ln, rows * c),
@@ -416,7 +397,6 @@ impl GptGraph {
         let last = &bb.last().expect("at least one layer").out;
         let lnf = norm(
             gpu,
-            k,
             rows,
             c,
             [last, &nf, &dnf, &dxl],
@@ -425,7 +405,6 @@ impl GptGraph {
         )?;
         let head = Linear::new(
             gpu,
-            k,
             &LinearDesc {
                 rows,
                 inputs: c,
@@ -440,7 +419,6 @@ impl GptGraph {
         )?;
         let loss = CrossEntropy::new(
             gpu,
-            k,
             &CrossEntropyDesc {
                 rows,
                 classes: v,

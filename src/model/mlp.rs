@@ -8,7 +8,6 @@ use super::{activation, Graph, Inputs, Model, Weights};
 use crate::arena::TensorSpec;
 use crate::data::Rng;
 use crate::error::{Error, Result};
-use crate::gpu::kernels::Kernels;
 use crate::gpu::Gpu;
 use crate::nap::{NapConfig, NapGroup};
 use crate::nn::{
@@ -107,7 +106,7 @@ pub struct MlpGraph {
 
 impl MlpGraph {
     /// Builds the graph for `rows` examples, parameters read from `weights`.
-    pub fn new(gpu: &Gpu, kernels: &mut Kernels, cfg: &MlpConfig, weights: Weights<'_>, rows: usize) -> Result<Self> {
+    pub fn new(gpu: &Gpu, cfg: &MlpConfig, weights: Weights<'_>, rows: usize) -> Result<Self> {
         if cfg.hidden.is_empty() || cfg.input == 0 || cfg.classes < 2 {
             return Err(Error::invalid(
                 "mlp",
@@ -147,7 +146,6 @@ impl MlpGraph {
             };
             let linear = Linear::new(
                 gpu,
-                kernels,
                 &LinearDesc {
                     rows,
                     inputs: fan_in,
@@ -162,7 +160,6 @@ impl MlpGraph {
             )?;
             let norm = Norm::new(
                 gpu,
-                kernels,
                 &NormDesc {
                     kind: NormKind::Layer,
                     rows,
@@ -178,7 +175,6 @@ impl MlpGraph {
             )?;
             let relu = Activation::new(
                 gpu,
-                kernels,
                 &ActivationDesc {
                     kind: ActivationKind::Relu,
                     len: rows * width,
@@ -196,7 +192,6 @@ impl MlpGraph {
         let dlogits = activation(gpu, "mlp dlogits", rows * cfg.classes);
         let head = Linear::new(
             gpu,
-            kernels,
             &LinearDesc {
                 rows,
                 inputs: width,
@@ -211,7 +206,6 @@ impl MlpGraph {
         )?;
         let loss = CrossEntropy::new(
             gpu,
-            kernels,
             &CrossEntropyDesc {
                 rows,
                 classes: cfg.classes,

@@ -1,8 +1,7 @@
 //! Element-wise activations: ReLU and GELU (`shaders/activation.wgsl`).
 
-use super::{check_view, dim, groups_for, read, record_all, write, Dispatch, View};
+use super::{check_view, dim, groups_for, layer_dispatch, read, record_all, write, Dispatch, View};
 use crate::error::Result;
-use crate::gpu::kernels::Kernels;
 use crate::gpu::Gpu;
 
 /// Which activation.
@@ -46,7 +45,7 @@ pub struct Activation {
 
 impl Activation {
     /// Builds the pipelines and bind groups; checks every view against the length.
-    pub fn new(gpu: &Gpu, kernels: &mut Kernels, desc: &ActivationDesc<'_>) -> Result<Activation> {
+    pub fn new(gpu: &Gpu, desc: &ActivationDesc<'_>) -> Result<Activation> {
         let (layer, fwd, bwd) = match desc.kind {
             ActivationKind::Relu => ("relu", "relu_forward", "relu_backward"),
             ActivationKind::Gelu => ("gelu", "gelu_forward", "gelu_backward"),
@@ -64,26 +63,8 @@ impl Activation {
         ];
         let g = (groups_for(desc.len), 1);
         Ok(Activation {
-            forward: vec![Dispatch::new(
-                gpu,
-                kernels,
-                layer,
-                "activation",
-                fwd,
-                &uniform,
-                &views,
-                g,
-            )?],
-            backward: vec![Dispatch::new(
-                gpu,
-                kernels,
-                layer,
-                "activation",
-                bwd,
-                &uniform,
-                &views,
-                g,
-            )?],
+            forward: vec![layer_dispatch(gpu, layer, "activation", fwd, &uniform, &views, g)?],
+            backward: vec![layer_dispatch(gpu, layer, "activation", bwd, &uniform, &views, g)?],
         })
     }
 

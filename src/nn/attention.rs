@@ -1,8 +1,10 @@
 //! Causal multi-head self-attention on projected q, k, v (`shaders/attention.wgsl`).
 
-use super::{check_view, dim, groups_for, groups_for_64, groups_for_rows, read, record_all, write, Dispatch, View};
+use super::{
+    check_view, dim, groups_for, groups_for_64, groups_for_rows, layer_dispatch, read, record_all, write, Dispatch,
+    View,
+};
 use crate::error::{Error, Result};
-use crate::gpu::kernels::Kernels;
 use crate::gpu::Gpu;
 
 /// Shapes and buffers of an [`Attention`] layer.
@@ -64,7 +66,7 @@ pub struct Attention {
 
 impl Attention {
     /// Builds the pipelines and bind groups; checks every view against the shapes.
-    pub fn new(gpu: &Gpu, kernels: &mut Kernels, desc: &AttentionDesc<'_>) -> Result<Attention> {
+    pub fn new(gpu: &Gpu, desc: &AttentionDesc<'_>) -> Result<Attention> {
         const L: &str = "attention";
         let batch = dim(L, "batch", desc.batch)?;
         let seq = dim(L, "seq", desc.seq)?;
@@ -117,7 +119,6 @@ impl Attention {
             write(5, "dscores", View::new(&dscores, probs_len)),
             write(6, "dqkv", desc.dqkv),
         ];
-        let k = kernels;
         let rows = b * desc.heads * t;
         let (forward, backward) = if t <= SHORT_ROWS {
             // 4 x 4 blocks of positions (and of head components) per invocation, one row per invocation.
@@ -126,18 +127,17 @@ impl Attention {
             let by_out_block = (groups_for_64(b * desc.heads * nb * nd), 1);
             let by_dqkv_block = (groups_for_64(3 * b * desc.heads * nb * nd), 1);
             let by_row = (groups_for_64(rows), 1);
-            let d =
-                |k: &mut Kernels, entry, groups| Dispatch::new(gpu, k, L, "attention", entry, &uniform, &views, groups);
+            let d = |entry, groups| layer_dispatch(gpu, L, "attention", entry, &uniform, &views, groups);
             (
                 vec![
-                    d(k, "attention_scores_block", by_score_block)?,
-                    d(k, "attention_softmax_rows", by_row)?,
-                    d(k, "attention_values_block", by_out_block)?,
+                    d("attention_scores_block", by_score_block)?,
+                    d("attention_softmax_rows", by_row)?,
+                    d("attention_values_block", by_out_block)?,
                 ],
                 vec![
-                    d(k, "attention_dp_block", by_score_block)?,
-                    d(k, "attention_dsoftmax_rows", by_row)?,
-                    d(k, "attention_dqkv_block", by_dqkv_block)?,
+                    d("attention_dp_block", by_score_block)?,
+                    d("attention_dsoftmax_rows", by_row)?,
+                    d("attention_dqkv_block", by_dqkv_block)?,
                 ],
             )
         } else {
@@ -145,11 +145,10 @@ impl Attention {
             let by_row = (groups_for_rows(rows), 1);
             let by_out = (groups_for(b * t * c), 1);
             let by_dqkv = (groups_for(b * t * 3 * c), 1);
-            let d =
-                |k: &mut Kernels, entry, groups| Dispatch::new(gpu, k, L, "attention", entry, &uniform, &views, groups);
+            let d = |entry, groups| layer_dispatch(gpu, L, "attention", entry, &uniform, &views, groups);
             (
-                vec![d(k, "attention_probs", by_row)?, d(k, "attention_values", by_out)?],
-                vec![d(k, "attention_dscores", by_row)?, d(k, "attention_dqkv", by_dqkv)?],
+                vec![d("attention_probs", by_row)?, d("attention_values", by_out)?],
+                vec![d("attention_dscores", by_row)?, d("attention_dqkv", by_dqkv)?],
             )
         };
         Ok(Attention {

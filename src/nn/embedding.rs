@@ -1,9 +1,8 @@
 //! Token embedding: a gather forward and a deterministic backward without float
 //! atomics (`shaders/embedding.wgsl`).
 
-use super::{check_param, check_view, dim, groups_for, read, record_all, write, Dispatch, Param, View};
+use super::{check_param, check_view, dim, groups_for, layer_dispatch, read, record_all, write, Dispatch, Param, View};
 use crate::error::Result;
-use crate::gpu::kernels::Kernels;
 use crate::gpu::Gpu;
 
 /// Shapes and buffers of an [`Embedding`].
@@ -48,7 +47,7 @@ pub struct Embedding {
 
 impl Embedding {
     /// Builds the pipelines and bind groups; checks every view against the shapes.
-    pub fn new(gpu: &Gpu, kernels: &mut Kernels, desc: &EmbeddingDesc<'_>) -> Result<Embedding> {
+    pub fn new(gpu: &Gpu, desc: &EmbeddingDesc<'_>) -> Result<Embedding> {
         const L: &str = "embedding";
         let tokens = dim(L, "tokens", desc.tokens)?;
         let vocab = dim(L, "vocab", desc.vocab)?;
@@ -77,11 +76,9 @@ impl Embedding {
             write(6, "next", View::new(&next, desc.tokens)),
             write(7, "table.grad", desc.table.grad),
         ];
-        let k = kernels;
         let by_out = (groups_for(desc.tokens * desc.dim), 1);
-        let forward = vec![Dispatch::new(
+        let forward = vec![layer_dispatch(
             gpu,
-            k,
             L,
             "embedding",
             "embedding_forward",
@@ -93,9 +90,9 @@ impl Embedding {
         let by_token = (groups_for(desc.tokens), 1);
         let by_table = (groups_for(desc.vocab * desc.dim), 1);
         let backward = vec![
-            Dispatch::new(gpu, k, L, "embedding", "embedding_clear", &uniform, &views, by_vocab)?,
-            Dispatch::new(gpu, k, L, "embedding", "embedding_link", &uniform, &views, by_token)?,
-            Dispatch::new(gpu, k, L, "embedding", "embedding_backward", &uniform, &views, by_table)?,
+            layer_dispatch(gpu, L, "embedding", "embedding_clear", &uniform, &views, by_vocab)?,
+            layer_dispatch(gpu, L, "embedding", "embedding_link", &uniform, &views, by_token)?,
+            layer_dispatch(gpu, L, "embedding", "embedding_backward", &uniform, &views, by_table)?,
         ];
         Ok(Embedding {
             forward,

@@ -1,8 +1,7 @@
 //! Linear layer `y = x W + b` with a tiled matrix product (`shaders/linear.wgsl`).
 
-use super::{check_param, check_view, dim, groups_for, read, record_all, write, Dispatch, Param, View};
+use super::{check_param, check_view, dim, groups_for, layer_dispatch, read, record_all, write, Dispatch, Param, View};
 use crate::error::{Error, Result};
-use crate::gpu::kernels::Kernels;
 use crate::gpu::Gpu;
 
 /// Shapes and buffers of a [`Linear`] layer.
@@ -75,7 +74,7 @@ pub struct Linear {
 
 impl Linear {
     /// Builds the pipelines and bind groups; checks every view against the shapes.
-    pub fn new(gpu: &Gpu, kernels: &mut Kernels, desc: &LinearDesc<'_>) -> Result<Linear> {
+    pub fn new(gpu: &Gpu, desc: &LinearDesc<'_>) -> Result<Linear> {
         const L: &str = "linear";
         let (m, k, n) = (
             dim(L, "rows", desc.rows)?,
@@ -135,7 +134,7 @@ impl Linear {
             None => plain,
         };
         let g = grid(rows, outputs)?;
-        forward.push(Dispatch::new(gpu, kernels, L, "linear", entry, &fwd_dims, &views, g)?);
+        forward.push(layer_dispatch(gpu, L, "linear", entry, &fwd_dims, &views, g)?);
 
         let mut backward = Vec::new();
         if let Some(dx) = desc.dx {
@@ -146,7 +145,7 @@ impl Linear {
             ];
             let g = grid(rows, inputs)?;
             let entry = matmul_entries(rows, inputs, outputs).0;
-            backward.push(Dispatch::new(gpu, kernels, L, "linear", entry, &dx_dims, &views, g)?);
+            backward.push(layer_dispatch(gpu, L, "linear", entry, &dx_dims, &views, g)?);
         }
         let views = [
             read(1, "x", desc.x),
@@ -155,20 +154,11 @@ impl Linear {
         ];
         let g = grid(inputs, outputs)?;
         let entry = matmul_entries(inputs, outputs, rows).0;
-        backward.push(Dispatch::new(gpu, kernels, L, "linear", entry, &dw_dims, &views, g)?);
+        backward.push(layer_dispatch(gpu, L, "linear", entry, &dw_dims, &views, g)?);
         if let Some(b) = &desc.bias {
             let views = [read(5, "dy", desc.dy), write(6, "bias.grad", b.grad)];
             let g = (groups_for(outputs), 1);
-            backward.push(Dispatch::new(
-                gpu,
-                kernels,
-                L,
-                "linear",
-                "column_sums",
-                &fwd_dims,
-                &views,
-                g,
-            )?);
+            backward.push(layer_dispatch(gpu, L, "linear", "column_sums", &fwd_dims, &views, g)?);
         }
         Ok(Linear { forward, backward })
     }

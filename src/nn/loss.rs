@@ -1,8 +1,10 @@
 //! Softmax cross-entropy with integer targets (`shaders/loss.wgsl`).
 
-use super::{check_view, dim, groups_for, groups_for_64, groups_for_rows, read, record_all, write, Dispatch, View};
+use super::{
+    check_view, dim, groups_for, groups_for_64, groups_for_rows, layer_dispatch, read, record_all, write, Dispatch,
+    View,
+};
 use crate::error::{Error, Result};
-use crate::gpu::kernels::Kernels;
 use crate::gpu::Gpu;
 
 /// Shapes and buffers of a [`CrossEntropy`] loss.
@@ -65,7 +67,7 @@ pub struct CrossEntropy {
 impl CrossEntropy {
     /// Builds the pipelines and bind groups; checks every view against the shapes.
     /// Rows are limited to 2²⁴ (the hit count is summed exactly in f32).
-    pub fn new(gpu: &Gpu, kernels: &mut Kernels, desc: &CrossEntropyDesc<'_>) -> Result<CrossEntropy> {
+    pub fn new(gpu: &Gpu, desc: &CrossEntropyDesc<'_>) -> Result<CrossEntropy> {
         const L: &str = "cross_entropy";
         let rows = dim(L, "rows", desc.rows)?;
         let classes = dim(L, "classes", desc.classes)?;
@@ -107,13 +109,12 @@ impl CrossEntropy {
             ("loss_rows", (groups_for_rows(desc.rows), 1))
         };
         let forward = vec![
-            Dispatch::new(gpu, kernels, L, "loss", rows_entry, &uniform, &views, by_row)?,
-            Dispatch::new(gpu, kernels, L, "loss", "loss_mean", &uniform, &views, (1, 1))?,
+            layer_dispatch(gpu, L, "loss", rows_entry, &uniform, &views, by_row)?,
+            layer_dispatch(gpu, L, "loss", "loss_mean", &uniform, &views, (1, 1))?,
         ];
         let by_logit = (groups_for(desc.rows * desc.classes), 1);
-        let backward = vec![Dispatch::new(
+        let backward = vec![layer_dispatch(
             gpu,
-            kernels,
             L,
             "loss",
             "loss_backward",

@@ -39,8 +39,7 @@ pub use residual::Add;
 use crate::arena::Arena;
 use crate::error::{Error, Result};
 use crate::gpu::buffers::range;
-use crate::gpu::kernels::{bindings, Kernels};
-use crate::gpu::Gpu;
+use crate::gpu::{Dispatch, Gpu};
 
 /// `len` 4-byte elements (f32, or u32 for ids and targets) of `buffer` from
 /// element `offset`: a tensor a layer reads or writes.
@@ -204,57 +203,38 @@ fn write<'a>(binding: u32, name: &'static str, view: View<'a>) -> Bound<'a> {
     }
 }
 
-/// One recorded dispatch: a pipeline, its bind group and a grid.
-struct Dispatch {
-    pipeline: wgpu::ComputePipeline,
-    bind_group: wgpu::BindGroup,
+/// A dispatch of entry `entry` of kernel file `file` with `uniform` at binding 0
+/// and those of `views` it uses, over a 2-D grid; refuses a buffer both read and
+/// written by it, naming both views.
+#[allow(clippy::too_many_arguments)]
+fn layer_dispatch(
+    gpu: &Gpu,
+    layer: &str,
+    file: &'static str,
+    entry: &'static str,
+    uniform: &wgpu::Buffer,
+    views: &[Bound],
     groups: (u32, u32),
-}
-
-impl Dispatch {
-    /// Entry `entry` of kernel file `file` with `uniform` at binding 0 and those
-    /// of `views` it uses; refuses a buffer both read and written by it.
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        gpu: &Gpu,
-        kernels: &mut Kernels,
-        layer: &str,
-        file: &'static str,
-        entry: &'static str,
-        uniform: &wgpu::Buffer,
-        views: &[Bound],
-        groups: (u32, u32),
-    ) -> Result<Dispatch> {
-        let used = bindings(file, entry);
-        let views: Vec<&Bound> = views.iter().filter(|b| used.contains(&b.binding)).collect();
-        for w in views.iter().filter(|b| b.access == Access::Write) {
-            if let Some(r) = views
-                .iter()
-                .find(|r| r.access == Access::Read && r.view.buffer == w.view.buffer)
-            {
-                return Err(Error::invalid(
-                    format!("{layer}.{}", w.name),
-                    format!(
-                        "shares a buffer with {layer}.{}, which the same kernel reads: use another buffer",
-                        r.name
-                    ),
-                ));
-            }
+) -> Result<Dispatch> {
+    let used = gpu.kernel_bindings(file, entry)?;
+    let views: Vec<&Bound> = views.iter().filter(|b| used.contains(&b.binding)).collect();
+    for w in views.iter().filter(|b| b.access == Access::Write) {
+        if let Some(r) = views
+            .iter()
+            .find(|r| r.access == Access::Read && r.view.buffer == w.view.buffer)
+        {
+            return Err(Error::invalid(
+                format!("{layer}.{}", w.name),
+                format!(
+                    "shares a buffer with {layer}.{}, which the same kernel reads: use another buffer",
+                    r.name
+                ),
+            ));
         }
-        let mut resources = vec![(0, uniform.as_entire_binding())];
-        resources.extend(views.iter().map(|b| (b.binding, b.view.binding())));
-        Ok(Dispatch {
-            pipeline: kernels.get(&gpu.device, file, entry),
-            bind_group: kernels.bind(gpu, file, entry, &resources),
-            groups,
-        })
     }
-
-    fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &self.bind_group, &[]);
-        pass.dispatch_workgroups(self.groups.0, self.groups.1, 1);
-    }
+    let mut resources = vec![(0, uniform.as_entire_binding())];
+    resources.extend(views.iter().map(|b| (b.binding, b.view.binding())));
+    gpu.dispatch(file, entry, &resources, [groups.0, groups.1, 1])
 }
 
 /// Records `dispatches` in order.

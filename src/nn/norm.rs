@@ -1,11 +1,10 @@
 //! LayerNorm and RMSNorm over the last dimension (`shaders/norm.wgsl`).
 
 use super::{
-    check_param, check_view, dim, groups_for, groups_for_64, groups_for_rows, read, record_all, write, Dispatch, Param,
-    View,
+    check_param, check_view, dim, groups_for, groups_for_64, groups_for_rows, layer_dispatch, read, record_all, write,
+    Dispatch, Param, View,
 };
 use crate::error::{Error, Result};
-use crate::gpu::kernels::Kernels;
 use crate::gpu::Gpu;
 
 /// Which normalization.
@@ -74,7 +73,7 @@ pub struct Norm {
 
 impl Norm {
     /// Builds the pipelines and bind groups; checks every view against the shapes.
-    pub fn new(gpu: &Gpu, kernels: &mut Kernels, desc: &NormDesc<'_>) -> Result<Norm> {
+    pub fn new(gpu: &Gpu, desc: &NormDesc<'_>) -> Result<Norm> {
         let layer = match desc.kind {
             NormKind::Layer => "layer_norm",
             NormKind::Rms => "rms_norm",
@@ -150,9 +149,8 @@ impl Norm {
         } else {
             ("norm_forward", "norm_backward_input", (groups_for_rows(desc.rows), 1))
         };
-        let forward = vec![Dispatch::new(
+        let forward = vec![layer_dispatch(
             gpu,
-            kernels,
             layer,
             "norm",
             forward_entry,
@@ -162,9 +160,8 @@ impl Norm {
         )?];
         let mut backward = Vec::new();
         if desc.dx.is_some() {
-            backward.push(Dispatch::new(
+            backward.push(layer_dispatch(
                 gpu,
-                kernels,
                 layer,
                 "norm",
                 input_entry,
@@ -175,9 +172,8 @@ impl Norm {
         }
         if desc.gain.is_some() || desc.offset.is_some() {
             let by_col = (groups_for(desc.dim), 1);
-            backward.push(Dispatch::new(
+            backward.push(layer_dispatch(
                 gpu,
-                kernels,
                 layer,
                 "norm",
                 "norm_backward_params",

@@ -1,9 +1,8 @@
 //! Residual connection `y = a + b` (`shaders/residual.wgsl`): its forward pass,
 //! and the sum of the two gradients where the residual stream branches.
 
-use super::{check_view, dim, groups_for, read, record_all, write, Dispatch, View};
+use super::{check_view, dim, groups_for, layer_dispatch, read, record_all, write, Dispatch, View};
 use crate::error::Result;
-use crate::gpu::kernels::Kernels;
 use crate::gpu::Gpu;
 
 #[repr(C)]
@@ -20,7 +19,7 @@ pub struct Add {
 
 impl Add {
     /// Builds the dispatch; checks the views.
-    pub fn new(gpu: &Gpu, kernels: &mut Kernels, len: usize, a: View<'_>, b: View<'_>, sum: View<'_>) -> Result<Add> {
+    pub fn new(gpu: &Gpu, len: usize, a: View<'_>, b: View<'_>, sum: View<'_>) -> Result<Add> {
         const L: &str = "add";
         let n = dim(L, "len", len)?;
         for (name, v) in [("a", &a), ("b", &b), ("sum", &sum)] {
@@ -28,16 +27,7 @@ impl Add {
         }
         let uniform = gpu.uniform(L, &AddDims { len: n, pad: [0; 3] });
         let views = [read(1, "a", a), read(2, "b", b), write(3, "sum", sum)];
-        let d = Dispatch::new(
-            gpu,
-            kernels,
-            L,
-            "residual",
-            "add",
-            &uniform,
-            &views,
-            (groups_for(len), 1),
-        )?;
+        let d = layer_dispatch(gpu, L, "residual", "add", &uniform, &views, (groups_for(len), 1))?;
         Ok(Add { dispatch: vec![d] })
     }
 

@@ -1,9 +1,25 @@
-//! Optimizers: configuration, per-step scalars, the f64 CPU reference and the GPU step.
+//! Optimizers: configuration, the per-kind description, per-step scalars, the
+//! f64 CPU reference and the GPU step.
+//!
+//! - [`config`]: the kinds and their hyperparameters;
+//! - [`spec`]: what each kind keeps and runs on the device (one place per kind);
+//! - [`scalars`]: the per-step scalars, computed on the host in f64;
+//! - [`reference`]: the f64 CPU reference of every kind;
+//! - [`step`]: [`GpuOptimizer`] and its step, on [`plan`]'s tables;
+//! - [`mode`]: train/eval mode and x export; [`plus`]: sf_plus's device half.
 
 pub mod config;
-pub mod gpu;
+pub mod mode;
+pub(crate) mod plan;
+pub mod plus;
 pub mod reference;
 pub mod scalars;
+pub mod spec;
+pub mod step;
 
 pub use config::{Kind, OptimConfig, Schedule};
-pub use gpu::{GpuOptimizer, Mode};
+pub use mode::XExport;
+pub use plan::{MAX_WORKGROUPS, RING};
+pub use plus::PlusState;
+pub use spec::{KindSpec, State};
+pub use step::{GpuOptimizer, Mode};

@@ -7,9 +7,8 @@ use super::{RaceConfig, HISTORY};
 use crate::arena::{Arena, TensorSpec, ALIGN};
 use crate::error::{Error, Result};
 use crate::gpu::buffers::whole;
-use crate::gpu::kernels::Kernels;
-use crate::gpu::Gpu;
-use crate::optim::{GpuOptimizer, Kind};
+use crate::gpu::{Dispatch, Gpu, KernelFile};
+use crate::optim::GpuOptimizer;
 
 /// WGSL `RaceInfo`.
 #[repr(C)]
@@ -25,12 +24,19 @@ struct RaceInfo {
     seed: u32,
 }
 
+/// The race's kernel file (`shaders/race.wgsl`): its entry points and bindings.
+pub fn kernels() -> KernelFile {
+    KernelFile::new("race", include_str!("../../shaders/race.wgsl"))
+        .entry("race_grad", &[0, 1, 2, 3, 4, 5])
+        .entry("race_gather", &[0, 1, 6, 7])
+}
+
 /// One racer on the device: its arena, optimizer and the race kernels' bindings.
 struct Lane {
     name: &'static str,
     opt: GpuOptimizer,
-    grad: wgpu::BindGroup,
-    gather: wgpu::BindGroup,
+    grad: Dispatch,
+    gather: Dispatch,
     history: wgpu::Buffer,
     packed: wgpu::Buffer,
 }
@@ -39,8 +45,6 @@ struct Lane {
 pub struct Race {
     config: RaceConfig,
     lanes: Vec<Lane>,
-    grad_pipeline: wgpu::ComputePipeline,
-    gather_pipeline: wgpu::ComputePipeline,
     steps: u64,
     read_from: u64,
 }
@@ -49,9 +53,9 @@ impl Race {
     /// Places every racer's points (at `config.starts()`) on `gpu` and prepares its optimizer.
     pub fn new(gpu: &Gpu, config: &RaceConfig) -> Result<Race> {
         config.validate()?;
+        gpu.register_kernels(kernels())?;
         let n = config.points;
         let specs: Vec<TensorSpec> = (0..n).map(|i| TensorSpec::new(format!("p{i}"), &[2])).collect();
-        let mut k = Kernels::default();
         let mut lanes = Vec::new();
         for (name, cfg) in config.optimizers() {
             let arena = Arena::new(gpu, &specs, None)?;
@@ -69,16 +73,8 @@ impl Race {
             }
             gpu.queue.write_buffer(&arena.params, 0, bytemuck::cast_slice(&initial));
             let opt = GpuOptimizer::new(gpu, &arena, &cfg, None)?;
-            let beta = cfg.sf_beta();
-            let (xa, xb, other) = match cfg.kind {
-                Kind::Adamw => (1.0, 0.0, &arena.params),
-                Kind::SfPlus => (0.0, 1.0, opt.x.as_ref().expect("sf_plus keeps x")),
-                _ => (
-                    1.0 / beta,
-                    -(1.0 - beta) / beta,
-                    opt.z.as_ref().expect("SF kinds keep z"),
-                ),
-            };
+            let (xa, xb, source) = opt.spec().x_from_y();
+            let other = source.map_or(&arena.params, |s| opt.state(s).expect("the kind keeps it"));
             let info = gpu.uniform(
                 "race info",
                 &RaceInfo {
@@ -97,8 +93,8 @@ impl Race {
             let history = gpu.storage("race history", 4 * HISTORY as u64);
             let counter = gpu.storage("race counter", 16);
             let packed = gpu.storage("race packed", 16 * n as u64);
-            let grad = k.bind(
-                gpu,
+            // One workgroup sums the loss over every point; the gather is one invocation per point.
+            let grad = gpu.dispatch(
                 "race",
                 "race_grad",
                 &[
@@ -109,9 +105,9 @@ impl Race {
                     (4, whole(&history)),
                     (5, whole(&counter)),
                 ],
-            );
-            let gather = k.bind(
-                gpu,
+                [1, 1, 1],
+            )?;
+            let gather = gpu.dispatch(
                 "race",
                 "race_gather",
                 &[
@@ -120,7 +116,8 @@ impl Race {
                     (6, whole(other)),
                     (7, whole(&packed)),
                 ],
-            );
+                [n.div_ceil(64) as u32, 1, 1],
+            )?;
             lanes.push(Lane {
                 name,
                 opt,
@@ -133,8 +130,6 @@ impl Race {
         Ok(Race {
             config: config.clone(),
             lanes,
-            grad_pipeline: k.get(&gpu.device, "race", "race_grad"),
-            gather_pipeline: k.get(&gpu.device, "race", "race_gather"),
             steps: 0,
             read_from: 0,
         })
@@ -155,7 +150,7 @@ impl Race {
     pub fn step(&mut self, gpu: &Gpu, n: u32) -> Result<()> {
         let mut left = n as usize;
         while left > 0 {
-            let batch = left.min(crate::optim::gpu::RING);
+            let batch = left.min(crate::optim::RING);
             let mut enc = gpu.device.create_command_encoder(&Default::default());
             for lane in &mut self.lanes {
                 for _ in 0..batch {
@@ -164,9 +159,7 @@ impl Race {
                             label: Some("race gradients"),
                             timestamp_writes: None,
                         });
-                        pass.set_pipeline(&self.grad_pipeline);
-                        pass.set_bind_group(0, &lane.grad, &[]);
-                        pass.dispatch_workgroups(1, 1, 1);
+                        lane.grad.record(&mut pass);
                     }
                     lane.opt.record_step(gpu, &mut enc)?;
                 }
@@ -194,10 +187,8 @@ impl Race {
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&self.gather_pipeline);
             for lane in &self.lanes {
-                pass.set_bind_group(0, &lane.gather, &[]);
-                pass.dispatch_workgroups(n.div_ceil(64) as u32, 1, 1);
+                lane.gather.record(&mut pass);
             }
         }
         for (i, lane) in self.lanes.iter().enumerate() {

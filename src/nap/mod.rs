@@ -3,7 +3,9 @@
 //! After every optimizer step each group `G` is projected back to the norm `rho_G`
 //! it had at registration: `proj(v) = rho_G * v / max(||v||_G, 1e-12)`. The kernels
 //! live in `shaders/nap.wgsl`; this module holds the configuration and the host-side
-//! bookkeeping.
+//! bookkeeping, [`device`] the passes on the GPU.
+
+pub(crate) mod device;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,154 @@
+//! The optimizer's plan on the device: the tables its kernels read (segments,
+//! chunks, the per-step scalars) and the binding resources of each arena
+//! segment, from which every per-segment dispatch is built.
+
+use crate::arena::{Arena, Segment};
+use crate::error::Result;
+use crate::gpu::buffers::{range, whole};
+use crate::gpu::{Dispatch, Gpu, Resource};
+use crate::nap::chunk_rows;
+use crate::optim::scalars::StepScalars;
+use crate::optim::spec::State;
+
+/// Steps that may be recorded between two submissions (slots of the scalar ring).
+pub const RING: usize = 64;
+/// Bytes of one slot of the scalar ring.
+pub(crate) const SLOT: u64 = 256;
+/// Workgroups of an element pass at most (each loops over the rest).
+pub const MAX_WORKGROUPS: u32 = 4096;
+/// vec4s each invocation of an element pass handles while MAX_WORKGROUPS allows:
+/// `ELEM_RUN` of the element kernels (shaders/sf_step.wgsl), so that a workgroup
+/// sweeps one tile of 256 * 8 vec4s (BENCHMARKS.md, "levers").
+const VEC4_PER_INVOCATION: usize = 8;
+
+/// WGSL `Seg`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SegInfo {
+    n_vec4: u32,
+    wd_end: u32,
+    chunk_base: u32,
+    pad0: u32,
+}
+
+/// Workgroups of an element pass over `n_vec4` vec4s.
+pub(crate) fn elem_workgroups(n_vec4: usize) -> u32 {
+    (n_vec4.div_ceil(256 * VEC4_PER_INVOCATION) as u32).min(MAX_WORKGROUPS)
+}
+
+/// The device tables of one optimizer over one arena, and its state buffers.
+pub(crate) struct Plan {
+    pub segments: Vec<Segment>,
+    /// The current step's scalars (WGSL `Step`), copied from the ring each step.
+    pub step_buf: wgpu::Buffer,
+    /// [`RING`] slots of scalars written ahead by the host.
+    pub ring: wgpu::Buffer,
+    seg_bufs: Vec<wgpu::Buffer>,
+    chunks: wgpu::Buffer,
+    /// Per-chunk partial sums of the reductions.
+    pub partials: wgpu::Buffer,
+    /// The kind's state buffers, in its spec's order.
+    pub state: Vec<(State, wgpu::Buffer)>,
+}
+
+impl Plan {
+    /// Uploads the tables; `group_of_tensor` gives each tensor's NaP group (or
+    /// `NO_GROUP`); state buffers that start at the parameters are copied from them.
+    pub fn new(gpu: &Gpu, arena: &Arena, state: &[State], group_of_tensor: &[u32], first: StepScalars) -> Plan {
+        let layout = &arena.layout;
+        let bytes = layout.bytes();
+        let state = state
+            .iter()
+            .map(|&s| {
+                let b = gpu.storage(s.name(), bytes);
+                if s.starts_at_params() {
+                    gpu.submit(|enc| enc.copy_buffer_to_buffer(&arena.params, 0, &b, 0, bytes));
+                }
+                (s, b)
+            })
+            .collect();
+        let seg_bufs = layout
+            .segments
+            .iter()
+            .map(|s| {
+                let info = SegInfo {
+                    n_vec4: (s.len / 4) as u32,
+                    wd_end: ((layout.wd_end.clamp(s.start, s.start + s.len) - s.start) / 4) as u32,
+                    chunk_base: s.first_chunk as u32,
+                    pad0: 0,
+                };
+                gpu.uniform("segment", &info)
+            })
+            .collect();
+        Plan {
+            segments: layout.segments.clone(),
+            step_buf: gpu.storage_init("step", &[first]),
+            ring: gpu.storage("step ring", SLOT * RING as u64),
+            seg_bufs,
+            chunks: gpu.storage_init("chunks", &chunk_rows(layout, group_of_tensor)),
+            partials: gpu.storage("partials", 8 * layout.chunks.len() as u64),
+            state,
+        }
+    }
+
+    /// State buffer `s`, if the kind keeps it.
+    pub fn get(&self, s: State) -> Option<&wgpu::Buffer> {
+        self.state.iter().find(|(k, _)| *k == s).map(|(_, b)| b)
+    }
+
+    /// The bindings of segment `i`: 0 step, 1 segment, 2 y, 3 g, 8 partials,
+    /// 9 chunks and each state buffer at its own binding, then `extra`.
+    pub fn resources<'a>(&'a self, arena: &'a Arena, i: usize, extra: &[Resource<'a>]) -> Vec<Resource<'a>> {
+        let s = &self.segments[i];
+        let (o, n) = (s.start as u64 * 4, s.len as u64 * 4);
+        let mut r = vec![
+            (0, whole(&self.step_buf)),
+            (1, whole(&self.seg_bufs[i])),
+            (2, range(&arena.params, o, n)),
+            (3, range(&arena.grads, o, n)),
+            (8, whole(&self.partials)),
+            (9, whole(&self.chunks)),
+        ];
+        r.extend(self.state.iter().map(|(s, b)| (s.binding(), range(b, o, n))));
+        r.extend(extra.iter().cloned());
+        r
+    }
+
+    /// One call of `file::entry` per segment, over `grid(segment)` workgroups.
+    pub fn per_segment(
+        &self,
+        gpu: &Gpu,
+        arena: &Arena,
+        (file, entry): (&str, &str),
+        extra: &[Resource<'_>],
+        grid: impl Fn(&Segment) -> u32,
+    ) -> Result<Dispatch> {
+        gpu.dispatch_each(
+            file,
+            entry,
+            (0..self.segments.len()).map(|i| (self.resources(arena, i, extra), [grid(&self.segments[i]), 1, 1])),
+        )
+    }
+
+    /// [`Plan::per_segment`] for an element pass (one invocation per 8 vec4s).
+    pub fn elementwise(
+        &self,
+        gpu: &Gpu,
+        arena: &Arena,
+        kernel: (&str, &str),
+        extra: &[Resource<'_>],
+    ) -> Result<Dispatch> {
+        self.per_segment(gpu, arena, kernel, extra, |s| elem_workgroups(s.len / 4))
+    }
+
+    /// [`Plan::per_segment`] for a chunk pass (one workgroup per chunk).
+    pub fn chunkwise(
+        &self,
+        gpu: &Gpu,
+        arena: &Arena,
+        kernel: (&str, &str),
+        extra: &[Resource<'_>],
+    ) -> Result<Dispatch> {
+        self.per_segment(gpu, arena, kernel, extra, |s| s.n_chunks as u32)
+    }
+}
