@@ -79,7 +79,7 @@ fn train(gpu: &Gpu, queue: &wgpu::Queue, kind: Kind) -> Result<(f64, f64), Box<d
     };
     let cfg = match kind {
         Kind::SfPlus => OptimConfig::new(Kind::SfPlus),
-        _ => OptimConfig::new(kind).with_lr(0.02),
+        _ => OptimConfig::new(kind).with_lr(0.1),
     };
     let mut opt = GpuOptimizer::new(gpu, &arena, &cfg, Some(&nap))?;
     let (w_slot, b_slot) = (arena.layout.slot("w")?.offset, arena.layout.slot("b")?.offset);

@@ -49,12 +49,7 @@ fn read_grad(g: &Gpu, arena: &Arena, name: &str) -> Vec<f64> {
 
 /// Records into one compute pass, submits and waits.
 fn run(g: &Gpu, record: impl FnOnce(&mut wgpu::ComputePass<'_>)) {
-    let mut enc = g.device.create_command_encoder(&Default::default());
-    {
-        let mut pass = enc.begin_compute_pass(&Default::default());
-        record(&mut pass);
-    }
-    g.queue.submit([enc.finish()]);
+    g.submit(|enc| record(&mut enc.begin_compute_pass(&Default::default())));
     g.wait().unwrap();
 }
 
@@ -673,13 +668,10 @@ fn cross_entropy_mean_fills_the_optimizer_loss_buffer() {
     let arena = Arena::new(&g, &[TensorSpec::new("w", &[4])], None).unwrap();
     let opt = GpuOptimizer::new(&g, &arena, &OptimConfig::new(Kind::SfPlus), None).unwrap();
     let loss_buffer = opt.loss_buffer().expect("sf_plus has a loss buffer");
-    let mut enc = g.device.create_command_encoder(&Default::default());
-    {
-        let mut pass = enc.begin_compute_pass(&Default::default());
-        layer.record_forward(&mut pass);
-    }
-    layer.record_copy_mean(&mut enc, loss_buffer, 0);
-    g.queue.submit([enc.finish()]);
+    g.submit(|enc| {
+        layer.record_forward(&mut enc.begin_compute_pass(&Default::default()));
+        layer.record_copy_mean(enc, loss_buffer, 0);
+    });
     g.wait().unwrap();
     let copied = g.read::<f32>(loss_buffer, 0, 1).unwrap()[0];
     let stats = layer.read_stats(&g).unwrap();

@@ -26,7 +26,7 @@ struct RaceInfo {
 
 /// The race's kernel file (`shaders/race.wgsl`): its entry points and bindings.
 pub fn kernels() -> KernelFile {
-    KernelFile::new("race", include_str!("../../shaders/race.wgsl"))
+    KernelFile::with_prelude("race", include_str!("../../shaders/race.wgsl"))
         .entry("race_grad", &[0, 1, 2, 3, 4, 5])
         .entry("race_gather", &[0, 1, 6, 7])
 }
