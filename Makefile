@@ -7,8 +7,9 @@ CARGO ?= cargo
 BACKENDS ?= vulkan gl
 # Targets whose builds are checked without their machines: DX12 (Windows) and Metal (macOS).
 CROSS_TARGETS ?= x86_64-pc-windows-msvc aarch64-apple-darwin
-# The web build: the library as a wasm32 cdylib, bound for `--target web` into web/pkg/.
-WASM := $(or $(CARGO_TARGET_DIR),target)/wasm32-unknown-unknown/release/sfnap.wasm
+# The web build: the demos' crate (web/, sfnap-web) as a wasm32 cdylib, bound for
+# `--target web` into web/pkg/ as sfnap.js.
+WASM := $(or $(CARGO_TARGET_DIR),target)/wasm32-unknown-unknown/release/sfnap_web.wasm
 WEB_PORT ?= 8000
 
 .PHONY: setup demo test lint test-gpu cross-check web web-build test-web
@@ -25,9 +26,12 @@ demo: setup
 ## Every test: formatting and lints, the GPU suite on every backend, the cross-target builds.
 test: setup lint test-gpu cross-check test-web
 
+# The browser bindings compile for wasm32 only, so the web crate is linted there too.
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	$(CARGO) clippy -p sfnap-web --target wasm32-unknown-unknown -- -D warnings
 
 # Vulkan runs on lavapipe only (VK_DRIVER_FILES), so results do not depend on
 # whatever other driver a machine has; no adapter is a failure, not a skip.
@@ -37,19 +41,19 @@ test-gpu:
 	@lvp="$(firstword $(wildcard /usr/share/vulkan/icd.d/lvp_icd*.json))"; \
 	  if [ -z "$$lvp" ]; then echo "error: no lavapipe driver file (lvp_icd*.json); run make setup" >&2; exit 1; fi; \
 	  export VK_DRIVER_FILES="$$lvp"; \
-	  $(CARGO) build --all-targets || exit 1; \
+	  $(CARGO) build --workspace --all-targets || exit 1; \
 	  for backend in $(BACKENDS); do \
 	    echo "== GPU suite on $$backend"; \
 	    SFNAP_BACKEND=$$backend ./target/debug/sfnap devices || exit 1; \
 	    if [ $$backend = gl ]; then export RUST_TEST_THREADS=1; else unset RUST_TEST_THREADS; fi; \
-	    SFNAP_BACKEND=$$backend $(CARGO) test --all-targets || exit 1; \
+	    SFNAP_BACKEND=$$backend $(CARGO) test --workspace --all-targets || exit 1; \
 	  done
 
 cross-check:
 	@for t in $(CROSS_TARGETS); do \
 	  rustup target list --installed | grep -qx "$$t" || rustup target add "$$t" || exit 1; \
 	  echo "== cargo check --target $$t"; \
-	  $(CARGO) check --target "$$t" --all-targets || exit 1; \
+	  $(CARGO) check --target "$$t" --workspace --all-targets || exit 1; \
 	done
 
 ## The browser demos: build the wasm module, then serve web/ on http://127.0.0.1:$(WEB_PORT)/.
@@ -60,8 +64,8 @@ web: web-build
 # it once (minutes). `cargo rustc --crate-type cdylib` keeps native builds rlib-only.
 web-build:
 	@bash scripts/setup-web.sh
-	$(CARGO) rustc --lib --release --target wasm32-unknown-unknown --crate-type cdylib
-	PATH="$$HOME/.cargo/bin:$$PATH" wasm-bindgen --target web --no-typescript --out-dir web/pkg $(WASM)
+	$(CARGO) rustc -p sfnap-web --lib --release --target wasm32-unknown-unknown --crate-type cdylib
+	PATH="$$HOME/.cargo/bin:$$PATH" wasm-bindgen --target web --no-typescript --out-dir web/pkg --out-name sfnap $(WASM)
 	@mkdir -p web/pkg/golden && rm -f web/pkg/golden/*.json && cp tests/data/*.json web/pkg/golden/
 	@python3 -c 'import json, pathlib; print(json.dumps(sorted(p.name for p in pathlib.Path("tests/data").glob("*.json"))))' \
 	  > web/pkg/golden/index.json

@@ -103,7 +103,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     opt.eval(&gpu, &arena);
     let after = loss(&read_all(&gpu)?);
     println!("adamw_sf with clipped gradients: loss at x {before:.2} -> {after:.4} after {STEPS} steps");
-    if !(after < before / 100.0) {
+    // A NaN loss fails too.
+    if after.is_nan() || after >= before / 100.0 {
         return Err(format!("the loss at x fell only from {before} to {after}").into());
     }
     Ok(())

@@ -15,20 +15,16 @@ pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod gpu;
-pub mod live;
 pub mod model;
 pub mod nap;
 pub mod nn;
 pub mod optim;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod plot;
-pub mod race;
 pub mod replay;
 pub mod sched;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod train;
-#[cfg(target_arch = "wasm32")]
-pub mod web;
 
 pub use error::{Error, Result};
 

@@ -8,7 +8,6 @@ use crate::gpu::buffers::{range, whole};
 use crate::gpu::{Dispatch, Gpu};
 use crate::optim::config::OptimConfig;
 use crate::optim::plan::Plan;
-use crate::optim::scalars::StepScalars;
 
 /// sf_plus's device state, as WGSL `PlusState`.
 #[repr(C)]
@@ -106,6 +105,8 @@ impl PlusDevice {
 /// them against f64.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn trace_plus_scalars(gpu: &Gpu, cfg: &OptimConfig, alphas: &[f32]) -> Result<Vec<[f32; 3]>> {
+    use crate::optim::scalars::StepScalars;
+
     #[repr(C)]
     #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
     struct TraceInfo {

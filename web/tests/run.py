@@ -238,7 +238,7 @@ def test_plasticity(browser, url, report, shots, tasks, timeout):
     """The plasticity page: over the later tasks, NaP's mean end-of-task accuracy is at least the plain run's.
 
     The page's defaults (256 inputs, 64-128-128-10, AdamW 3e-3, a reset every 100 steps), as in
-    tests/live.rs (natively on lavapipe, seeds 1 and 2: plain 0.58, 0.55 vs NaP 0.63, 0.63)."""
+    web/tests/live.rs (natively on lavapipe, seeds 1 and 2: plain 0.58, 0.55 vs NaP 0.63, 0.63)."""
     task_steps = 100
     steps = tasks * task_steps
     browser.open(f"{url}/plasticity.html?seed=1&task_steps={task_steps}&steps={steps}")

@@ -4,7 +4,8 @@
 
 mod common;
 
-use sfnap::race::{reference_positions, Race, RaceConfig, TestFn, HISTORY, RACERS};
+use sfnap_web::demo::Demo;
+use sfnap_web::race::{reference_positions, Race, RaceConfig, TestFn, HISTORY, RACERS};
 
 fn config(function: TestFn, points: usize, total_steps: u64) -> RaceConfig {
     RaceConfig {

@@ -3,7 +3,8 @@
 
 mod common;
 
-use sfnap::live::{Plasticity, PlasticityConfig, Spirals, SpiralsConfig};
+use sfnap_web::demo::Demo;
+use sfnap_web::live::{Plasticity, PlasticityConfig, Spirals, SpiralsConfig};
 
 fn mean(v: &[f32]) -> f64 {
     v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64

@@ -1,4 +1,5 @@
-// The optimizer race (`src/race.rs`): 2D test functions evaluated on the device.
+// The optimizer race (`web/src/race/`): 2D test functions evaluated on the device,
+// compiled after the engine's prelude (`shaders/common.wgsl`, `shaders/reduce.wgsl`).
 // Every starting point is one 2-element tensor of an arena, `stride` floats apart,
 // so one optimizer step updates them all; `race_grad` writes their gradients (and
 // the summed loss sf_plus reads), `race_gather` packs y and x for one readback.

@@ -8,18 +8,22 @@
 //! - [`WebSpirals`] and [`WebPlasticity`] drive the live training demos of
 //!   `web/spirals.html` and `web/plasticity.html` (see [`crate::live`]).
 //!
-//! Errors reach JavaScript as `Error` objects carrying the library's message.
+//! The three demo classes are one [`Running`] demo each, made by [`web_demo!`]
+//! (wasm-bindgen exports no generic types). Errors reach JavaScript as `Error`
+//! objects carrying the library's message.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use serde::Serialize;
+use sfnap::gpu::Gpu;
+use sfnap::replay::{check_within, run_gpu_async, ReplayCase, ReplayResult};
+use sfnap::Error;
 use wasm_bindgen::prelude::*;
 
-use crate::error::Error;
-use crate::gpu::Gpu;
+use crate::demo::Demo;
 use crate::live::{spirals_default_lr, Plasticity, PlasticityConfig, Spirals, SpiralsConfig, SPIRALS_OPTIMIZERS};
 use crate::race::{Race, RaceConfig, TestFn, RACERS};
-use crate::replay::{check_within, run_gpu_async, ReplayCase, ReplayResult};
 
 thread_local! {
     /// The device, opened once per page.
@@ -39,6 +43,11 @@ async fn gpu() -> Result<Rc<Gpu>, JsValue> {
     web_sys::console::info_1(&format!("sfnap: WebGPU adapter {}", gpu.describe()).into());
     GPU.with(|g| *g.borrow_mut() = Some(gpu.clone()));
     Ok(gpu)
+}
+
+/// `value` as JSON (non-finite numbers as `null`).
+fn json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).expect("configs and snapshots always serialize")
 }
 
 /// Runs when the module loads: panics show up in the console with their message.
@@ -80,6 +89,118 @@ pub fn check_replay(case_json: &str, result_json: &str) -> Result<(), JsValue> {
     check_within(&got, expected).map_err(js_error)
 }
 
+/// A demo and the device it runs on: what each exported demo class holds.
+struct Running<D> {
+    gpu: Rc<Gpu>,
+    demo: D,
+}
+
+impl<D: Demo> Running<D>
+where
+    D::Parts: 'static,
+{
+    /// Builds the demo from a config JSON (missing fields take their defaults).
+    async fn create(config_json: &str) -> Result<Self, JsValue> {
+        let config = D::parse_config(config_json).map_err(js_error)?;
+        let gpu = gpu().await?;
+        let demo = D::new(&gpu, &config).map_err(js_error)?;
+        Ok(Running { gpu, demo })
+    }
+
+    /// Submits `n` steps (no readback).
+    fn step(&mut self, n: u32) -> Result<(), JsValue> {
+        self.demo.step(&self.gpu, n).map_err(js_error)
+    }
+
+    /// Steps taken so far.
+    fn steps(&self) -> f64 {
+        self.demo.steps() as f64
+    }
+
+    /// Submits a snapshot now and resolves to it as JSON once read back; stepping
+    /// may go on meanwhile.
+    fn snapshot(&mut self) -> js_sys::Promise {
+        let request = self.demo.request_snapshot(&self.gpu);
+        let gpu = self.gpu.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let snapshot = request.read(&gpu).await.map_err(js_error)?;
+            Ok(JsValue::from_str(&json(&snapshot)))
+        })
+    }
+
+    /// The config, as JSON.
+    fn config(&self) -> String {
+        json(self.demo.config())
+    }
+}
+
+/// Exports `$class`, a [`Running`] `$demo`, with `create(config_json)` (a
+/// promise), `step(n)`, `steps()`, `snapshot()` (a promise of JSON) and `config()`.
+macro_rules! web_demo {
+    ($(#[$doc:meta])* $class:ident($demo:ty)) => {
+        $(#[$doc])*
+        #[wasm_bindgen]
+        pub struct $class {
+            inner: Running<$demo>,
+        }
+
+        #[wasm_bindgen]
+        impl $class {
+            /// Builds the demo from a config JSON (missing fields take their defaults).
+            pub async fn create(config_json: String) -> Result<$class, JsValue> {
+                Running::create(&config_json).await.map(|inner| $class { inner })
+            }
+
+            /// Submits `n` steps (no readback).
+            pub fn step(&mut self, n: u32) -> Result<(), JsValue> {
+                self.inner.step(n)
+            }
+
+            /// Steps taken so far.
+            pub fn steps(&self) -> f64 {
+                self.inner.steps()
+            }
+
+            /// Submits a snapshot now and resolves to it as JSON once read back;
+            /// stepping may go on meanwhile.
+            pub fn snapshot(&mut self) -> js_sys::Promise {
+                self.inner.snapshot()
+            }
+
+            /// The config, as JSON.
+            pub fn config(&self) -> String {
+                self.inner.config()
+            }
+        }
+    };
+}
+
+web_demo! {
+    /// The optimizer race on the browser's adapter (see [`crate::race`]); a
+    /// snapshot is a [`crate::race::Snapshot`].
+    WebRace(Race)
+}
+
+web_demo! {
+    /// The two-spirals demo on the browser's adapter (see [`crate::live::Spirals`]);
+    /// a snapshot is a [`crate::live::SpiralsSnapshot`].
+    WebSpirals(Spirals)
+}
+
+web_demo! {
+    /// The plasticity demo on the browser's adapter (see [`crate::live::Plasticity`]);
+    /// a snapshot is a [`crate::live::PlasticitySnapshot`].
+    WebPlasticity(Plasticity)
+}
+
+#[wasm_bindgen]
+impl WebSpirals {
+    /// The training points as JSON (`{"inputs": [a, b, ...], "labels": [...]}`).
+    pub fn data(&self) -> String {
+        self.inner.demo.data_json()
+    }
+}
+
 /// Every test function and racer, as JSON: `{"racers": [...], "functions": [{"name",
 /// "view", "minimum", "start_box", "lr": {racer: default}}]}`, and the default config.
 #[wasm_bindgen]
@@ -112,50 +233,6 @@ pub fn race_field(name: &str, width: usize, height: usize) -> Result<Vec<f32>, J
     ))
 }
 
-/// The optimizer race on the browser's adapter (see [`crate::race`]).
-#[wasm_bindgen]
-pub struct WebRace {
-    gpu: Rc<Gpu>,
-    race: Race,
-}
-
-#[wasm_bindgen]
-impl WebRace {
-    /// Starts a race from a config JSON (missing fields take their defaults).
-    pub async fn create(config_json: String) -> Result<WebRace, JsValue> {
-        let config = RaceConfig::parse(&config_json).map_err(js_error)?;
-        let gpu = gpu().await?;
-        let race = Race::new(&gpu, &config).map_err(js_error)?;
-        Ok(WebRace { gpu, race })
-    }
-
-    /// Submits `n` steps of every racer (no readback).
-    pub fn step(&mut self, n: u32) -> Result<(), JsValue> {
-        self.race.step(&self.gpu, n).map_err(js_error)
-    }
-
-    /// Steps taken so far.
-    pub fn steps(&self) -> f64 {
-        self.race.steps() as f64
-    }
-
-    /// Packs every racer's y, x and new per-step losses now, and resolves to them as
-    /// JSON (see [`crate::race::Snapshot`]) once read back. Stepping may go on meanwhile.
-    pub fn snapshot(&mut self) -> js_sys::Promise {
-        let request = self.race.request_snapshot(&self.gpu);
-        let gpu = self.gpu.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
-            let snapshot = request.read(&gpu).await.map_err(js_error)?;
-            Ok(JsValue::from_str(&snapshot.to_json()))
-        })
-    }
-
-    /// The config the race runs, as JSON.
-    pub fn config(&self) -> String {
-        serde_json::to_string(self.race.config()).expect("a config always serializes")
-    }
-}
-
 /// The spirals demo's optimizers and default config, as JSON:
 /// `{"optimizers": [...], "lr": {optimizer: default}, "defaults": {...}}`.
 #[wasm_bindgen]
@@ -172,100 +249,8 @@ pub fn spirals_meta() -> String {
     .to_string()
 }
 
-/// The two-spirals demo on the browser's adapter (see [`crate::live::Spirals`]).
-#[wasm_bindgen]
-pub struct WebSpirals {
-    gpu: Rc<Gpu>,
-    inner: Spirals,
-}
-
-#[wasm_bindgen]
-impl WebSpirals {
-    /// Builds the network from a config JSON (missing fields take their defaults).
-    pub async fn create(config_json: String) -> Result<WebSpirals, JsValue> {
-        let config = SpiralsConfig::parse(&config_json).map_err(js_error)?;
-        let gpu = gpu().await?;
-        let inner = Spirals::new(&gpu, &config).map_err(js_error)?;
-        Ok(WebSpirals { gpu, inner })
-    }
-
-    /// Submits `n` training steps (no readback).
-    pub fn step(&mut self, n: u32) -> Result<(), JsValue> {
-        self.inner.step(&self.gpu, n).map_err(js_error)
-    }
-
-    /// Steps taken so far.
-    pub fn steps(&self) -> f64 {
-        self.inner.steps() as f64
-    }
-
-    /// The training points as JSON (`{"inputs": [a, b, ...], "labels": [...]}`).
-    pub fn data(&self) -> String {
-        self.inner.data_json()
-    }
-
-    /// Evaluates the grid and test set at y and x now and resolves to the snapshot
-    /// as JSON (see [`crate::live::SpiralsSnapshot`]).
-    pub fn snapshot(&mut self) -> js_sys::Promise {
-        let request = self.inner.request_snapshot(&self.gpu);
-        let gpu = self.gpu.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
-            let snapshot = request.read(&gpu).await.map_err(js_error)?;
-            Ok(JsValue::from_str(&snapshot.to_json()))
-        })
-    }
-
-    /// The config, as JSON.
-    pub fn config(&self) -> String {
-        serde_json::to_string(self.inner.config()).expect("a config always serializes")
-    }
-}
-
 /// The plasticity demo's default config, as JSON.
 #[wasm_bindgen]
 pub fn plasticity_defaults() -> String {
-    serde_json::to_string(&PlasticityConfig::default()).expect("a config always serializes")
-}
-
-/// The plasticity demo on the browser's adapter (see [`crate::live::Plasticity`]).
-#[wasm_bindgen]
-pub struct WebPlasticity {
-    gpu: Rc<Gpu>,
-    inner: Plasticity,
-}
-
-#[wasm_bindgen]
-impl WebPlasticity {
-    /// Builds both networks from a config JSON (missing fields take their defaults).
-    pub async fn create(config_json: String) -> Result<WebPlasticity, JsValue> {
-        let config = PlasticityConfig::parse(&config_json).map_err(js_error)?;
-        let gpu = gpu().await?;
-        let inner = Plasticity::new(&gpu, &config).map_err(js_error)?;
-        Ok(WebPlasticity { gpu, inner })
-    }
-
-    /// Submits `n` steps of both networks (no readback).
-    pub fn step(&mut self, n: u32) -> Result<(), JsValue> {
-        self.inner.step(&self.gpu, n).map_err(js_error)
-    }
-
-    /// Steps taken so far.
-    pub fn steps(&self) -> f64 {
-        self.inner.steps() as f64
-    }
-
-    /// Resolves to both networks' numbers as JSON (see [`crate::live::PlasticitySnapshot`]).
-    pub fn snapshot(&mut self) -> js_sys::Promise {
-        let request = self.inner.request_snapshot(&self.gpu);
-        let gpu = self.gpu.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
-            let snapshot = request.read(&gpu).await.map_err(js_error)?;
-            Ok(JsValue::from_str(&snapshot.to_json()))
-        })
-    }
-
-    /// The config, as JSON.
-    pub fn config(&self) -> String {
-        serde_json::to_string(self.inner.config()).expect("a config always serializes")
-    }
+    json(&PlasticityConfig::default())
 }
