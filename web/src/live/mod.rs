@@ -92,11 +92,12 @@ impl LiveNet {
     /// Uploads a batch and submits one training step (no readback).
     pub fn step(&mut self, gpu: &Gpu, inputs: Vec<f32>, targets: &[u32]) -> Result<()> {
         self.train.write_batch(gpu, &Inputs::Features(inputs), targets)?;
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
-        record_train_step(gpu, &mut enc, &self.train, &mut self.opt)?;
         let at = STATS * (self.steps % HISTORY as u64);
-        enc.copy_buffer_to_buffer(self.train.loss().stats(), 0, &self.history, at, STATS);
-        gpu.queue.submit([enc.finish()]);
+        gpu.submit(|enc| {
+            record_train_step(gpu, enc, &self.train, &mut self.opt)?;
+            enc.copy_buffer_to_buffer(self.train.loss().stats(), 0, &self.history, at, STATS);
+            Ok::<(), Error>(())
+        })?;
         self.opt.submitted();
         self.steps += 1;
         Ok(())

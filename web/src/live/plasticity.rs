@@ -168,13 +168,13 @@ impl Demo for Plasticity {
             }
             self.steps += 1;
             if self.steps.is_multiple_of(self.config.task_steps) {
-                let mut enc = gpu.device.create_command_encoder(&Default::default());
                 let at = STATS * (task % MAX_TASKS as u64);
-                for lane in &self.lanes {
-                    record_forward(&mut enc, &[&lane.eval]);
-                    enc.copy_buffer_to_buffer(lane.eval.loss().stats(), 0, &lane.tasks, at, STATS);
-                }
-                gpu.queue.submit([enc.finish()]);
+                gpu.submit(|enc| {
+                    for lane in &self.lanes {
+                        record_forward(enc, &[&lane.eval]);
+                        enc.copy_buffer_to_buffer(lane.eval.loss().stats(), 0, &lane.tasks, at, STATS);
+                    }
+                });
             }
         }
         Ok(())

@@ -169,20 +169,19 @@ impl Demo for Race {
         let mut left = n as usize;
         while left > 0 {
             let batch = left.min(RING);
-            let mut enc = gpu.device.create_command_encoder(&Default::default());
-            for lane in &mut self.lanes {
-                for _ in 0..batch {
-                    {
-                        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                            label: Some("race gradients"),
-                            timestamp_writes: None,
-                        });
-                        lane.grad.record(&mut pass);
+            gpu.submit(|enc| {
+                for lane in &mut self.lanes {
+                    for _ in 0..batch {
+                        lane.grad
+                            .record(&mut enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                                label: Some("race gradients"),
+                                timestamp_writes: None,
+                            }));
+                        lane.opt.record_step(gpu, enc)?;
                     }
-                    lane.opt.record_step(gpu, &mut enc)?;
                 }
-            }
-            gpu.queue.submit([enc.finish()]);
+                Ok::<(), Error>(())
+            })?;
             for lane in &mut self.lanes {
                 lane.opt.submitted();
             }
