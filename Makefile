@@ -33,6 +33,10 @@ lint:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 	$(CARGO) clippy -p sfnap-web --target wasm32-unknown-unknown -- -D warnings
 
+# The examples an embedding program starts from; they run on every backend, built
+# as such a program builds sfnap (without the command line's dependencies).
+EMBED_EXAMPLES := bring_your_own_device custom_kernel
+
 # Vulkan runs on lavapipe only (VK_DRIVER_FILES), so results do not depend on
 # whatever other driver a machine has; no adapter is a failure, not a skip.
 # GL runs one test at a time: Mesa's EGL stalls when several threads open
@@ -47,7 +51,13 @@ test-gpu:
 	    SFNAP_BACKEND=$$backend ./target/debug/sfnap devices || exit 1; \
 	    if [ $$backend = gl ]; then export RUST_TEST_THREADS=1; else unset RUST_TEST_THREADS; fi; \
 	    SFNAP_BACKEND=$$backend $(CARGO) test --workspace --all-targets || exit 1; \
-	  done
+	    for ex in $(EMBED_EXAMPLES); do \
+	      echo "== example $$ex on $$backend (library without default features)"; \
+	      SFNAP_BACKEND=$$backend WGPU_BACKEND=$$backend $(CARGO) run -q --no-default-features --example $$ex || exit 1; \
+	    done; \
+	  done; \
+	  echo "== README code blocks (doctests) on vulkan"; \
+	  SFNAP_BACKEND=vulkan $(CARGO) test --doc -p sfnap || exit 1
 
 cross-check:
 	@for t in $(CROSS_TARGETS); do \
