@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::gpu::buffers::whole;
 use crate::gpu::{Dispatch, Gpu, PackedReadback};
 use crate::nap::{GroupReport, GroupRow, NapPlan};
-use crate::optim::plan::Plan;
+use crate::optim::plan::{Grid, Plan};
 use crate::optim::spec::{KindSpec, NapRule};
 
 /// NaP on the device for one optimizer.
@@ -52,7 +52,7 @@ impl NapDevice {
             &opt.resources(arena, 0, &tables),
             [n_groups as u32, 1, 1],
         )?;
-        let measure = opt.chunkwise(gpu, arena, ("nap", "norms_w"), &tables)?;
+        let measure = opt.per_segment(gpu, arena, ("nap", "norms_w"), &tables, Grid::Chunks)?;
         let init_rho = gpu.dispatch(
             "nap",
             "init_rho",
@@ -61,8 +61,8 @@ impl NapDevice {
         )?;
         gpu.run(&[&measure, &group, &init_rho]);
         Ok(NapDevice {
-            norms: opt.chunkwise(gpu, arena, ("nap", rule.norms), &tables)?,
-            project: opt.chunkwise(gpu, arena, ("nap", rule.project), &tables)?,
+            norms: opt.per_segment(gpu, arena, ("nap", rule.norms), &tables, Grid::Chunks)?,
+            project: opt.per_segment(gpu, arena, ("nap", rule.project), &tables, Grid::Chunks)?,
             group,
             plan,
             groups_buf,

@@ -36,6 +36,15 @@ pub(crate) fn elem_workgroups(n_vec4: usize) -> u32 {
     (n_vec4.div_ceil(256 * VEC4_PER_INVOCATION) as u32).min(MAX_WORKGROUPS)
 }
 
+/// How a per-segment pass is laid out over its segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Grid {
+    /// An element pass: each invocation sweeps 8 vec4s (see [`elem_workgroups`]).
+    Elements,
+    /// A chunk pass: one workgroup per reduction chunk.
+    Chunks,
+}
+
 /// The device tables of one optimizer over one arena, and its state buffers.
 pub(crate) struct Plan {
     pub segments: Vec<Segment>,
@@ -114,41 +123,23 @@ impl Plan {
         r
     }
 
-    /// One call of `file::entry` per segment, over `grid(segment)` workgroups.
+    /// One call of `file::entry` per segment, with a grid of `grid`'s kind.
     pub fn per_segment(
         &self,
         gpu: &Gpu,
         arena: &Arena,
         (file, entry): (&str, &str),
         extra: &[Resource<'_>],
-        grid: impl Fn(&Segment) -> u32,
+        grid: Grid,
     ) -> Result<Dispatch> {
+        let groups = |s: &Segment| match grid {
+            Grid::Elements => elem_workgroups(s.len / 4),
+            Grid::Chunks => s.n_chunks as u32,
+        };
         gpu.dispatch_each(
             file,
             entry,
-            (0..self.segments.len()).map(|i| (self.resources(arena, i, extra), [grid(&self.segments[i]), 1, 1])),
+            (0..self.segments.len()).map(|i| (self.resources(arena, i, extra), [groups(&self.segments[i]), 1, 1])),
         )
-    }
-
-    /// [`Plan::per_segment`] for an element pass (one invocation per 8 vec4s).
-    pub fn elementwise(
-        &self,
-        gpu: &Gpu,
-        arena: &Arena,
-        kernel: (&str, &str),
-        extra: &[Resource<'_>],
-    ) -> Result<Dispatch> {
-        self.per_segment(gpu, arena, kernel, extra, |s| elem_workgroups(s.len / 4))
-    }
-
-    /// [`Plan::per_segment`] for a chunk pass (one workgroup per chunk).
-    pub fn chunkwise(
-        &self,
-        gpu: &Gpu,
-        arena: &Arena,
-        kernel: (&str, &str),
-        extra: &[Resource<'_>],
-    ) -> Result<Dispatch> {
-        self.per_segment(gpu, arena, kernel, extra, |s| s.n_chunks as u32)
     }
 }

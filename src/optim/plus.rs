@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::gpu::buffers::{range, whole};
 use crate::gpu::{Dispatch, Gpu};
 use crate::optim::config::OptimConfig;
-use crate::optim::plan::Plan;
+use crate::optim::plan::{Grid, Plan};
 
 /// sf_plus's device state, as WGSL `PlusState`.
 #[repr(C)]
@@ -76,7 +76,7 @@ impl PlusDevice {
     pub fn new(gpu: &Gpu, arena: &Arena, plan: &Plan, cfg: &OptimConfig) -> Result<PlusDevice> {
         let loss = gpu.storage("loss", 16);
         let state = gpu.storage_init("sf_plus state", &[PlusState::initial(cfg)]);
-        let sums = plan.chunkwise(gpu, arena, ("sf_plus", "plus_sums"), &[])?;
+        let sums = plan.per_segment(gpu, arena, ("sf_plus", "plus_sums"), &[], Grid::Chunks)?;
         let n_chunks = arena.layout.chunks.len() as u64;
         let reduce = gpu.dispatch(
             "polyak",

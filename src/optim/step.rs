@@ -13,7 +13,7 @@ use crate::gpu::{Dispatch, Gpu};
 use crate::nap::device::NapDevice;
 use crate::nap::{GroupReport, NapConfig, NapPlan, NO_GROUP};
 use crate::optim::config::OptimConfig;
-use crate::optim::plan::{Plan, RING, SLOT};
+use crate::optim::plan::{Grid, Plan, RING, SLOT};
 use crate::optim::plus::{PlusDevice, PlusState};
 use crate::optim::scalars::{HostScalars, StepScalars};
 use crate::optim::spec::{KindSpec, State, XRule};
@@ -61,14 +61,17 @@ impl GpuOptimizer {
             .device_scalars
             .then(|| PlusDevice::new(gpu, arena, &plan, cfg))
             .transpose()?;
-        let step = plan.elementwise(gpu, arena, spec.step, &[])?;
+        let step = plan.per_segment(gpu, arena, spec.step, &[], Grid::Elements)?;
         let (to_eval, to_train) = match spec.x {
             XRule::Params => (None, None),
             XRule::Interpolated { .. } => (
-                Some(plan.elementwise(gpu, arena, ("mode", "to_eval"), &[])?),
-                Some(plan.elementwise(gpu, arena, ("mode", "to_train"), &[])?),
+                Some(plan.per_segment(gpu, arena, ("mode", "to_eval"), &[], Grid::Elements)?),
+                Some(plan.per_segment(gpu, arena, ("mode", "to_train"), &[], Grid::Elements)?),
             ),
-            XRule::Explicit => (None, Some(plan.elementwise(gpu, arena, ("mode", "to_train"), &[])?)),
+            XRule::Explicit => (
+                None,
+                Some(plan.per_segment(gpu, arena, ("mode", "to_train"), &[], Grid::Elements)?),
+            ),
         };
         let nap = nap_plan
             .map(|p| NapDevice::new(gpu, arena, &plan, p, spec.nap))
