@@ -65,7 +65,7 @@ fn a_registered_kernel_runs_on_the_arena() {
 #[test]
 fn bad_kernel_files_and_dispatches_are_named() {
     let gpu = common::gpu();
-    let err = |r: sfnap::Result<()>| r.err().expect("refused").to_string();
+    let err = |r: sfnap::Result<()>| r.expect_err("refused").to_string();
     let bad = KernelFile::new("broken", "fn nope( {").entry("main", &[0]);
     let e = err(gpu.register_kernels(bad));
     assert!(e.starts_with("kernels.broken: does not compile"), "{e}");
