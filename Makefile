@@ -25,9 +25,22 @@ demo: setup
 ## Every test: formatting and lints, the GPU suite on every backend, the cross-target builds.
 test: setup lint test-gpu cross-check test-web
 
+# The command line's dependencies (feature `cli`): an embedder building with
+# `default-features = false` must compile none of them.
+CLI_ONLY_DEPS := clap indicatif plotters env_logger ab_glyph
+
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --no-default-features --lib -- -D warnings
+	@tree="$$($(CARGO) tree -p sfnap -e normal --no-default-features --prefix none --format '{p}')" || exit 1; \
+	  for dep in $(CLI_ONLY_DEPS); do \
+	    if grep -q "^$$dep v" <<< "$$tree"; then \
+	      echo "error: sfnap without default features depends on $$dep (cargo tree -i $$dep -e normal --no-default-features shows why); it belongs behind the cli feature" >&2; \
+	      exit 1; \
+	    fi; \
+	  done; \
+	  echo "cargo tree --no-default-features: none of $(CLI_ONLY_DEPS)"
 
 # Vulkan runs on lavapipe only (VK_DRIVER_FILES), so results do not depend on
 # whatever other driver a machine has; no adapter is a failure, not a skip.
