@@ -26,12 +26,26 @@ demo: setup
 ## Every test: formatting and lints, the GPU suite on every backend, the cross-target builds.
 test: setup lint test-gpu cross-check test-web
 
-# The browser bindings compile for wasm32 only, so the web crate is linted there too.
+# The command line's dependencies (feature `cli`): an embedder building with
+# `default-features = false` must compile none of them.
+CLI_ONLY_DEPS := clap indicatif plotters env_logger ab_glyph
+
+# The browser bindings compile for wasm32 only, so the web crate is linted there too;
+# the library is linted without default features as an embedding program builds it.
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p sfnap --no-default-features --lib -- -D warnings
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 	$(CARGO) clippy -p sfnap-web --target wasm32-unknown-unknown -- -D warnings
+	@tree="$$($(CARGO) tree -p sfnap -e normal --no-default-features --prefix none --format '{p}')" || exit 1; \
+	  for dep in $(CLI_ONLY_DEPS); do \
+	    if grep -q "^$$dep v" <<< "$$tree"; then \
+	      echo "error: sfnap without default features depends on $$dep (cargo tree -i $$dep -e normal --no-default-features shows why); it belongs behind the cli feature" >&2; \
+	      exit 1; \
+	    fi; \
+	  done; \
+	  echo "cargo tree --no-default-features: none of $(CLI_ONLY_DEPS)"
 
 # The examples an embedding program starts from; they run on every backend, built
 # as such a program builds sfnap (without the command line's dependencies).

@@ -10,8 +10,12 @@ use std::path::PathBuf;
 
 use sfnap::gpu::Gpu;
 use sfnap::optim::{Kind, OptimConfig, Schedule};
-use sfnap::plot::{line_chart, Chart};
-use sfnap::train::{read_metrics, run_series, train, DataKind, RunOptions, TrainConfig};
+use sfnap::plot::{line_chart, plot_run, run_series, Chart};
+use sfnap::train::{read_metrics, train_observed, DataKind, RunOptions, TrainConfig};
+
+/// The progress bar of `sfnap train`.
+#[path = "../src/bin/sfnap/progress.rs"]
+mod progress;
 
 const STEPS: u64 = 2000;
 
@@ -56,11 +60,11 @@ fn main() -> sfnap::Result<()> {
         let out = root.join(dir);
         let opts = RunOptions {
             out: Some(out.clone()),
-            progress: true,
             ..Default::default()
         };
         let started = std::time::Instant::now();
-        let summary = train(&gpu, cfg, &opts)?;
+        let summary = train_observed(&gpu, cfg, &opts, &mut progress::Bar::default())?;
+        plot_run(&out, &cfg.optimizer.kind.to_string())?;
         let last = summary.last().expect("the run evaluates at its end");
         println!(
             "  {STEPS} steps in {:.0} s: test accuracy {:.2}%, test loss {:.4} (at x)",

@@ -1,10 +1,14 @@
-//! Line charts as PNG files (plotters, text in the shipped DejaVu Sans Mono).
+//! Line charts as PNG files (plotters, text in the shipped DejaVu Sans Mono), and
+//! the loss curves of training runs drawn from their `metrics.csv`.
+//!
+//! Only with the `cli` feature (on by default): the engine itself draws nothing.
 
 use std::path::Path;
 
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::train::read_metrics;
 
 const FONT: &[u8] = include_bytes!("../data/DejaVuSansMono.ttf");
 const COLORS: [RGBColor; 8] = [
@@ -135,4 +139,41 @@ pub fn line_chart(path: &Path, chart: &Chart<'_>, series: &[Series]) -> Result<(
         path: path.display().to_string(),
         source,
     })
+}
+
+/// The two lines of one run, from [`read_metrics`]'s rows: train loss at y (faint)
+/// and eval loss at x.
+pub fn run_series(rows: &[(f64, f64, f64, f64)], label: &str, color: usize) -> Vec<Series> {
+    let pick = |f: fn(&(f64, f64, f64, f64)) -> f64| -> Vec<(f64, f64)> {
+        rows.iter().map(|r| (r.0, f(r))).filter(|p| p.1.is_finite()).collect()
+    };
+    vec![
+        Series {
+            name: format!("{label}: train loss (y)"),
+            points: pick(|r| r.1),
+            color,
+            faint: true,
+        },
+        Series {
+            name: format!("{label}: eval loss (x)"),
+            points: pick(|r| r.2),
+            color,
+            faint: false,
+        },
+    ]
+}
+
+/// Draws `DIR/loss.png` from `DIR/metrics.csv` (as [`crate::train::train`] writes it):
+/// train loss at y and eval loss at x of the run, `label` in the legend (`sfnap
+/// train` labels with the optimizer kind).
+pub fn plot_run(dir: &Path, label: &str) -> Result<()> {
+    let rows = read_metrics(&dir.join("metrics.csv"))?;
+    let series = run_series(&rows, label, 0);
+    let chart = Chart {
+        title: "sfnap train",
+        x_label: "step",
+        y_label: "loss",
+        log_y: true,
+    };
+    line_chart(&dir.join("loss.png"), &chart, &series)
 }

@@ -1,6 +1,10 @@
 //! The training loop: batches, one recorded step per batch, metrics read back
-//! asynchronously, evaluation at x, `metrics.csv`, `loss.png`, checkpoints and
-//! bit-identical resume.
+//! asynchronously, evaluation at x, `metrics.csv`, checkpoints and bit-identical
+//! resume.
+//!
+//! The loop draws nothing: a [`TrainObserver`] passed to [`train_observed`] hears of
+//! every step and evaluation (the command line shows a progress bar with it and
+//! plots `loss.png` from `metrics.csv` afterwards).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,7 +25,6 @@ use crate::model::{Graph, Inputs, Model, Weights};
 use crate::nn::LossStats;
 use crate::optim::XExport;
 use crate::optim::{GpuOptimizer, Kind, OptimConfig};
-use crate::plot::{line_chart, Chart, Series};
 use crate::sched::record_train_step;
 
 /// Which model to train.
@@ -308,18 +311,69 @@ impl Summary {
 /// Options of a run that do not change its results.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Write metrics.csv, loss.png and checkpoint.safetensors here.
+    /// Write metrics.csv and checkpoint.safetensors here.
     pub out: Option<PathBuf>,
     /// Continue from this directory's checkpoint.
     pub resume: Option<PathBuf>,
-    /// Show a progress bar.
-    pub progress: bool,
     /// Stop after this many steps of this invocation (the checkpoint then allows resuming).
     pub stop_after: Option<u64>,
 }
 
-/// Trains `cfg` on `gpu`.
+/// Where a run stands after a step, as [`TrainObserver::step`] hears it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Steps taken, counting those before a resume.
+    pub done: u64,
+    /// Steps of the whole run ([`TrainConfig::steps`]).
+    pub total: u64,
+    /// The latest training loss read back (mean of a batch, at y); NaN before the first.
+    pub train_loss: f64,
+    /// Steps per second of this invocation so far.
+    pub steps_per_s: f64,
+}
+
+/// Hears how a run goes, for a progress display or a log; every method does
+/// nothing unless implemented. The calls come from the training loop's thread,
+/// between steps: a slow observer slows training.
+///
+/// `()` is the observer that ignores everything ([`train`] passes it).
+pub trait TrainObserver {
+    /// Before the first step of this invocation: `done` steps are behind (more than 0
+    /// on resume) of `total` in all.
+    fn start(&mut self, done: u64, total: u64) {
+        let _ = (done, total);
+    }
+
+    /// After every step.
+    fn step(&mut self, progress: &Progress) {
+        let _ = progress;
+    }
+
+    /// After every evaluation at x, with the row just written to `metrics.csv`
+    /// (`row.step` steps taken).
+    fn eval(&mut self, row: &MetricsRow) {
+        let _ = row;
+    }
+
+    /// After the last step of this invocation (the run's last, or the last before
+    /// [`RunOptions::stop_after`]), when it succeeded: not called when it fails.
+    fn finished(&mut self) {}
+}
+
+impl TrainObserver for () {}
+
+/// Trains `cfg` on `gpu`, silently.
 pub fn train(gpu: &Gpu, cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary> {
+    train_observed(gpu, cfg, opts, &mut ())
+}
+
+/// Trains `cfg` on `gpu`, telling `observer` of every step and evaluation.
+pub fn train_observed(
+    gpu: &Gpu,
+    cfg: &TrainConfig,
+    opts: &RunOptions,
+    observer: &mut dyn TrainObserver,
+) -> Result<Summary> {
     cfg.validate()?;
     let model = describe(&cfg.model);
     let source = Source::new(cfg);
@@ -362,7 +416,6 @@ pub fn train(gpu: &Gpu, cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary>
         Some(dir) => Some(open_csv(dir, opts.resume.is_some())?),
         None => None,
     };
-    let bar = opts.progress.then(|| progress_bar(cfg.steps, start));
     let mut readback = AsyncReadback::default();
     let mut summary = Summary {
         evals: Vec::new(),
@@ -370,27 +423,30 @@ pub fn train(gpu: &Gpu, cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary>
     };
     let mut last_loss = f64::NAN;
     let stop = opts.stop_after.map_or(cfg.steps, |n| (start + n).min(cfg.steps));
+    observer.start(start, cfg.steps);
     let started = std::time::Instant::now();
     for step in start..stop {
         let (inputs, targets) = source.batch(step, cfg.batch, &mut rng);
         train_graph.write_batch(gpu, &inputs, &targets)?;
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
-        record_train_step(gpu, &mut enc, train_graph.as_ref(), &mut opt)?;
-        if step % cfg.metrics_every == 0 {
-            readback.record(gpu, &mut enc, train_graph.loss().stats(), 16, step);
-        }
-        gpu.queue.submit([enc.finish()]);
+        gpu.submit(|enc| {
+            record_train_step(gpu, enc, train_graph.as_ref(), &mut opt)?;
+            if step % cfg.metrics_every == 0 {
+                readback.record(gpu, enc, train_graph.loss().stats(), 16, step);
+            }
+            Ok::<(), Error>(())
+        })?;
         opt.submitted();
         readback.submitted();
         for (s, bytes) in readback.poll(gpu)? {
             last_loss = record_train_loss(&mut summary, csv.as_mut(), s, &bytes)?;
         }
         let done = step + 1;
-        if let Some(bar) = &bar {
-            bar.set_position(done);
-            let rate = (done - start) as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!("loss {last_loss:.4}  {rate:.0} steps/s"));
-        }
+        observer.step(&Progress {
+            done,
+            total: cfg.steps,
+            train_loss: last_loss,
+            steps_per_s: (done - start) as f64 / started.elapsed().as_secs_f64().max(1e-9),
+        });
         if done % cfg.eval_every == 0 || done == stop {
             for (s, bytes) in readback.finish(gpu)? {
                 last_loss = record_train_loss(&mut summary, csv.as_mut(), s, &bytes)?;
@@ -405,13 +461,7 @@ pub fn train(gpu: &Gpu, cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary>
             if let Some((file, path)) = &mut csv {
                 write_row(file, path, &row.csv())?;
             }
-            if let Some(bar) = &bar {
-                bar.println(format!(
-                    "step {done}: eval loss {:.4}, accuracy {:.2}% (x)",
-                    row.eval_loss,
-                    100.0 * row.eval_accuracy
-                ));
-            }
+            observer.eval(&row);
             summary.evals.push(row);
             let checkpoint_due = done % CHECKPOINT_EVERY < cfg.eval_every || done == stop;
             if let (Some(dir), true) = (&opts.out, checkpoint_due) {
@@ -424,12 +474,7 @@ pub fn train(gpu: &Gpu, cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary>
             }
         }
     }
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    if let Some((_, path)) = csv {
-        plot_run(&path, opts.out.as_deref().expect("csv implies out"), &cfg.optimizer)?;
-    }
+    observer.finished();
     Ok(summary)
 }
 
@@ -481,11 +526,11 @@ fn evaluate(
 ) -> Result<MetricsRow> {
     let (inputs, targets) = source.eval_set(step);
     eval.graph.write_batch(gpu, &inputs, &targets)?;
-    let mut enc = gpu.device.create_command_encoder(&Default::default());
-    eval.export.record(&mut enc);
-    eval.graph
-        .record_forward(&mut enc.begin_compute_pass(&Default::default()));
-    gpu.queue.submit([enc.finish()]);
+    gpu.submit(|enc| {
+        eval.export.record(enc);
+        eval.graph
+            .record_forward(&mut enc.begin_compute_pass(&Default::default()));
+    });
     let stats = eval.graph.loss().read_stats(gpu)?;
     let model = describe(&cfg.model);
     let hidden: Vec<String> = model
@@ -549,16 +594,6 @@ fn open_csv(dir: &Path, append: bool) -> Result<(std::fs::File, PathBuf)> {
     Ok((file, path))
 }
 
-fn progress_bar(steps: u64, start: u64) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(steps);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} steps  {msg}  [{elapsed} < {eta}]")
-            .expect("a valid template"),
-    );
-    bar.set_position(start);
-    bar
-}
-
 /// Reads a `metrics.csv` back: (step, train_loss, eval_loss, eval_accuracy) per row.
 pub fn read_metrics(path: &Path) -> Result<Vec<(f64, f64, f64, f64)>> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
@@ -579,38 +614,4 @@ pub fn read_metrics(path: &Path) -> Result<Vec<(f64, f64, f64, f64)>> {
             Ok((v[0], v[1], v[2], v[3]))
         })
         .collect()
-}
-
-/// The two lines of one run: train loss at y (faint) and eval loss at x.
-pub fn run_series(rows: &[(f64, f64, f64, f64)], label: &str, color: usize) -> Vec<Series> {
-    let pick = |f: fn(&(f64, f64, f64, f64)) -> f64| -> Vec<(f64, f64)> {
-        rows.iter().map(|r| (r.0, f(r))).filter(|p| p.1.is_finite()).collect()
-    };
-    vec![
-        Series {
-            name: format!("{label}: train loss (y)"),
-            points: pick(|r| r.1),
-            color,
-            faint: true,
-        },
-        Series {
-            name: format!("{label}: eval loss (x)"),
-            points: pick(|r| r.2),
-            color,
-            faint: false,
-        },
-    ]
-}
-
-/// Draws `DIR/loss.png` from `DIR/metrics.csv`: train loss at y and eval loss at x.
-fn plot_run(csv: &Path, dir: &Path, optimizer: &OptimConfig) -> Result<()> {
-    let rows = read_metrics(csv)?;
-    let series = run_series(&rows, &optimizer.kind.to_string(), 0);
-    let chart = Chart {
-        title: "sfnap train",
-        x_label: "step",
-        y_label: "loss",
-        log_y: true,
-    };
-    line_chart(&dir.join("loss.png"), &chart, &series)
 }

@@ -1,4 +1,7 @@
-//! The `sfnap` command line: list adapters, replay optimizer cases.
+//! The `sfnap` command line: train, list adapters, replay optimizer cases, bench.
+//! Built with the `cli` feature (on by default).
+
+mod progress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,7 +10,7 @@ use clap::{Parser, Subcommand};
 use sfnap::gpu::{context, support, BackendChoice, Gpu};
 use sfnap::optim::{Kind, OptimConfig, Schedule};
 use sfnap::replay::{self, ReplayCase};
-use sfnap::train::{train, DataKind, ModelConfig, RunOptions, TrainConfig};
+use sfnap::train::{train_observed, DataKind, ModelConfig, RunOptions, TrainConfig};
 use sfnap::Error;
 
 #[derive(Parser)]
@@ -187,10 +190,12 @@ fn train_cmd(backend: BackendChoice, a: &TrainArgs) -> Result<(), Error> {
     let opts = RunOptions {
         out: a.out.clone().or_else(|| a.resume.clone()),
         resume: a.resume.clone(),
-        progress: true,
         stop_after: None,
     };
-    let summary = train(&gpu, &cfg, &opts)?;
+    let summary = train_observed(&gpu, &cfg, &opts, &mut progress::Bar::default())?;
+    if let Some(dir) = &opts.out {
+        sfnap::plot::plot_run(dir, &cfg.optimizer.kind.to_string())?;
+    }
     if let Some(last) = summary.last() {
         println!(
             "step {}: eval loss {:.4}, eval accuracy {:.2}% (at x), train loss {:.4} (at y)",
