@@ -4,6 +4,13 @@
 //! Tensors live in an [`arena::Arena`] (one buffer per role); an
 //! [`optim::GpuOptimizer`] updates all of them with one dispatch per segment. The
 //! f64 CPU reference of every optimizer is [`optim::reference`].
+//!
+//! The engine embeds in a wgpu program: [`gpu::Gpu::from_device`] adopts the
+//! program's device, [`gpu::Gpu::register_kernels`] adds its own WGSL to the
+//! device's kernel cache, and steps are recorded into the program's encoders
+//! ([`optim::GpuOptimizer::record_step`]). Built with `default-features = false`
+//! it has none of the command line's dependencies (feature `cli`: the `sfnap`
+//! binary, [`train`]'s progress bar and the plots of `plot`).
 
 #![warn(missing_docs)]
 
