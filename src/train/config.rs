@@ -1,0 +1,133 @@
+//! What defines a run: the model, the data and every setting stored in a
+//! checkpoint (a resumed run must match it).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::gpt::GptConfig;
+use crate::model::mlp::MlpConfig;
+use crate::optim::{Kind, OptimConfig};
+
+/// Which model to train.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelConfig {
+    /// input -> [Linear -> LayerNorm -> ReLU] x L -> Linear head.
+    Mlp(MlpConfig),
+    /// A tiny pre-LN transformer for character-level language modelling.
+    Gpt(GptConfig),
+}
+
+/// Which data to train on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataKind {
+    /// Two interleaved spirals (generated).
+    Spirals,
+    /// 8x8 handwritten digits (shipped).
+    Digits,
+    /// Character-level English text (shipped).
+    Text,
+    /// 1,024 digits whose labels are re-drawn every `task_steps` steps.
+    Continual,
+}
+
+impl DataKind {
+    /// Parses `spirals|digits|text|continual`.
+    pub fn parse(s: &str) -> Result<DataKind> {
+        match s {
+            "spirals" => Ok(DataKind::Spirals),
+            "digits" => Ok(DataKind::Digits),
+            "text" => Ok(DataKind::Text),
+            "continual" => Ok(DataKind::Continual),
+            other => Err(Error::invalid(
+                "data",
+                format!("unknown data `{other}` (expected spirals, digits, text or continual)"),
+            )),
+        }
+    }
+}
+
+/// Everything that defines a run (stored in checkpoints; a resumed run must match it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// The model.
+    pub model: ModelConfig,
+    /// The data.
+    pub data: DataKind,
+    /// The optimizer.
+    pub optimizer: OptimConfig,
+    /// Project every NaP group of the model after each step.
+    pub nap: bool,
+    /// Steps to train for in all.
+    pub steps: u64,
+    /// Examples (MLP) or sequences (GPT) per batch.
+    pub batch: usize,
+    /// Evaluate at x every this many steps (and at the end).
+    pub eval_every: u64,
+    /// Read the training loss back every this many steps.
+    pub metrics_every: u64,
+    /// Seed of initialization and batch sampling.
+    pub seed: u64,
+    /// Steps per task of the continual stream.
+    pub task_steps: u64,
+}
+
+impl TrainConfig {
+    /// The default model for `data`: digits MLP 64-256-256-10, spirals (2 + 1)-64-64-2
+    /// (a constant third input, see [`spirals::with_one`]),
+    /// continual 64-256-256-10, text: a 2-layer GPT of width 64, 4 heads, context 64.
+    pub fn default_model(data: DataKind) -> ModelConfig {
+        match data {
+            DataKind::Spirals => ModelConfig::Mlp(MlpConfig {
+                input: 3,
+                hidden: vec![64, 64],
+                classes: 2,
+            }),
+            DataKind::Digits | DataKind::Continual => ModelConfig::Mlp(MlpConfig {
+                input: 64,
+                hidden: vec![256, 256],
+                classes: 10,
+            }),
+            DataKind::Text => ModelConfig::Gpt(GptConfig {
+                vocab: Text::shipped().vocab.len(),
+                context: 64,
+                width: 64,
+                heads: 4,
+                layers: 2,
+            }),
+        }
+    }
+
+    /// Checks the settings against each other; errors name the field.
+    pub fn validate(&self) -> Result<()> {
+        self.optimizer.validate()?;
+        for (name, v) in [
+            ("steps", self.steps),
+            ("batch", self.batch as u64),
+            ("eval_every", self.eval_every),
+            ("metrics_every", self.metrics_every),
+            ("task_steps", self.task_steps),
+        ] {
+            if v == 0 {
+                return Err(Error::invalid(name, "must be at least 1"));
+            }
+        }
+        match (&self.model, self.data) {
+            (ModelConfig::Gpt(_), DataKind::Text) => Ok(()),
+            (ModelConfig::Mlp(_), DataKind::Text) => Err(Error::invalid("model", "text needs --model gpt")),
+            (ModelConfig::Gpt(_), _) => Err(Error::invalid("model", "gpt trains on --data text only")),
+            (ModelConfig::Mlp(m), data) => {
+                let (input, classes) = if data == DataKind::Spirals { (3, 2) } else { (64, 10) };
+                if m.input != input || m.classes != classes {
+                    return Err(Error::invalid(
+                        "model",
+                        format!("this data needs an mlp with {input} inputs and {classes} classes"),
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
