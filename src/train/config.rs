@@ -3,10 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::text::Text;
 use crate::error::{Error, Result};
 use crate::model::gpt::GptConfig;
 use crate::model::mlp::MlpConfig;
-use crate::optim::{Kind, OptimConfig};
+use crate::optim::OptimConfig;
 
 /// Which model to train.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,4 +131,3 @@ impl TrainConfig {
         }
     }
 }
-

@@ -94,4 +94,3 @@ pub fn read_metrics(path: &Path) -> Result<Vec<(f64, f64, f64, f64)>> {
         })
         .collect()
 }
-

@@ -30,7 +30,6 @@ use crate::sched::record_train_step;
 use metrics::{open_csv, write_row};
 use source::Source;
 
-
 /// A checkpoint is written at the first evaluation after every this many steps, and at the end.
 const CHECKPOINT_EVERY: u64 = 1000;
 
