@@ -1,7 +1,7 @@
 //! `sfnap bench`: times the optimizer step against the adapter's own copy bandwidth.
 //!
 //! The step is memory-bound, so its speed is reported as bytes moved per second
-//! ([`KindSpec::bytes_per_param`] times the parameters, per step) next to the bandwidth of
+//! ([`crate::optim::KindSpec::bytes_per_param`] times the parameters, per step) next to the bandwidth of
 //! `copy_buffer_to_buffer` on buffers of the arena's size, measured in the same
 //! run (the copies read the step's own buffers in turn, so that they sweep as
 //! much memory as a step and no cache flatters them). Their ratio, the roofline fraction, is comparable across machines; an
@@ -102,7 +102,7 @@ pub struct BenchResult {
     pub device_type: String,
     /// Milliseconds per step.
     pub step_ms: f64,
-    /// Bytes moved per parameter and step ([`KindSpec::bytes_per_param`]).
+    /// Bytes moved per parameter and step ([`crate::optim::KindSpec::bytes_per_param`]).
     pub bytes_per_param: u64,
     /// The step's bandwidth: params * bytes_per_param / step time, in GB/s (1e9).
     pub step_gbps: f64,

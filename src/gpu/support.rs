@@ -16,7 +16,7 @@ pub struct Support {
 pub const STORAGE_BUFFERS_NEEDED: u32 = 8;
 /// Invocations per workgroup every kernel uses.
 pub const WORKGROUP_SIZE: u32 = 256;
-/// Workgroup memory of the reductions: 256 vec2<f32>.
+/// Workgroup memory of the reductions: 256 `vec2<f32>`.
 pub const WORKGROUP_BYTES: u32 = 256 * 8;
 
 /// Checks every operation against an adapter's capabilities.

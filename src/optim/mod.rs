@@ -4,8 +4,8 @@
 //! - [`config`]: the kinds and their hyperparameters;
 //! - [`spec`]: what each kind keeps and runs on the device (one place per kind);
 //! - [`scalars`]: the per-step scalars, computed on the host in f64;
-//! - [`reference`]: the f64 CPU reference of every kind;
-//! - [`step`]: [`GpuOptimizer`] and its step, on [`plan`]'s tables;
+//! - [`reference`](mod@reference): the f64 CPU reference of every kind;
+//! - [`step`]: [`GpuOptimizer`] and its step, on `plan`'s tables;
 //! - [`mode`]: train/eval mode and x export; [`plus`]: sf_plus's device half.
 
 pub mod config;

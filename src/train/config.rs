@@ -76,7 +76,7 @@ pub struct TrainConfig {
 
 impl TrainConfig {
     /// The default model for `data`: digits MLP 64-256-256-10, spirals (2 + 1)-64-64-2
-    /// (a constant third input, see [`spirals::with_one`]),
+    /// (a constant third input, see [`crate::data::spirals::with_one`]),
     /// continual 64-256-256-10, text: a 2-layer GPT of width 64, 4 heads, context 64.
     pub fn default_model(data: DataKind) -> ModelConfig {
         match data {
