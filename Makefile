@@ -36,6 +36,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p sfnap --no-default-features --lib -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --workspace
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 	$(CARGO) clippy -p sfnap-web --target wasm32-unknown-unknown -- -D warnings
 	@tree="$$($(CARGO) tree -p sfnap -e normal --no-default-features --prefix none --format '{p}')" || exit 1; \
