@@ -104,6 +104,14 @@ fn resume_continues_bit_identically() {
             ..Default::default()
         };
         train(&gpu, &cfg, &first).unwrap();
+        // What a run killed after its checkpoint at 20 leaves: rows past the
+        // checkpoint, a torn last line, the temporary file of an interrupted save.
+        let csv = split.join("metrics.csv");
+        let mut text = std::fs::read_to_string(&csv).unwrap();
+        text.push_str("20,9.9,,,,,,,\n30,9.9,9.9,0.1,1,1,0.1,0.1,0\n31,9.");
+        std::fs::write(&csv, text).unwrap();
+        let stale = split.join("checkpoint.tmp4242");
+        std::fs::write(&stale, b"half a checkpoint").unwrap();
         let second = RunOptions {
             out: Some(split.clone()),
             resume: Some(split.clone()),
@@ -131,6 +139,7 @@ fn resume_continues_bit_identically() {
         }
         let rows = |d: &std::path::Path| std::fs::read_to_string(d.join("metrics.csv")).unwrap();
         assert_eq!(rows(&straight), rows(&split), "{kind}: metrics differ after resume");
+        assert!(!stale.exists(), "{kind}: the stale temporary file was left");
         std::fs::remove_dir_all(&straight).ok();
         std::fs::remove_dir_all(&split).ok();
     }
@@ -162,6 +171,34 @@ fn resume_refuses_other_settings_and_damaged_files() {
     std::fs::write(&path, &bytes).unwrap();
     let e = train(&gpu, &cfg, &resume).unwrap_err().to_string();
     assert!(e.contains("checkpoint.safetensors") && e.contains("checkpoint"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A run directory is held by one run at a time: a second run into it is refused
+/// by name while the first holds its lock, and runs once the lock is free.
+#[test]
+fn a_run_directory_is_locked_while_a_run_writes_to_it() {
+    let gpu = gpu();
+    let mut cfg = config(DataKind::Spirals, Kind::AdamwSf, false, 10);
+    cfg.optimizer.lr = Some(0.01);
+    let dir = temp_dir("locked");
+    std::fs::create_dir_all(&dir).unwrap();
+    let holder = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".lock"))
+        .unwrap();
+    holder.lock().unwrap(); // another run, as the OS sees it
+    let opts = RunOptions {
+        out: Some(dir.clone()),
+        ..Default::default()
+    };
+    let e = train(&gpu, &cfg, &opts).unwrap_err().to_string();
+    assert!(e.contains("another run is writing to this directory"), "{e}");
+    assert!(!dir.join("metrics.csv").exists(), "a refused run wrote metrics");
+    drop(holder);
+    train(&gpu, &cfg, &opts).unwrap();
     std::fs::remove_dir_all(&dir).ok();
 }
 

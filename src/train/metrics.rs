@@ -56,21 +56,73 @@ pub(super) fn write_row(file: &mut std::fs::File, path: &Path, line: &str) -> Re
     })
 }
 
-/// Opens `DIR/metrics.csv`: appended to when resuming, else new with its header.
-pub(super) fn open_csv(dir: &Path, append: bool) -> Result<(std::fs::File, PathBuf)> {
+/// Opens `DIR/metrics.csv` for a run that starts after `start` steps.
+///
+/// A new run (`resumed` false) writes a new file with its header. A resumed run
+/// keeps exactly the rows an uninterrupted run had written when it saved the
+/// checkpoint at step `start` ([`rows_until`]), rewrites the file atomically
+/// with them and appends: rows a killed run wrote after its last checkpoint, and
+/// a torn last line (a full disk), are dropped instead of staying out of order.
+pub(super) fn open_csv(dir: &Path, resumed: bool, start: u64) -> Result<(std::fs::File, PathBuf)> {
+    let path = dir.join("metrics.csv");
     let io = |source| Error::Io {
-        path: dir.display().to_string(),
+        path: path.display().to_string(),
         source,
     };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let path = dir.join("metrics.csv");
-    if append && path.exists() {
-        let file = std::fs::OpenOptions::new().append(true).open(&path).map_err(io)?;
-        return Ok((file, path));
-    }
-    let mut file = std::fs::File::create(&path).map_err(io)?;
-    writeln!(file, "{CSV_HEADER}").map_err(io)?;
+    let kept = if resumed && path.exists() {
+        rows_until(&std::fs::read_to_string(&path).map_err(io)?, start)
+    } else {
+        String::new()
+    };
+    crate::checkpoint::write_atomic(&path, format!("{CSV_HEADER}\n{kept}").as_bytes())?;
+    let file = std::fs::OpenOptions::new().append(true).open(&path).map_err(io)?;
     Ok((file, path))
+}
+
+/// The rows of a `metrics.csv` (header excluded) that a run had written when it
+/// saved its checkpoint at step `start`: training losses of the steps before it
+/// and evaluations up to it. Lines that are not complete rows (a torn last line,
+/// a wrong number of fields, no step) are dropped.
+fn rows_until(text: &str, start: u64) -> String {
+    let complete = match text.rfind('\n') {
+        Some(end) => &text[..=end],
+        None => "",
+    };
+    let fields = CSV_HEADER.split(',').count();
+    complete
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let v: Vec<&str> = line.split(',').collect();
+            let Some(step) = v.first().and_then(|s| s.parse::<u64>().ok()) else {
+                return false;
+            };
+            let evaluation = v.len() > 2 && !v[2].is_empty();
+            v.len() == fields && if evaluation { step <= start } else { step < start }
+        })
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resume_keeps_the_rows_written_by_its_checkpoint() {
+        let text = format!(
+            "{CSV_HEADER}\n0,2.5,,,,,,,\n10,2.0,,,,,,,\n20,1.5,1.4,0.5,1,1,0.1,0.1,0\n20,1.2,,,,,,,\n30,1.0,,,,,,,\n30,0.9,0.8"
+        );
+        // Checkpoint at 20: its evaluation stays; the training loss of step 20 (after
+        // the checkpoint), step 30 and the torn evaluation line go.
+        assert_eq!(
+            rows_until(&text, 20),
+            "0,2.5,,,,,,,\n10,2.0,,,,,,,\n20,1.5,1.4,0.5,1,1,0.1,0.1,0\n"
+        );
+        assert_eq!(rows_until(&text, 0), "");
+        assert_eq!(rows_until("", 5), "");
+        assert_eq!(rows_until("garbage\nx,1,,,,,,,\n", 5), "");
+    }
 }
 
 /// Reads a `metrics.csv` back: (step, train_loss, eval_loss, eval_accuracy) per row.
@@ -93,4 +145,25 @@ pub fn read_metrics(path: &Path) -> Result<Vec<(f64, f64, f64, f64)>> {
             Ok((v[0], v[1], v[2], v[3]))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resume_keeps_the_rows_written_by_its_checkpoint() {
+        let text = format!(
+            "{CSV_HEADER}\n0,2.5,,,,,,,\n10,2.0,,,,,,,\n20,1.5,1.4,0.5,1,1,0.1,0.1,0\n20,1.2,,,,,,,\n30,1.0,,,,,,,\n30,0.9,0.8"
+        );
+        // Checkpoint at 20: its evaluation stays; the training loss of step 20 (after
+        // the checkpoint), step 30 and the torn evaluation line go.
+        assert_eq!(
+            rows_until(&text, 20),
+            "0,2.5,,,,,,,\n10,2.0,,,,,,,\n20,1.5,1.4,0.5,1,1,0.1,0.1,0\n"
+        );
+        assert_eq!(rows_until(&text, 0), "");
+        assert_eq!(rows_until("", 5), "");
+        assert_eq!(rows_until("garbage\nx,1,,,,,,,\n", 5), "");
+    }
 }

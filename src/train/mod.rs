@@ -8,6 +8,7 @@
 
 mod config;
 mod metrics;
+mod rundir;
 mod source;
 
 use std::path::PathBuf;
@@ -28,6 +29,7 @@ use crate::nn::LossStats;
 use crate::optim::{GpuOptimizer, XExport};
 use crate::sched::record_train_step;
 use metrics::{open_csv, write_row};
+use rundir::RunDir;
 use source::Source;
 
 /// A checkpoint is written at the first evaluation after every this many steps, and at the end.
@@ -143,6 +145,8 @@ pub fn train_observed(
     })
     .map_err(|e| Error::Gpu(format!("config as JSON: {e}")))?;
 
+    // The run directory: locked for this run, temporary files of a killed save removed.
+    let run_dir = opts.out.as_deref().map(RunDir::lock).transpose()?;
     let mut start = 0;
     if let Some(dir) = &opts.resume {
         let path = dir.join("checkpoint.safetensors");
@@ -167,8 +171,8 @@ pub fn train_observed(
     };
     let eval_graph = graph(gpu, &cfg.model, eval_weights, source.eval_rows())?;
 
-    let mut csv = match &opts.out {
-        Some(dir) => Some(open_csv(dir, opts.resume.is_some())?),
+    let mut csv = match &run_dir {
+        Some(d) => Some(open_csv(d.path(), opts.resume.is_some(), start)?),
         None => None,
     };
     let mut readback = AsyncReadback::default();

@@ -1,0 +1,63 @@
+//! The run directory (`--out`): held by one run at a time through an OS file
+//! lock on `DIR/.lock`, and cleared, once held, of the temporary files a killed
+//! save leaves behind (`checkpoint.tmp<pid>`, `metrics.tmp<pid>`).
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// A run directory this run holds; the lock is released when it is dropped
+/// (or when the process dies, however it dies).
+pub(super) struct RunDir {
+    dir: PathBuf,
+    _lock: File,
+}
+
+impl RunDir {
+    /// Creates `dir` if needed, takes its lock (refusing a directory another run
+    /// holds) and removes stale temporary files.
+    pub(super) fn lock(dir: &Path) -> Result<RunDir> {
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| Error::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let lock_path = dir.join(".lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::invalid(
+                    dir.display().to_string(),
+                    format!(
+                        "another run is writing to this directory (it holds {}); wait for it or choose another --out",
+                        lock_path.display()
+                    ),
+                ))
+            }
+            Err(TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
+        }
+        for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+            let path = entry.map_err(io(dir))?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with("checkpoint.tmp") || name.starts_with("metrics.tmp") {
+                std::fs::remove_file(&path).map_err(io(&path))?;
+            }
+        }
+        Ok(RunDir {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    /// The directory.
+    pub(super) fn path(&self) -> &Path {
+        &self.dir
+    }
+}
