@@ -104,27 +104,6 @@ fn rows_until(text: &str, start: u64) -> String {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_resume_keeps_the_rows_written_by_its_checkpoint() {
-        let text = format!(
-            "{CSV_HEADER}\n0,2.5,,,,,,,\n10,2.0,,,,,,,\n20,1.5,1.4,0.5,1,1,0.1,0.1,0\n20,1.2,,,,,,,\n30,1.0,,,,,,,\n30,0.9,0.8"
-        );
-        // Checkpoint at 20: its evaluation stays; the training loss of step 20 (after
-        // the checkpoint), step 30 and the torn evaluation line go.
-        assert_eq!(
-            rows_until(&text, 20),
-            "0,2.5,,,,,,,\n10,2.0,,,,,,,\n20,1.5,1.4,0.5,1,1,0.1,0.1,0\n"
-        );
-        assert_eq!(rows_until(&text, 0), "");
-        assert_eq!(rows_until("", 5), "");
-        assert_eq!(rows_until("garbage\nx,1,,,,,,,\n", 5), "");
-    }
-}
-
 /// Reads a `metrics.csv` back: (step, train_loss, eval_loss, eval_accuracy) per row.
 pub fn read_metrics(path: &Path) -> Result<Vec<(f64, f64, f64, f64)>> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
