@@ -16,7 +16,23 @@ use crate::optim::scalars::HostScalars;
 use crate::optim::GpuOptimizer;
 
 /// The format tag stored in every checkpoint's metadata.
-pub const FORMAT: &str = "sfnap-checkpoint-1";
+pub const FORMAT: &str = "sfnap-checkpoint-2";
+
+/// The one metadata key: safetensors keeps metadata in a hash map, whose order
+/// changes from run to run, so everything sits under one key as a JSON object
+/// with a fixed field order, and identical runs write identical bytes.
+const KEY: &str = "sfnap";
+
+/// The metadata, in the order it is written.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    format: String,
+    step: u64,
+    config: String,
+    rng: u64,
+    host_scalars: HostScalars,
+}
 
 /// What a checkpoint carries besides tensors.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,14 +98,15 @@ pub fn save(path: &Path, gpu: &Gpu, arena: &Arena, opt: &GpuOptimizer, x: &wgpu:
                 .map_err(|e| ckpt_err(path, e))
         })
         .collect::<Result<_>>()?;
-    let host = serde_json::to_string(opt.host_scalars()).map_err(|e| ckpt_err(path, e))?;
-    let metadata = HashMap::from([
-        ("format".to_string(), FORMAT.to_string()),
-        ("step".to_string(), meta.step.to_string()),
-        ("config".to_string(), meta.config.clone()),
-        ("rng".to_string(), meta.rng.to_string()),
-        ("host_scalars".to_string(), host),
-    ]);
+    let header = Header {
+        format: FORMAT.to_string(),
+        step: meta.step,
+        config: meta.config.clone(),
+        rng: meta.rng,
+        host_scalars: opt.host_scalars().clone(),
+    };
+    let header = serde_json::to_string(&header).map_err(|e| ckpt_err(path, e))?;
+    let metadata = HashMap::from([(KEY.to_string(), header)]);
     let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| ckpt_err(path, e))?;
     write_atomic(path, &bytes)
 }
@@ -137,28 +154,23 @@ pub fn load(path: &Path) -> Result<Loaded> {
         .metadata()
         .as_ref()
         .ok_or_else(|| ckpt_err(path, "no metadata: not an sfnap checkpoint"))?;
-    let get = |k: &str| {
-        md.get(k)
-            .ok_or_else(|| ckpt_err(path, format!("metadata `{k}` is missing")))
+    let Some(json) = md.get(KEY) else {
+        let found = md.get("format").map_or("none".to_string(), |f| format!("`{f}`"));
+        return Err(ckpt_err(path, format!("format {found}, expected `{FORMAT}`")));
     };
-    if get("format")? != FORMAT {
+    let header: Header = serde_json::from_str(json).map_err(|e| ckpt_err(path, format!("metadata: {e}")))?;
+    if header.format != FORMAT {
         return Err(ckpt_err(
             path,
-            format!("format `{}`, expected `{FORMAT}`", get("format")?),
+            format!("format `{}`, expected `{FORMAT}`", header.format),
         ));
     }
-    let num = |k: &str| -> Result<u64> {
-        get(k)?
-            .parse()
-            .map_err(|_| ckpt_err(path, format!("metadata `{k}` is not a number")))
-    };
     let meta = Meta {
-        step: num("step")?,
-        config: get("config")?.clone(),
-        rng: num("rng")?,
+        step: header.step,
+        config: header.config,
+        rng: header.rng,
     };
-    let host: HostScalars =
-        serde_json::from_str(get("host_scalars")?).map_err(|e| ckpt_err(path, format!("host_scalars: {e}")))?;
+    let host = header.host_scalars;
     if host.steps() != meta.step {
         return Err(ckpt_err(path, "step counters disagree"));
     }

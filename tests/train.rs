@@ -128,6 +128,11 @@ fn resume_continues_bit_identically() {
         }
         expected.push("finished".into());
         assert_eq!(recorder.calls, expected, "{kind}: observer calls");
+        let ckpt = |d: &std::path::Path| std::fs::read(d.join("checkpoint.safetensors")).unwrap();
+        assert!(
+            ckpt(&straight) == ckpt(&split),
+            "{kind}: checkpoint bytes differ after resume"
+        );
         let (a, b) = (
             tensors(&straight.join("checkpoint.safetensors")),
             tensors(&split.join("checkpoint.safetensors")),

@@ -228,6 +228,23 @@ mod tests {
         }
     }
 
+    /// Checkpoints keep the host scalars as JSON: every f64 must come back bit for
+    /// bit (serde_json's default parser may miss the last digit; `float_roundtrip`).
+    #[test]
+    fn host_scalars_round_trip_through_json_exactly() {
+        for kind in Kind::ALL {
+            let mut cfg = OptimConfig::new(kind).with_lr(0.0027);
+            cfg.warmup_steps = 7;
+            let mut h = HostScalars::new(&cfg);
+            for _ in 0..3000 {
+                h.next_step();
+                let json = serde_json::to_string(&h).unwrap();
+                let back: HostScalars = serde_json::from_str(&json).unwrap();
+                assert!(back == h, "{kind} after {} steps: {json}", h.steps());
+            }
+        }
+    }
+
     #[test]
     fn w_sum_accurate_after_a_million_steps() {
         // r = 0.5: w_t = sqrt(t) lr^2, sum = lr^2 * sum sqrt(t), summed exactly below in pairs.
