@@ -4,7 +4,7 @@
 mod common;
 
 use common::gpu;
-use sfnap::optim::{Kind, OptimConfig};
+use sfnap::optim::{Kind, OptimConfig, Schedule};
 use sfnap::train::{train, train_observed, DataKind, MetricsRow, Progress, RunOptions, TrainConfig, TrainObserver};
 
 fn config(data: DataKind, kind: Kind, nap: bool, steps: u64) -> TrainConfig {
@@ -169,13 +169,51 @@ fn resume_refuses_other_settings_and_damaged_files() {
     let mut other = cfg.clone();
     other.optimizer.lr = Some(0.02);
     let e = train(&gpu, &other, &resume).unwrap_err().to_string();
-    assert!(e.contains("other settings"), "{e}");
+    assert!(e.contains("other settings: optimizer.lr differs"), "{e}");
     let path = dir.join("checkpoint.safetensors");
     let mut bytes = std::fs::read(&path).unwrap();
     bytes.truncate(bytes.len() / 2);
     std::fs::write(&path, &bytes).unwrap();
     let e = train(&gpu, &cfg, &resume).unwrap_err().to_string();
     assert!(e.contains("checkpoint.safetensors") && e.contains("checkpoint"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// adamw's wsd schedule is as long as the run: a resume that changes --steps is
+/// refused, saying so and naming the length to resume with.
+#[test]
+fn a_resume_cannot_change_the_length_of_a_schedule() {
+    let gpu = gpu();
+    let mut cfg = config(DataKind::Spirals, Kind::Adamw, false, 10);
+    cfg.optimizer.lr = Some(0.01);
+    cfg.optimizer.schedule = Schedule::Wsd {
+        warmup_steps: 0,
+        decay_steps: 2,
+        total_steps: 10,
+    };
+    let dir = temp_dir("schedule");
+    let out = RunOptions {
+        out: Some(dir.clone()),
+        ..Default::default()
+    };
+    train(&gpu, &cfg, &out).unwrap();
+    let mut longer = cfg.clone();
+    longer.steps = 20;
+    longer.optimizer.schedule = Schedule::Wsd {
+        warmup_steps: 0,
+        decay_steps: 4,
+        total_steps: 20,
+    };
+    let resume = RunOptions {
+        out: Some(dir.clone()),
+        resume: Some(dir.clone()),
+        ..Default::default()
+    };
+    let e = train(&gpu, &longer, &resume).unwrap_err().to_string();
+    assert!(
+        e.contains("schedule spans the whole run (10 steps)") && e.contains("--steps 10"),
+        "{e}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -154,7 +154,7 @@ pub fn train_observed(
         if loaded.meta.config != config_json {
             return Err(Error::invalid(
                 path.display().to_string(),
-                "this checkpoint was written by a run with other settings (only --steps may change on resume)",
+                resume_mismatch(&loaded.meta.config, &config_json),
             ));
         }
         start = loaded.meta.step;
@@ -235,6 +235,56 @@ pub fn train_observed(
     }
     observer.finished();
     Ok(summary)
+}
+
+/// Why a checkpoint's settings (`saved`, JSON) refuse a run with `ours`: the
+/// settings that differ, by name. Only `--steps` may change on resume, except
+/// for a schedule as long as the run (adamw's wsd and cosine), which fixes it.
+fn resume_mismatch(saved: &str, ours: &str) -> String {
+    let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap_or_default();
+    let (saved, ours) = (parse(saved), parse(ours));
+    let mut differ = Vec::new();
+    diff_fields("", &saved, &ours, &mut differ);
+    let schedule_steps = |v: &serde_json::Value| v.pointer("/optimizer/schedule/total_steps").cloned();
+    if let (Some(steps), true) = (
+        schedule_steps(&saved),
+        differ.iter().all(|f| f.starts_with("optimizer.schedule.")),
+    ) {
+        return format!(
+            "this checkpoint's adamw schedule spans the whole run ({steps} steps), so --steps cannot change \
+             on resume: resume with --steps {steps}"
+        );
+    }
+    let verb = if differ.len() == 1 { "differs" } else { "differ" };
+    format!(
+        "this checkpoint was written by a run with other settings: {} {verb} (only --steps may change on resume)",
+        differ.join(", ")
+    )
+}
+
+/// Appends to `out` the dotted paths at which `a` and `b` differ.
+fn diff_fields(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    match (a, b) {
+        (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().collect();
+            keys.extend(y.keys().filter(|k| !x.contains_key(*k)));
+            for k in keys {
+                let null = serde_json::Value::Null;
+                let at = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                diff_fields(&at, x.get(k).unwrap_or(&null), y.get(k).unwrap_or(&null), out);
+            }
+        }
+        _ if a != b => out.push(if path.is_empty() {
+            "the settings".into()
+        } else {
+            path.into()
+        }),
+        _ => {}
+    }
 }
 
 fn train_rows(cfg: &TrainConfig) -> usize {
