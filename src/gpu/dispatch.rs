@@ -33,8 +33,25 @@ impl Gpu {
     /// `resources` the bindings the entry uses (others are ignored; a missing one
     /// is an error naming it).
     pub fn bind_group(&self, file: &str, entry: &str, resources: &[Resource<'_>]) -> Result<wgpu::BindGroup> {
-        let pipeline = self.pipeline(file, entry)?;
+        let layout = self.pipeline(file, entry)?.get_bind_group_layout(0);
         let used = self.kernel_bindings(file, entry)?;
+        self.bind(&layout, &used, (file, entry), resources)
+    }
+
+    /// A bind group of `layout` from those of `resources` that `used` lists.
+    fn bind(
+        &self,
+        layout: &wgpu::BindGroupLayout,
+        used: &[u32],
+        (file, entry): (&str, &str),
+        resources: &[Resource<'_>],
+    ) -> Result<wgpu::BindGroup> {
+        if let Some(missing) = used.iter().find(|b| !resources.iter().any(|(r, _)| r == *b)) {
+            return Err(Error::invalid(
+                format!("kernels.{file}.{entry}"),
+                format!("binding {missing} was not given (it uses {used:?})"),
+            ));
+        }
         let entries: Vec<_> = resources
             .iter()
             .filter(|(b, _)| used.contains(b))
@@ -43,15 +60,9 @@ impl Gpu {
                 resource: resource.clone(),
             })
             .collect();
-        if let Some(missing) = used.iter().find(|b| !resources.iter().any(|(r, _)| r == *b)) {
-            return Err(Error::invalid(
-                format!("kernels.{file}.{entry}"),
-                format!("binding {missing} was not given (it uses {used:?})"),
-            ));
-        }
         Ok(self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(entry),
-            layout: &pipeline.get_bind_group_layout(0),
+            layout,
             entries: &entries,
         }))
     }
@@ -69,14 +80,14 @@ impl Gpu {
         entry: &str,
         calls: impl IntoIterator<Item = (Vec<Resource<'a>>, [u32; 3])>,
     ) -> Result<Dispatch> {
+        let pipeline = self.pipeline(file, entry)?;
+        let layout = pipeline.get_bind_group_layout(0);
+        let used = self.kernel_bindings(file, entry)?;
         let calls = calls
             .into_iter()
-            .map(|(resources, grid)| Ok((self.bind_group(file, entry, &resources)?, grid)))
+            .map(|(resources, grid)| Ok((self.bind(&layout, &used, (file, entry), &resources)?, grid)))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Dispatch {
-            pipeline: self.pipeline(file, entry)?,
-            calls,
-        })
+        Ok(Dispatch { pipeline, calls })
     }
 
     /// Creates a command encoder, lets `record` fill it, and submits it.

@@ -176,37 +176,45 @@ impl Gpu {
         if file.entries.is_empty() {
             return Err(Error::invalid(field, "lists no entry point"));
         }
-        {
-            let cache = self.kernels.0.lock().expect("kernel cache lock");
-            match cache.files.get(&file.name) {
-                Some(old) if *old == file => return Ok(()),
-                Some(_) => return Err(Error::invalid(field, "another file is registered under this name")),
-                None => {}
-            }
+        match self.cache().files.get(&file.name) {
+            Some(old) if *old == file => return Ok(()),
+            Some(_) => return Err(Error::invalid(field, "another file is registered under this name")),
+            None => {}
         }
         let module = self.compile(&file.name, &file.source)?;
-        let mut cache = self.kernels.0.lock().expect("kernel cache lock");
+        let mut cache = self.cache();
         cache.modules.insert(file.name.clone(), module);
         cache.files.insert(file.name.clone(), file);
         Ok(())
     }
 
-    /// Compiles `source`; natively a WGSL error comes back as an error naming `name`.
-    fn compile(&self, name: &str, source: &str) -> Result<wgpu::ShaderModule> {
+    /// The cache, locked.
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.kernels.0.lock().expect("kernel cache lock")
+    }
+
+    /// Runs `make` (a shader module or pipeline creation); natively a validation
+    /// error it raises comes back as an error on `field`, saying `what` failed.
+    #[cfg_attr(target_arch = "wasm32", allow(unused_variables))]
+    fn validated<T>(&self, field: String, what: &str, make: impl FnOnce() -> T) -> Result<T> {
         #[cfg(not(target_arch = "wasm32"))]
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(name),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
-        });
+        let made = make();
         #[cfg(not(target_arch = "wasm32"))]
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::invalid(
-                format!("kernels.{name}"),
-                format!("does not compile: {e}"),
-            ));
+            return Err(Error::invalid(field, format!("{what}: {e}")));
         }
-        Ok(module)
+        Ok(made)
+    }
+
+    /// Compiles `source`; natively a WGSL error comes back as an error naming `name`.
+    fn compile(&self, name: &str, source: &str) -> Result<wgpu::ShaderModule> {
+        self.validated(format!("kernels.{name}"), "does not compile", || {
+            self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            })
+        })
     }
 
     /// The bindings entry point `entry` of kernel file `file` uses.
@@ -214,7 +222,7 @@ impl Gpu {
         if let Some(b) = builtin_bindings(file, entry) {
             return Ok(b.to_vec());
         }
-        let cache = self.kernels.0.lock().expect("kernel cache lock");
+        let cache = self.cache();
         let Some(f) = cache.files.get(file) else {
             return Err(Error::invalid(
                 format!("kernels.{file}"),
@@ -238,54 +246,30 @@ impl Gpu {
     pub fn pipeline(&self, file: &str, entry: &str) -> Result<wgpu::ComputePipeline> {
         self.kernel_bindings(file, entry)?;
         let key = (file.to_string(), entry.to_string());
-        if let Some(p) = self.kernels.0.lock().expect("kernel cache lock").pipelines.get(&key) {
+        if let Some(p) = self.cache().pipelines.get(&key) {
             return Ok(p.clone());
         }
-        let cached = self
-            .kernels
-            .0
-            .lock()
-            .expect("kernel cache lock")
-            .modules
-            .get(file)
-            .cloned();
+        let cached = self.cache().modules.get(file).cloned();
         let module = match cached {
             Some(m) => m,
             None => {
                 let src = source(file).expect("registered files are compiled at registration");
                 let m = self.compile(file, &src)?;
-                self.kernels
-                    .0
-                    .lock()
-                    .expect("kernel cache lock")
-                    .modules
-                    .insert(file.to_string(), m.clone());
+                self.cache().modules.insert(file.to_string(), m.clone());
                 m
             }
         };
-        #[cfg(not(target_arch = "wasm32"))]
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(entry),
-            layout: None,
-            module: &module,
-            entry_point: Some(entry),
-            compilation_options: Default::default(),
-            cache: None,
-        });
-        #[cfg(not(target_arch = "wasm32"))]
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::invalid(
-                format!("kernels.{file}.{entry}"),
-                format!("no pipeline: {e}"),
-            ));
-        }
-        self.kernels
-            .0
-            .lock()
-            .expect("kernel cache lock")
-            .pipelines
-            .insert(key, pipeline.clone());
+        let pipeline = self.validated(format!("kernels.{file}.{entry}"), "no pipeline", || {
+            self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        })?;
+        self.cache().pipelines.insert(key, pipeline.clone());
         Ok(pipeline)
     }
 }

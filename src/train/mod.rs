@@ -223,13 +223,20 @@ pub fn train_observed(
             observer.eval(&row);
             summary.evals.push(row);
             let checkpoint_due = done % CHECKPOINT_EVERY < cfg.eval_every || done == stop;
-            if let (Some(dir), true) = (&opts.out, checkpoint_due) {
+            if let (Some(dir), true) = (&run_dir, checkpoint_due) {
                 let meta = Meta {
                     step: done,
                     config: config_json.clone(),
                     rng: rng.state(),
                 };
-                checkpoint::save(&dir.join("checkpoint.safetensors"), gpu, &arena, &opt, &x_buf, &meta)?;
+                checkpoint::save(
+                    &dir.path().join("checkpoint.safetensors"),
+                    gpu,
+                    &arena,
+                    &opt,
+                    &x_buf,
+                    &meta,
+                )?;
             }
         }
     }
@@ -245,10 +252,11 @@ fn resume_mismatch(saved: &str, ours: &str) -> String {
     let (saved, ours) = (parse(saved), parse(ours));
     let mut differ = Vec::new();
     diff_fields("", &saved, &ours, &mut differ);
-    let schedule_steps = |v: &serde_json::Value| v.pointer("/optimizer/schedule/total_steps").cloned();
+    // --steps sets a wsd or cosine schedule's length (and wsd's decay), nothing else.
+    let length = ["optimizer.schedule.total_steps", "optimizer.schedule.decay_steps"];
     if let (Some(steps), true) = (
-        schedule_steps(&saved),
-        differ.iter().all(|f| f.starts_with("optimizer.schedule.")),
+        saved.pointer("/optimizer/schedule/total_steps"),
+        differ.iter().all(|f| length.contains(&f.as_str())),
     ) {
         return format!(
             "this checkpoint's adamw schedule spans the whole run ({steps} steps), so --steps cannot change \
