@@ -22,7 +22,7 @@ struct Step {
     inv_bcp: f32,       // sf_plus: 1 / (1 - polyak_beta^t)
     warm: f32,          // sf_plus: 1 while k < c_warmup
     skip: u32,          // sf_plus: 1 when the step must not touch the weights
-    pad0: u32,
+    step: u32,          // this step's number, from 1 (what health flags record)
 }
 
 // One binding range of the arena (a segment) and its slices of the side tables.

@@ -91,7 +91,10 @@ fn group_norms(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_
     }
     let total = workgroup_sum(lid.x, acc);
     if lid.x == 0u {
-        norms[wid.x] = sqrt(total);
+        let norm = sqrt(total);
+        norms[wid.x] = norm;
+        // An overflowing norm would project the group to zero: stop the run instead.
+        report_health(not_finite(vec4<f32>(norm, 0.0, 0.0), HEALTH_NORM));
     }
 }
 

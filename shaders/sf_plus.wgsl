@@ -52,6 +52,7 @@ fn plus_step(
     if s.skip != 0u {
         return; // the scalar kernel found an error: leave the weights as they are
     }
+    var bad = 0u;
     for (var i = elem_first(lid.x, wid.x); i < seg.n_vec4; i = elem_next(i, nwg.x)) {
         let gi = g[i];
         let yi = y[i];
@@ -59,11 +60,16 @@ fn plus_step(
         let vi = s.b2 * v[i] + (1.0 - s.b2) * gi * gi;
         m[i] = mi;
         v[i] = vi;
+        let d = sqrt(vi * s.inv_bc2) + s.eps;
         var zi = z[i] - s.gamma * s.gamma * select(0.0, s.wd, i < seg.wd_end) * yi;
-        zi -= s.gamma * (mi * s.inv_bc1) / (sqrt(vi * s.inv_bc2) + s.eps);
+        zi -= s.gamma * (mi * s.inv_bc1) / d;
         let xi = (1.0 - s.c) * x[i] + s.c * zi;
+        let y_new = s.beta * xi + (1.0 - s.beta) * zi;
         z[i] = zi;
         x[i] = xi;
-        y[i] = s.beta * xi + (1.0 - s.beta) * zi;
+        y[i] = y_new;
+        bad |= not_finite(gi, HEALTH_GRAD) | not_finite(y_new, HEALTH_PARAMS);
+        bad |= not_finite(zi, HEALTH_STATE) | not_finite(xi, HEALTH_STATE) | not_finite(d, HEALTH_STATE);
     }
+    report_health(bad);
 }

@@ -31,15 +31,20 @@ fn elem_next(i: u32, nwg: u32) -> u32 {
 }
 
 // u += wd * y; y = lerp(y, z, c) + gamma (beta (1 - c) - 1) u (old z); z -= gamma u.
-fn sf_update(i: u32, u_raw: vec4<f32>) {
+// Returns the health bits of what it wrote.
+fn sf_update(i: u32, u_raw: vec4<f32>) -> u32 {
     let yi = y[i];
     let zi = z[i];
     let u = u_raw + select(0.0, s.wd, i < seg.wd_end) * yi;
-    y[i] = yi + s.c * (zi - yi) + s.gamma * (s.beta * (1.0 - s.c) - 1.0) * u;
-    z[i] = zi - s.gamma * u;
+    let y_new = yi + s.c * (zi - yi) + s.gamma * (s.beta * (1.0 - s.c) - 1.0) * u;
+    let z_new = zi - s.gamma * u;
+    y[i] = y_new;
+    z[i] = z_new;
+    return not_finite(y_new, HEALTH_PARAMS) | not_finite(z_new, HEALTH_STATE);
 }
 
 // v = b2 v + (1 - b2) g^2; returns the Adam denominator sqrt(v / (1 - b2^t)) + eps.
+// (A v that overflows leaves y finite, so callers check the denominator.)
 fn adam_denom(i: u32, gi: vec4<f32>) -> vec4<f32> {
     let vi = s.b2 * v[i] + (1.0 - s.b2) * gi * gi;
     v[i] = vi;
@@ -52,9 +57,12 @@ fn sgd_sf_step(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
+    var bad = 0u;
     for (var i = elem_first(lid.x, wid.x); i < seg.n_vec4; i = elem_next(i, nwg.x)) {
-        sf_update(i, g[i]);
+        let gi = g[i];
+        bad |= not_finite(gi, HEALTH_GRAD) | sf_update(i, gi);
     }
+    report_health(bad);
 }
 
 @compute @workgroup_size(256)
@@ -63,12 +71,15 @@ fn adam_sf_step(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
+    var bad = 0u;
     for (var i = elem_first(lid.x, wid.x); i < seg.n_vec4; i = elem_next(i, nwg.x)) {
         let gi = g[i];
         let d = adam_denom(i, gi);
         // radam_sf before rho_t > 4 takes the plain gradient (adaptive = 0).
-        sf_update(i, select(gi, gi / d, s.adaptive > 0.5));
+        bad |= not_finite(gi, HEALTH_GRAD) | not_finite(d, HEALTH_STATE);
+        bad |= sf_update(i, select(gi, gi / d, s.adaptive > 0.5));
     }
+    report_health(bad);
 }
 
 @compute @workgroup_size(256)
@@ -77,11 +88,14 @@ fn adam_sf_momentum_step(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
+    var bad = 0u;
     for (var i = elem_first(lid.x, wid.x); i < seg.n_vec4; i = elem_next(i, nwg.x)) {
         let gi = g[i];
         let d = adam_denom(i, gi);
         let mi = s.mu * m[i] + (1.0 - s.mu) * gi;
         m[i] = mi;
-        sf_update(i, mi * s.inv_bcmu / d);
+        bad |= not_finite(gi, HEALTH_GRAD) | not_finite(d, HEALTH_STATE);
+        bad |= sf_update(i, mi * s.inv_bcmu / d);
     }
+    report_health(bad);
 }

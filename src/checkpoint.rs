@@ -135,7 +135,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result.map_err(io_err(path))
+    result.map_err(|source| Error::Write {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// A checkpoint read from disk, checked, not yet applied.

@@ -20,9 +20,18 @@ pub enum Error {
     /// The optimizer met a value it cannot continue from (NaN loss, zero gradient).
     #[error("numerical: {0}")]
     Numerical(String),
-    /// A file could not be read or written.
+    /// A file or directory the command was given could not be opened or read.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// An output could not be written (a full disk, a lost mount); what was
+    /// there before is kept (see [`crate::checkpoint::write_atomic`]).
+    #[error("{path}: could not write: {source}")]
+    Write {
         /// The file.
         path: String,
         /// The underlying error.
@@ -36,6 +45,19 @@ impl Error {
         Error::Invalid {
             field: field.into(),
             msg: msg.into(),
+        }
+    }
+}
+
+impl Error {
+    /// The exit status the command line gives this error: 2 when the input or
+    /// the settings are bad ([`Error::Invalid`], [`Error::Io`]: fix the command
+    /// or the file), 1 when a run failed ([`Error::NoAdapter`], [`Error::Gpu`],
+    /// [`Error::Numerical`], [`Error::Write`]). Success is 0.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Invalid { .. } | Error::Io { .. } => 2,
+            Error::NoAdapter(_) | Error::Gpu(_) | Error::Numerical(_) | Error::Write { .. } => 1,
         }
     }
 }

@@ -57,7 +57,7 @@ fn register_font() {
 }
 
 fn plot_error(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Io {
+    Error::Write {
         path: path.display().to_string(),
         source: std::io::Error::other(e.to_string()),
     }
@@ -135,7 +135,7 @@ pub fn line_chart(path: &Path, chart: &Chart<'_>, series: &[Series]) -> Result<(
         }
         root.present().map_err(|e| plot_error(path, e))?;
     }
-    std::fs::rename(&tmp, path).map_err(|source| Error::Io {
+    std::fs::rename(&tmp, path).map_err(|source| Error::Write {
         path: path.display().to_string(),
         source,
     })

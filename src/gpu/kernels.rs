@@ -19,13 +19,39 @@ pub const COMMON: &str = concat!(
     include_str!("../../shaders/reduce.wgsl")
 );
 
-/// Every built-in kernel file: (name, source without the common prelude).
+/// Every built-in kernel file: (name, source without the common prelude). The
+/// optimizer files that check for values that are not finite start with
+/// `shaders/health.wgsl` ([`crate::optim::Health`]).
 pub const FILES: &[(&str, &str)] = &[
-    ("sf_step", include_str!("../../shaders/sf_step.wgsl")),
-    ("adamw", include_str!("../../shaders/adamw.wgsl")),
-    ("sf_plus", include_str!("../../shaders/sf_plus.wgsl")),
+    (
+        "sf_step",
+        concat!(
+            include_str!("../../shaders/health.wgsl"),
+            include_str!("../../shaders/sf_step.wgsl")
+        ),
+    ),
+    (
+        "adamw",
+        concat!(
+            include_str!("../../shaders/health.wgsl"),
+            include_str!("../../shaders/adamw.wgsl")
+        ),
+    ),
+    (
+        "sf_plus",
+        concat!(
+            include_str!("../../shaders/health.wgsl"),
+            include_str!("../../shaders/sf_plus.wgsl")
+        ),
+    ),
     ("polyak", include_str!("../../shaders/polyak.wgsl")),
-    ("nap", include_str!("../../shaders/nap.wgsl")),
+    (
+        "nap",
+        concat!(
+            include_str!("../../shaders/health.wgsl"),
+            include_str!("../../shaders/nap.wgsl")
+        ),
+    ),
     ("mode", include_str!("../../shaders/mode.wgsl")),
     ("export", include_str!("../../shaders/export.wgsl")),
     // Layers (`nn`): each file numbers its own bindings, listed at its top.
@@ -42,21 +68,21 @@ pub const FILES: &[(&str, &str)] = &[
 /// optimizer files binding numbers mean the same everywhere (0 step, 1 segment,
 /// 2 y, 3 g, 4 z, 5 v, 6 m, 7 x, 8 partials, 9 chunks, 10 groups, 11 sf_plus
 /// state, 12 loss, 13 group norms, 14-16 trace test, 17 chunk ids, 18 export
-/// destination); the layer files number their own, listed at their top.
+/// destination, 19 health flags); the layer files number their own, listed at their top.
 pub const ENTRIES: &[(&str, &str, &[u32])] = &[
-    ("sf_step", "sgd_sf_step", &[0, 1, 2, 3, 4]),
-    ("sf_step", "adam_sf_step", &[0, 1, 2, 3, 4, 5]),
-    ("sf_step", "adam_sf_momentum_step", &[0, 1, 2, 3, 4, 5, 6]),
-    ("adamw", "adamw_step", &[0, 1, 2, 3, 5, 6]),
+    ("sf_step", "sgd_sf_step", &[0, 1, 2, 3, 4, 19]),
+    ("sf_step", "adam_sf_step", &[0, 1, 2, 3, 4, 5, 19]),
+    ("sf_step", "adam_sf_momentum_step", &[0, 1, 2, 3, 4, 5, 6, 19]),
+    ("adamw", "adamw_step", &[0, 1, 2, 3, 5, 6, 19]),
     ("sf_plus", "plus_sums", &[1, 3, 4, 7, 8, 9]),
-    ("sf_plus", "plus_step", &[0, 1, 2, 3, 4, 5, 6, 7]),
+    ("sf_plus", "plus_step", &[0, 1, 2, 3, 4, 5, 6, 7, 19]),
     ("polyak", "plus_reduce", &[8, 11]),
     ("polyak", "plus_scalars", &[0, 11, 12]),
     ("polyak", "plus_trace", &[0, 11, 14, 15, 16]),
     ("nap", "norms_w", &[1, 2, 8, 9]),
     ("nap", "norms_sf", &[0, 1, 2, 4, 8, 9]),
     ("nap", "norms_plus", &[1, 4, 7, 8, 9]),
-    ("nap", "group_norms", &[8, 10, 13, 17]),
+    ("nap", "group_norms", &[0, 8, 10, 13, 17, 19]),
     ("nap", "init_rho", &[10, 13]),
     ("nap", "project_w", &[1, 2, 9, 10, 13]),
     ("nap", "project_sf", &[0, 1, 2, 4, 9, 10, 13]),

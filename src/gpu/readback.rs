@@ -153,8 +153,8 @@ impl Packed {
 type MapResult = Arc<Mutex<Option<std::result::Result<(), wgpu::BufferAsyncError>>>>;
 
 #[cfg(not(target_arch = "wasm32"))]
-struct Pending {
-    tag: u64,
+struct Pending<T> {
+    tag: T,
     buffer: wgpu::Buffer,
     bytes: u64,
     mapped: Option<MapResult>,
@@ -163,16 +163,25 @@ struct Pending {
 /// Small device-to-host copies that complete in the background: record a copy
 /// into a step's encoder, call [`AsyncReadback::submitted`] after the submit,
 /// and collect finished copies with [`AsyncReadback::poll`] while training goes on.
+/// Each copy carries a tag of type `T` (e.g. the step, or what was copied and when).
 #[cfg(not(target_arch = "wasm32"))]
-#[derive(Default)]
-pub struct AsyncReadback {
-    pending: VecDeque<Pending>,
+pub struct AsyncReadback<T = u64> {
+    pending: VecDeque<Pending<T>>,
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-impl AsyncReadback {
-    /// Records a copy of `bytes` bytes of `src` (from byte 0), tagged `tag` (e.g. the step).
-    pub fn record(&mut self, gpu: &Gpu, enc: &mut wgpu::CommandEncoder, src: &wgpu::Buffer, bytes: u64, tag: u64) {
+impl<T> Default for AsyncReadback<T> {
+    fn default() -> Self {
+        AsyncReadback {
+            pending: VecDeque::new(),
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl<T> AsyncReadback<T> {
+    /// Records a copy of `bytes` bytes of `src` (from byte 0), tagged `tag`.
+    pub fn record(&mut self, gpu: &Gpu, enc: &mut wgpu::CommandEncoder, src: &wgpu::Buffer, bytes: u64, tag: T) {
         let buffer = gpu.staging("metrics readback", bytes);
         enc.copy_buffer_to_buffer(src, 0, &buffer, 0, buffer.size());
         self.pending.push_back(Pending {
@@ -196,13 +205,13 @@ impl AsyncReadback {
     }
 
     /// The copies that have finished, in the order they were recorded (does not wait).
-    pub fn poll(&mut self, gpu: &Gpu) -> Result<Vec<(u64, Vec<u8>)>> {
+    pub fn poll(&mut self, gpu: &Gpu) -> Result<Vec<(T, Vec<u8>)>> {
         let _ = gpu.device.poll(wgpu::PollType::Poll);
         self.take_ready()
     }
 
     /// Waits for every pending copy and returns them all.
-    pub fn finish(&mut self, gpu: &Gpu) -> Result<Vec<(u64, Vec<u8>)>> {
+    pub fn finish(&mut self, gpu: &Gpu) -> Result<Vec<(T, Vec<u8>)>> {
         self.submitted();
         gpu.wait()?;
         let out = self.take_ready()?;
@@ -212,7 +221,7 @@ impl AsyncReadback {
         Ok(out)
     }
 
-    fn take_ready(&mut self) -> Result<Vec<(u64, Vec<u8>)>> {
+    fn take_ready(&mut self) -> Result<Vec<(T, Vec<u8>)>> {
         let mut out = Vec::new();
         while let Some(front) = self.pending.front() {
             let state = front

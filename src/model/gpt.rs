@@ -9,7 +9,7 @@
 //! residual stream, not a normalization, so they are not scale-invariant and are
 //! never projected; nor is the head.
 
-use super::{activation, Graph, Inputs, Model, Weights};
+use super::{activation, check_rows, Graph, Inputs, Model, Weights};
 use crate::arena::TensorSpec;
 use crate::data::Rng;
 use crate::error::{Error, Result};
@@ -36,6 +36,18 @@ pub struct GptConfig {
 }
 
 impl Model for GptConfig {
+    /// Per sequence: the logits, the MLP's hidden layer or the attention
+    /// probabilities, whichever is largest.
+    fn bytes_per_row(&self) -> u64 {
+        let (t, c, v, h) = (
+            self.context as u64,
+            self.width as u64,
+            self.vocab as u64,
+            self.heads as u64,
+        );
+        4 * (t * v).max(t * 4 * c).max(h * t * t)
+    }
+
     fn tensors(&self) -> Vec<TensorSpec> {
         let (v, t, c) = (self.vocab, self.context, self.width);
         let mut s = vec![TensorSpec::new("tok_emb", &[v, c]), TensorSpec::new("pos_emb", &[t, c])];
@@ -221,6 +233,7 @@ impl GptGraph {
                 "needs heads dividing width, at least one layer, a vocabulary and a context",
             ));
         }
+        check_rows(gpu, cfg, batch, "batch")?;
         let (t, c, v) = (cfg.context, cfg.width, cfg.vocab);
         let rows = batch * t;
         let buf = |label: &str, width: usize| activation(gpu, label, rows * width);

@@ -4,7 +4,7 @@
 //! scale-invariant and NaP may project it; each LayerNorm's (gain, offset) pair
 //! is a group too. The head is never projected.
 
-use super::{activation, Graph, Inputs, Model, Weights};
+use super::{activation, check_rows, Graph, Inputs, Model, Weights};
 use crate::arena::TensorSpec;
 use crate::data::Rng;
 use crate::error::{Error, Result};
@@ -33,6 +33,10 @@ impl MlpConfig {
 }
 
 impl Model for MlpConfig {
+    fn bytes_per_row(&self) -> u64 {
+        4 * self.widths().into_iter().max().unwrap_or(0) as u64
+    }
+
     fn tensors(&self) -> Vec<TensorSpec> {
         let w = self.widths();
         let mut t = Vec::new();
@@ -113,6 +117,7 @@ impl MlpGraph {
                 "needs an input, at least one hidden layer and at least two classes",
             ));
         }
+        check_rows(gpu, cfg, rows, "rows")?;
         let w = cfg.widths();
         let input = activation(gpu, "mlp input", rows * cfg.input);
         let targets = activation(gpu, "mlp targets", rows);

@@ -6,7 +6,7 @@ pub mod mlp;
 
 use crate::arena::{Arena, TensorSpec};
 use crate::data::Rng;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nap::NapConfig;
 use crate::nn::{CrossEntropy, Param, View};
@@ -19,6 +19,10 @@ pub trait Model {
     fn nap_groups(&self) -> NapConfig;
     /// Initial values of tensor `spec` (deterministic in `rng`).
     fn init(&self, spec: &TensorSpec, rng: &mut Rng) -> Vec<f32>;
+    /// Bytes of the largest buffer a graph of this model allocates for one row
+    /// (an example, or a sequence): a graph of `rows` rows fits a device while
+    /// `rows` times this fits one storage binding ([`check_rows`]).
+    fn bytes_per_row(&self) -> u64;
     /// Writes the initial values of every tensor into the arena's parameters.
     fn initialize(&self, gpu: &Gpu, arena: &Arena, seed: u64) -> Result<()> {
         let mut rng = Rng::new(seed);
@@ -79,6 +83,29 @@ impl<'a> Weights<'a> {
             value: View::at(self.values, slot.offset, slot.len),
             grad: View::at(&self.arena.grads, slot.offset, slot.len),
         })
+    }
+}
+
+/// Checks, before anything is allocated, that a graph of `model` with `rows`
+/// rows fits `gpu`: its largest buffer within one storage binding and one
+/// buffer. The error names `field` (what sets `rows`) and the most that fits.
+pub fn check_rows(gpu: &Gpu, model: &dyn Model, rows: usize, field: &str) -> Result<()> {
+    let per_row = model.bytes_per_row();
+    let limit = gpu
+        .limits
+        .max_storage_buffer_binding_size
+        .min(gpu.limits.max_buffer_size);
+    let fits = limit / per_row.max(1);
+    match (rows as u64).checked_mul(per_row) {
+        Some(bytes) if bytes <= limit => Ok(()),
+        need => Err(Error::invalid(
+            field,
+            format!(
+                "{rows} rows need a buffer of {} bytes ({per_row} a row), more than this adapter allows in one \
+                 storage binding ({limit} bytes): at most {fits} rows fit",
+                need.map_or("over 2^64".to_string(), |b| b.to_string())
+            ),
+        )),
     }
 }
 

@@ -6,9 +6,11 @@
 //! - [`scalars`]: the per-step scalars, computed on the host in f64;
 //! - [`reference`](mod@reference): the f64 CPU reference of every kind;
 //! - [`step`]: [`GpuOptimizer`] and its step, on `plan`'s tables;
-//! - [`mode`]: train/eval mode and x export; [`plus`]: sf_plus's device half.
+//! - [`mode`]: train/eval mode and x export; [`plus`]: sf_plus's device half;
+//! - [`health`]: the device's flags for values that are not finite.
 
 pub mod config;
+pub mod health;
 pub mod mode;
 pub(crate) mod plan;
 pub mod plus;
@@ -18,6 +20,7 @@ pub mod spec;
 pub mod step;
 
 pub use config::{Kind, OptimConfig, Schedule};
+pub use health::Health;
 pub use mode::XExport;
 pub use plan::{MAX_WORKGROUPS, RING};
 pub use plus::PlusState;

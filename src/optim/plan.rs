@@ -7,6 +7,7 @@ use crate::error::Result;
 use crate::gpu::buffers::{range, whole};
 use crate::gpu::{Dispatch, Gpu, Resource};
 use crate::nap::chunk_rows;
+use crate::optim::health::Health;
 use crate::optim::scalars::StepScalars;
 use crate::optim::spec::State;
 
@@ -58,6 +59,8 @@ pub(crate) struct Plan {
     pub partials: wgpu::Buffer,
     /// The kind's state buffers, in its spec's order.
     pub state: Vec<(State, wgpu::Buffer)>,
+    /// The health flags the step's passes set ([`Health`]).
+    pub health: wgpu::Buffer,
 }
 
 impl Plan {
@@ -97,6 +100,7 @@ impl Plan {
             chunks: gpu.storage_init("chunks", &chunk_rows(layout, group_of_tensor)),
             partials: gpu.storage("partials", 8 * layout.chunks.len() as u64),
             state,
+            health: gpu.storage_init("health", &[Health::CLEAR]),
         }
     }
 
@@ -106,7 +110,7 @@ impl Plan {
     }
 
     /// The bindings of segment `i`: 0 step, 1 segment, 2 y, 3 g, 8 partials,
-    /// 9 chunks and each state buffer at its own binding, then `extra`.
+    /// 9 chunks, 19 health and each state buffer at its own binding, then `extra`.
     pub fn resources<'a>(&'a self, arena: &'a Arena, i: usize, extra: &[Resource<'a>]) -> Vec<Resource<'a>> {
         let s = &self.segments[i];
         let (o, n) = (s.start as u64 * 4, s.len as u64 * 4);
@@ -117,6 +121,7 @@ impl Plan {
             (3, range(&arena.grads, o, n)),
             (8, whole(&self.partials)),
             (9, whole(&self.chunks)),
+            (19, whole(&self.health)),
         ];
         r.extend(self.state.iter().map(|(s, b)| (s.binding(), range(b, o, n))));
         r.extend(extra.iter().cloned());

@@ -50,8 +50,8 @@ pub struct StepScalars {
     pub warm: f32,
     /// sf_plus: set by the device when a step must not touch the weights.
     pub skip: u32,
-    /// Padding.
-    pub pad0: u32,
+    /// This step's number, from 1 (saturating at `u32::MAX`): what the health flags record.
+    pub step: u32,
 }
 
 /// The host's running state of the scalar recurrences (warmup, lr_max, W_sum).
@@ -164,6 +164,7 @@ impl HostScalars {
             inv_bc2: (1.0 / bc2) as f32,
             eps: c.eps as f32,
             adaptive: 1.0,
+            step: u32::try_from(k + 1).unwrap_or(u32::MAX),
             ..Default::default()
         };
         match c.kind {

@@ -4,8 +4,9 @@
 //! sf_plus's device-side scalars and NaP's norms and projection. It never reads
 //! back to the host: host-computable scalars are uploaded through a small ring
 //! of slots, device-dependent ones (sf_plus) are computed by a one-thread kernel.
-//! Errors the device finds (sf_plus's zero gradient or NaN loss) are kept in its
-//! state buffer and surface at the next [`GpuOptimizer::check`].
+//! Errors the device finds (a value that is not finite in any kind, sf_plus's
+//! zero gradient or NaN loss) are kept in device flags and surface at the next
+//! [`GpuOptimizer::check`], or earlier through [`GpuOptimizer::health_buffer`].
 
 use crate::arena::Arena;
 use crate::error::{Error, Result};
@@ -13,6 +14,7 @@ use crate::gpu::{Dispatch, Gpu};
 use crate::nap::device::NapDevice;
 use crate::nap::{GroupReport, NapConfig, NapPlan, NO_GROUP};
 use crate::optim::config::OptimConfig;
+use crate::optim::health::Health;
 use crate::optim::plan::{Grid, Plan, RING, SLOT};
 use crate::optim::plus::{PlusDevice, PlusState};
 use crate::optim::scalars::{HostScalars, StepScalars};
@@ -153,6 +155,11 @@ impl GpuOptimizer {
         self.spec.state_bytes_per_param()
     }
 
+    /// sf_plus's device state ([`PlusState`], with its error flag); `None` for other kinds.
+    pub fn plus_state_buffer(&self) -> Option<&wgpu::Buffer> {
+        self.plus.as_ref().map(|p| &p.state)
+    }
+
     /// The buffer sf_plus reads the loss F from (element 0, f32); `None` for other kinds.
     pub fn loss_buffer(&self) -> Option<&wgpu::Buffer> {
         self.plus.as_ref().map(|p| &p.loss)
@@ -227,12 +234,20 @@ impl GpuOptimizer {
         }
     }
 
-    /// Surfaces an error the device found since the start (sf_plus), as [`Error::Numerical`].
+    /// The device buffer of [`Health`] flags (16 bytes), for a program that reads
+    /// it back asynchronously with its own metrics; [`GpuOptimizer::check`] reads it too.
+    pub fn health_buffer(&self) -> &wgpu::Buffer {
+        &self.plan.health
+    }
+
+    /// Surfaces an error the device found since the start, as [`Error::Numerical`]:
+    /// sf_plus's own (a zero gradient, a loss that is not finite), then a value
+    /// that is not finite in any kind ([`Health`]).
     pub async fn check_async(&self, gpu: &Gpu) -> Result<()> {
-        match self.plus_state_async(gpu).await? {
-            Some(st) => st.error(),
-            None => Ok(()),
+        if let Some(st) = self.plus_state_async(gpu).await? {
+            st.error()?;
         }
+        gpu.read_async::<Health>(&self.plan.health, 0, 1).await?[0].error()
     }
 
     /// The scalars of the last step as the kernels saw them (gamma and c from the device for sf_plus).

@@ -50,7 +50,7 @@ impl MetricsRow {
 
 /// Appends `line` to the open `metrics.csv` at `path`.
 pub(super) fn write_row(file: &mut std::fs::File, path: &Path, line: &str) -> Result<()> {
-    writeln!(file, "{line}").map_err(|source| Error::Io {
+    writeln!(file, "{line}").map_err(|source| Error::Write {
         path: path.display().to_string(),
         source,
     })
@@ -75,7 +75,13 @@ pub(super) fn open_csv(dir: &Path, resumed: bool, start: u64) -> Result<(std::fs
         String::new()
     };
     crate::checkpoint::write_atomic(&path, format!("{CSV_HEADER}\n{kept}").as_bytes())?;
-    let file = std::fs::OpenOptions::new().append(true).open(&path).map_err(io)?;
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .map_err(|source| Error::Write {
+            path: path.display().to_string(),
+            source,
+        })?;
     Ok((file, path))
 }
 

@@ -2,11 +2,17 @@
 //! asynchronously, evaluation at x, `metrics.csv`, checkpoints and bit-identical
 //! resume.
 //!
+//! A run stops with [`Error::Numerical`], keeping its last good checkpoint, when
+//! a value stops being finite (the optimizer's device flags and the training
+//! loss, read back with the metrics; everything again at each evaluation) or
+//! when it diverges ([`divergence`]).
+//!
 //! The loop draws nothing: a [`TrainObserver`] passed to [`train_observed`] hears of
 //! every step and evaluation (the command line shows a progress bar with it and
 //! plots `loss.png` from `metrics.csv` afterwards).
 
 mod config;
+pub mod divergence;
 mod metrics;
 mod rundir;
 mod source;
@@ -14,6 +20,7 @@ mod source;
 use std::path::PathBuf;
 
 pub use config::{DataKind, ModelConfig, TrainConfig};
+pub use divergence::Divergence;
 pub use metrics::{read_metrics, MetricsRow};
 
 use crate::arena::Arena;
@@ -26,13 +33,15 @@ use crate::model::gpt::GptGraph;
 use crate::model::mlp::MlpGraph;
 use crate::model::{Graph, Model, Weights};
 use crate::nn::LossStats;
-use crate::optim::{GpuOptimizer, XExport};
+use crate::optim::{GpuOptimizer, Health, PlusState, XExport};
 use crate::sched::record_train_step;
+use divergence::Verdict;
 use metrics::{open_csv, write_row};
 use rundir::RunDir;
 use source::Source;
 
-/// A checkpoint is written at the first evaluation after every this many steps, and at the end.
+/// A checkpoint is written at the first evaluation after every this many steps,
+/// and at the end, unless [`RunOptions::checkpoint_every`] says otherwise.
 const CHECKPOINT_EVERY: u64 = 1000;
 
 fn graph(gpu: &Gpu, model: &ModelConfig, weights: Weights<'_>, rows: usize) -> Result<Box<dyn Graph>> {
@@ -74,6 +83,9 @@ pub struct RunOptions {
     pub resume: Option<PathBuf>,
     /// Stop after this many steps of this invocation (the checkpoint then allows resuming).
     pub stop_after: Option<u64>,
+    /// Save a checkpoint at the first evaluation after every this many steps
+    /// (and at the end); `None`: every 1,000 steps.
+    pub checkpoint_every: Option<u64>,
 }
 
 /// Where a run stands after a step, as [`TrainObserver::step`] hears it.
@@ -132,8 +144,14 @@ pub fn train_observed(
     observer: &mut dyn TrainObserver,
 ) -> Result<Summary> {
     cfg.validate()?;
+    if opts.checkpoint_every == Some(0) {
+        return Err(Error::invalid("checkpoint_every", "must be at least 1"));
+    }
     let model = describe(&cfg.model);
     let source = Source::new(cfg);
+    // Every buffer against the adapter's limits before anything is allocated.
+    crate::model::check_rows(gpu, model, cfg.batch, "batch")?;
+    crate::model::check_rows(gpu, model, source.eval_rows(), "the evaluation set")?;
     let arena = Arena::new(gpu, &model.tensors(), None)?;
     model.initialize(gpu, &arena, cfg.seed)?;
     let nap = cfg.nap.then(|| model.nap_groups());
@@ -175,7 +193,8 @@ pub fn train_observed(
         Some(d) => Some(open_csv(d.path(), opts.resume.is_some(), start)?),
         None => None,
     };
-    let mut readback = AsyncReadback::default();
+    let mut readback = AsyncReadback::<Probe>::default();
+    let mut divergence = Divergence::new(classes(&cfg.model));
     let mut summary = Summary {
         evals: Vec::new(),
         train_losses: Vec::new(),
@@ -190,14 +209,18 @@ pub fn train_observed(
         gpu.submit(|enc| {
             record_train_step(gpu, enc, train_graph.as_ref(), &mut opt)?;
             if step % cfg.metrics_every == 0 {
-                readback.record(gpu, enc, train_graph.loss().stats(), 16, step);
+                readback.record(gpu, enc, train_graph.loss().stats(), 16, Probe::Loss(step));
+                readback.record(gpu, enc, opt.health_buffer(), 16, Probe::Health);
+                if let Some(plus) = opt.plus_state_buffer() {
+                    readback.record(gpu, enc, plus, PLUS_STATE_BYTES, Probe::Plus);
+                }
             }
             Ok::<(), Error>(())
         })?;
         opt.submitted();
         readback.submitted();
-        for (s, bytes) in readback.poll(gpu)? {
-            last_loss = record_train_loss(&mut summary, csv.as_mut(), s, &bytes)?;
+        for (probe, bytes) in readback.poll(gpu)? {
+            absorb(&mut summary, csv.as_mut(), probe, &bytes, &mut last_loss)?;
         }
         let done = step + 1;
         observer.step(&Progress {
@@ -207,8 +230,8 @@ pub fn train_observed(
             steps_per_s: (done - start) as f64 / started.elapsed().as_secs_f64().max(1e-9),
         });
         if done % cfg.eval_every == 0 || done == stop {
-            for (s, bytes) in readback.finish(gpu)? {
-                last_loss = record_train_loss(&mut summary, csv.as_mut(), s, &bytes)?;
+            for (probe, bytes) in readback.finish(gpu)? {
+                absorb(&mut summary, csv.as_mut(), probe, &bytes, &mut last_loss)?;
             }
             opt.check(gpu)?;
             let eval = Eval {
@@ -217,13 +240,18 @@ pub fn train_observed(
                 graph: eval_graph.as_ref(),
             };
             let row = evaluate(gpu, cfg, &source, &arena, &opt, &eval, done, last_loss)?;
+            let verdict = divergence.observe(done, row.eval_loss, done == stop)?;
             if let Some((file, path)) = &mut csv {
                 write_row(file, path, &row.csv())?;
             }
             observer.eval(&row);
             summary.evals.push(row);
-            let checkpoint_due = done % CHECKPOINT_EVERY < cfg.eval_every || done == stop;
-            if let (Some(dir), true) = (&run_dir, checkpoint_due) {
+            if let Verdict::Diverged(e) = verdict {
+                return Err(e);
+            }
+            let every = opts.checkpoint_every.unwrap_or(CHECKPOINT_EVERY);
+            let checkpoint_due = done % every < cfg.eval_every || done == stop;
+            if let (Some(dir), true, Verdict::Fine) = (&run_dir, checkpoint_due, &verdict) {
                 let meta = Meta {
                     step: done,
                     config: config_json.clone(),
@@ -299,20 +327,56 @@ fn train_rows(cfg: &TrainConfig) -> usize {
     cfg.batch
 }
 
-/// Keeps a read-back training loss (of the batch before step `step`'s update)
-/// and writes its row (eval columns empty) to metrics.csv.
-fn record_train_loss(
+/// What a background readback of the training loop holds.
+#[derive(Debug, Clone, Copy)]
+enum Probe {
+    /// The loss statistics of the batch before step `.0`'s update (0-based).
+    Loss(u64),
+    /// The optimizer's [`Health`] flags.
+    Health,
+    /// sf_plus's device state, with its own error flag.
+    Plus,
+}
+
+/// Bytes of sf_plus's device state.
+const PLUS_STATE_BYTES: u64 = std::mem::size_of::<PlusState>() as u64;
+
+/// Takes in one finished readback: a training loss is kept and written to
+/// metrics.csv (eval columns empty) unless it is not finite; device flags that
+/// report a problem stop the run.
+fn absorb(
     summary: &mut Summary,
     csv: Option<&mut (std::fs::File, PathBuf)>,
-    step: u64,
+    probe: Probe,
     bytes: &[u8],
-) -> Result<f64> {
-    let loss = bytemuck::pod_read_unaligned::<LossStats>(bytes).mean as f64;
-    summary.train_losses.push((step, loss));
-    if let Some((file, path)) = csv {
-        write_row(file, path, &format!("{step},{loss},,,,,,,"))?;
+    last_loss: &mut f64,
+) -> Result<()> {
+    match probe {
+        Probe::Loss(step) => {
+            let loss = bytemuck::pod_read_unaligned::<LossStats>(bytes).mean as f64;
+            if !loss.is_finite() {
+                return Err(Error::Numerical(format!(
+                    "the training loss after {step} steps is {loss}; the run stopped (lower the learning rate)"
+                )));
+            }
+            summary.train_losses.push((step, loss));
+            if let Some((file, path)) = csv {
+                write_row(file, path, &format!("{step},{loss},,,,,,,"))?;
+            }
+            *last_loss = loss;
+            Ok(())
+        }
+        Probe::Health => Health::from_bytes(bytes).error(),
+        Probe::Plus => bytemuck::pod_read_unaligned::<PlusState>(bytes).error(),
     }
-    Ok(loss)
+}
+
+/// Classes the model predicts among (the MLP's classes, the GPT's vocabulary).
+fn classes(model: &ModelConfig) -> usize {
+    match model {
+        ModelConfig::Mlp(m) => m.classes,
+        ModelConfig::Gpt(g) => g.vocab,
+    }
 }
 
 /// What evaluation at x needs: the export of x, its buffer, the graph reading it.

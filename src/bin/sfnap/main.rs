@@ -117,6 +117,9 @@ struct TrainArgs {
     /// Continue from DIR/checkpoint.safetensors (same settings; --steps may grow).
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Save a checkpoint at the first evaluation after every this many steps (and at the end).
+    #[arg(long, default_value_t = 1000)]
+    checkpoint_every: u64,
 }
 
 fn train_config(a: &TrainArgs) -> Result<TrainConfig, Error> {
@@ -191,6 +194,7 @@ fn train_cmd(backend: BackendChoice, a: &TrainArgs) -> Result<(), Error> {
         out: a.out.clone().or_else(|| a.resume.clone()),
         resume: a.resume.clone(),
         stop_after: None,
+        checkpoint_every: Some(a.checkpoint_every),
     };
     let summary = train_observed(&gpu, &cfg, &opts, &mut progress::Bar::default())?;
     if let Some(dir) = &opts.out {
@@ -309,10 +313,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            match e {
-                Error::Invalid { .. } | Error::Io { .. } => ExitCode::from(2),
-                _ => ExitCode::FAILURE,
-            }
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -1,0 +1,32 @@
+// The run's health flags (src/optim/health.rs), in front of every optimizer file
+// whose passes check what they read and write. A pass that meets a value that is
+// not finite sets a bit and the earliest step it saw; nothing clears them. The
+// host reads them a few steps later, without stalling the device.
+struct Health {
+    flags: atomic<u32>,       // HEALTH_* bits
+    first_step: atomic<u32>,  // the earliest step (Step.step) that set a bit
+    pad0: u32,
+    pad1: u32,
+}
+
+const HEALTH_GRAD: u32 = 1u;    // a gradient value
+const HEALTH_PARAMS: u32 = 2u;  // a weight the step wrote (y)
+const HEALTH_STATE: u32 = 4u;   // optimizer state the step wrote (z, x, the Adam moments)
+const HEALTH_NORM: u32 = 8u;    // a NaP group norm
+
+@group(0) @binding(19) var<storage, read_write> health: Health;
+
+// `bit` unless all four lanes are finite. It tests the exponent bits: WGSL lets a
+// compiler assume arithmetic yields no NaN or infinity, so `v != v` may fold away.
+fn not_finite(v: vec4<f32>, bit: u32) -> u32 {
+    let exponent = vec4<u32>(0x7f800000u);
+    return select(bit, 0u, all((bitcast<vec4<u32>>(v) & exponent) != exponent));
+}
+
+// Records `bits` (nothing when 0) as met at this step.
+fn report_health(bits: u32) {
+    if bits != 0u {
+        atomicOr(&health.flags, bits);
+        atomicMin(&health.first_step, s.step);
+    }
+}
