@@ -343,12 +343,7 @@ fn evaluate(
     });
     let stats = eval.graph.loss().read_stats(gpu)?;
     let model = describe(&cfg.model);
-    let hidden: Vec<String> = model
-        .nap_groups()
-        .groups
-        .iter()
-        .flat_map(|g| g.tensors.iter().filter(|t| t.ends_with("weight")).cloned())
-        .collect();
+    let hidden = model.hidden_weights();
     let sum_sq = |buffer: &wgpu::Buffer, names: &[String]| -> Result<f64> {
         let mut total = 0.0;
         for n in names {

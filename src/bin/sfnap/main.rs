@@ -96,6 +96,13 @@ struct TrainArgs {
     /// Normalize-and-Project every hidden weight and norm after each step.
     #[arg(long)]
     nap: bool,
+    /// Schedule-Free kinds but sf_plus: x averages about the last STEPS steps
+    /// (c = max(w / W_sum, 1 / STEPS)) instead of the whole run; 0: the paper's average.
+    #[arg(long, default_value_t = 0, value_name = "STEPS")]
+    sf_window: u64,
+    /// mlp: no LayerNorm before each ReLU (a plain MLP with biases; no NaP).
+    #[arg(long)]
+    no_norm: bool,
     /// Steps in all.
     #[arg(long, default_value_t = 2000)]
     steps: u64,
@@ -121,7 +128,7 @@ struct TrainArgs {
 
 fn train_config(a: &TrainArgs) -> Result<TrainConfig, Error> {
     let data = DataKind::parse(&a.data)?;
-    let model = match (a.model.as_str(), TrainConfig::default_model(data)) {
+    let mut model = match (a.model.as_str(), TrainConfig::default_model(data)) {
         ("mlp", m @ ModelConfig::Mlp(_)) | ("gpt", m @ ModelConfig::Gpt(_)) => m,
         ("mlp" | "gpt", _) => {
             return Err(Error::invalid(
@@ -136,9 +143,17 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig, Error> {
             ))
         }
     };
+    match &mut model {
+        ModelConfig::Mlp(m) => m.norm = !a.no_norm,
+        ModelConfig::Gpt(_) if a.no_norm => {
+            return Err(Error::invalid("no-norm", "only the mlp trains without its norms"))
+        }
+        ModelConfig::Gpt(_) => {}
+    }
     let mut optimizer = OptimConfig::new(Kind::parse(&a.opt).map_err(|e| Error::invalid("opt", e.to_string()))?);
     optimizer.lr = a.lr;
     optimizer.weight_decay = a.weight_decay;
+    optimizer.sf_window = a.sf_window;
     if optimizer.kind != Kind::Adamw {
         optimizer.warmup_steps = a.warmup;
     }
