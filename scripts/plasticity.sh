@@ -4,7 +4,7 @@
 # Trains the digits MLP on the continual stream (random labels on 1,024 digits,
 # re-drawn every TASK_STEPS steps, TASKS tasks) with every network (plain, LayerNorm,
 # LayerNorm + NaP) and optimizer (adamw, adamw_sf, sf_plus), plus adamw_sf + NaP
-# with --sf-window, over SEEDS seeds; then the stationary digits with and without
+# with --sf-window (each of WINDOWS), over SEEDS seeds; then the stationary digits with and without
 # the window. Evaluations fall at the end of each task (--eval-every TASK_STEPS), so
 # metrics.csv holds accuracy on the current labels at each task's end, the hidden
 # weights' norm and the effective learning rate. scripts/plasticity_report.py turns
@@ -19,7 +19,7 @@ TASKS="${TASKS:-21}"          # 20 label resets
 TASK_STEPS="${TASK_STEPS:-500}"
 SEEDS="${SEEDS:-0 1}"
 JOBS="${JOBS:-2}"
-WINDOW="${WINDOW:-500}"
+WINDOWS="${WINDOWS:-500 100}"
 out=target/plasticity
 mkdir -p "$out"
 target="${CARGO_TARGET_DIR:-target}"
@@ -27,22 +27,32 @@ cargo build --release --bin sfnap || exit 1
 bin="$target/release/sfnap"
 
 steps=$((TASKS * TASK_STEPS))
-# name | arguments (the continual runs)
+# name | arguments (the continual runs), most telling first: a run stopped early
+# (or a study cut short) still leaves the comparisons that matter most.
+net_args() {
+    case $1 in
+        plain) echo "--no-norm" ;;
+        ln) echo "" ;;
+        nap) echo "--nap" ;;
+    esac
+}
+opt_args() {
+    case $1 in
+        adamw) echo "--opt adamw --lr 1e-3" ;;
+        adamw_sf) echo "--opt adamw_sf --lr 3e-3" ;;
+        sf_plus) echo "--opt sf_plus" ;;
+        adamw_sf_w*) echo "--opt adamw_sf --lr 3e-3 --sf-window ${1#adamw_sf_w}" ;;
+    esac
+}
+order=()
+for w in $WINDOWS; do order+=("adamw_sf_w$w nap"); done
+order+=("adamw nap" "adamw ln" "adamw_sf nap" "adamw plain" "adamw_sf ln" "adamw_sf plain" "sf_plus nap" "sf_plus ln" "sf_plus plain")
+for w in $WINDOWS; do order+=("adamw_sf_w$w ln"); done
 runs=()
 for seed in $SEEDS; do
-    runs+=("continual-adamw_sf_w$WINDOW-nap-s$seed|--opt adamw_sf --lr 3e-3 --nap --sf-window $WINDOW")
-    runs+=("continual-adamw_sf_w$WINDOW-ln-s$seed|--opt adamw_sf --lr 3e-3 --sf-window $WINDOW")
-done
-for seed in $SEEDS; do
-    for net in nap ln plain; do
-        case $net in
-            plain) netargs="--no-norm" ;;
-            ln) netargs="" ;;
-            nap) netargs="--nap" ;;
-        esac
-        runs+=("continual-adamw-$net-s$seed|--opt adamw --lr 1e-3 $netargs")
-        runs+=("continual-adamw_sf-$net-s$seed|--opt adamw_sf --lr 3e-3 $netargs")
-        runs+=("continual-sf_plus-$net-s$seed|--opt sf_plus $netargs")
+    for pair in "${order[@]}"; do
+        set -- $pair
+        runs+=("continual-$1-$2-s$seed|$(opt_args "$1") $(net_args "$2")")
     done
 done
 continual=()
@@ -53,7 +63,7 @@ done
 # The stationary digits: adamw_sf + NaP (FINDINGS' 98.70% setting) with and without the window.
 stationary=()
 for seed in $SEEDS; do
-    for w in 0 "$WINDOW"; do
+    for w in 0 $WINDOWS; do
         stationary+=("digits-adamw_sf_w$w-nap-s$seed|--data digits --steps 2000 --eval-every 500 --seed $seed --opt adamw_sf --lr 3e-3 --warmup 100 --nap --sf-window $w")
     done
 done

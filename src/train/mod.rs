@@ -7,6 +7,7 @@
 //! plots `loss.png` from `metrics.csv` afterwards).
 
 mod config;
+mod merge;
 mod metrics;
 mod rundir;
 mod source;
@@ -14,6 +15,7 @@ mod source;
 use std::path::PathBuf;
 
 pub use config::{DataKind, ModelConfig, TrainConfig};
+pub use merge::{checkpoint_path, evaluate_checkpoint, merge, MergeWeights};
 pub use metrics::{read_metrics, MetricsRow};
 
 use crate::arena::Arena;

@@ -41,6 +41,23 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Average several checkpoints of one run's settings into one (see README, "Merging").
+    Merge {
+        /// Checkpoint files, or run directories holding checkpoint.safetensors.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// The merged checkpoint (as DIR/checkpoint.safetensors, `train --resume DIR` continues it).
+        #[arg(long)]
+        out: PathBuf,
+        /// uniform (each checkpoint alike) or sf (each weighs the steps since the one before it).
+        #[arg(long, default_value = "uniform")]
+        weights: String,
+    },
+    /// Evaluate a checkpoint's x on its run's evaluation set.
+    Eval {
+        /// A checkpoint file, or a run directory holding checkpoint.safetensors.
+        input: PathBuf,
+    },
     /// Time optimizer steps against the adapter's copy bandwidth (see BENCHMARKS.md).
     Bench {
         /// Optimizer kind: sgd_sf, adamw_sf, adamw_sf_paper, radam_sf, sf_plus or adamw.
@@ -229,6 +246,34 @@ fn train_cmd(backend: BackendChoice, a: &TrainArgs) -> Result<(), Error> {
     Ok(())
 }
 
+fn eval_line(row: &sfnap::train::MetricsRow) -> String {
+    format!(
+        "step {}: eval loss {:.4}, eval accuracy {:.2}% (at x)",
+        row.step,
+        row.eval_loss,
+        100.0 * row.eval_accuracy
+    )
+}
+
+fn merge_cmd(backend: BackendChoice, inputs: &[PathBuf], out: &std::path::Path, weights: &str) -> Result<(), Error> {
+    let weights = sfnap::train::MergeWeights::parse(weights)?;
+    let gpu = Gpu::new(backend)?;
+    let w = sfnap::train::merge(&gpu, inputs, out, weights)?;
+    for (input, wi) in inputs.iter().zip(&w) {
+        println!("{:.4}  {}", wi, input.display());
+    }
+    let row = sfnap::train::evaluate_checkpoint(&gpu, out)?;
+    println!("wrote {}: {}", out.display(), eval_line(&row));
+    Ok(())
+}
+
+fn eval_cmd(backend: BackendChoice, input: &std::path::Path) -> Result<(), Error> {
+    let gpu = Gpu::new(backend)?;
+    let row = sfnap::train::evaluate_checkpoint(&gpu, input)?;
+    println!("{}", eval_line(&row));
+    Ok(())
+}
+
 fn devices() -> Result<(), Error> {
     let list = context::adapters();
     if list.is_empty() {
@@ -293,6 +338,8 @@ fn main() -> ExitCode {
         Command::Devices => devices(),
         Command::Train(args) => train_cmd(backend, args),
         Command::Replay { case, out } => replay_cmd(backend, case, out.as_deref()),
+        Command::Merge { inputs, out, weights } => merge_cmd(backend, inputs, out, weights),
+        Command::Eval { input } => eval_cmd(backend, input),
         Command::Bench {
             kind,
             params,
