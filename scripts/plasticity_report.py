@@ -117,7 +117,10 @@ def main():
     for name in names:
         m = re.fullmatch(r"(continual|digits)-(.+)-(plain|ln|nap)-s(\d+)", name)
         if m and os.path.isdir(os.path.join(runs_dir, name)):
-            runs.setdefault((m[1], m[2], m[3]), {})[int(m[4])] = read_run(os.path.join(runs_dir, name))
+            run = read_run(os.path.join(runs_dir, name))
+            if run[1] is None:
+                continue  # not finished (still running, or killed): listed under Runs only
+            runs.setdefault((m[1], m[2], m[3]), {})[int(m[4])] = run
 
     windows = sorted({o for (d, o, _) in runs if d == "continual" and o.startswith("adamw_sf_w")})
     opts = ["adamw", "adamw_sf", "sf_plus"] + windows
@@ -308,6 +311,9 @@ def main():
         add("")
 
     add("## Runs")
+    add("")
+    add("Runs without an exit status had not finished when this page was written; "
+        "`make evidence` runs what is missing and keeps what is done.")
     add("")
     add("| run | exit status | seconds |")
     add("|---|---|---|")
