@@ -111,3 +111,10 @@ bench: setup
 ## schedulefree.AdamWScheduleFree at the bench sizes. Not part of `make test`.
 bench-peers:
 	bash benches/peers/run.sh
+
+.PHONY: evidence
+## The plasticity study (docs/plasticity.md and its plots): the continual stream with every
+## network and optimizer, --sf-window, the stationary digits. Runs land in target/plasticity/
+## (finished runs are kept; delete it to start over). About an hour on lavapipe with 2 cores.
+evidence: setup
+	bash scripts/plasticity.sh

@@ -19,7 +19,7 @@ fn golden_files() -> Vec<std::path::PathBuf> {
 #[test]
 fn every_golden_case_passes_through_the_cli() {
     let files = golden_files();
-    assert_eq!(files.len(), 10, "expected the 10 golden cases in tests/data");
+    assert_eq!(files.len(), 12, "expected the 12 golden cases in tests/data");
     let dir = std::env::temp_dir().join(format!("sfnap-golden-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for file in files {

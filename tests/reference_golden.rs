@@ -42,7 +42,7 @@ fn worst_diff(got: &ReplayResult, exp: &ReplayResult) -> (f64, f64, String) {
 #[test]
 fn reference_matches_every_golden_case() {
     let files = golden_files();
-    assert_eq!(files.len(), 10, "expected 10 golden files, found {files:?}");
+    assert_eq!(files.len(), 12, "expected 12 golden files, found {files:?}");
     let mut failures = Vec::new();
     for path in &files {
         let file = path.file_name().unwrap().to_string_lossy().into_owned();

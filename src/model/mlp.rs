@@ -3,6 +3,10 @@
 //! Every hidden Linear is followed by a LayerNorm, so its weight is
 //! scale-invariant and NaP may project it; each LayerNorm's (gain, offset) pair
 //! is a group too. The head is never projected.
+//!
+//! With `norm: false` it is the plain network of the plasticity study:
+//! input -> [Linear (with bias) -> ReLU] x L -> Linear head, with no NaP groups
+//! (no weight of it is scale-invariant).
 
 use super::{activation, check_rows, Graph, Inputs, Model, Weights};
 use crate::arena::TensorSpec;
@@ -24,6 +28,17 @@ pub struct MlpConfig {
     pub hidden: Vec<usize>,
     /// Output classes.
     pub classes: usize,
+    /// A LayerNorm before each ReLU (false: a plain MLP whose hidden Linears have biases).
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub norm: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(v: &bool) -> bool {
+    *v
 }
 
 impl MlpConfig {
@@ -42,8 +57,12 @@ impl Model for MlpConfig {
         let mut t = Vec::new();
         for i in 0..self.hidden.len() {
             t.push(TensorSpec::new(format!("l{i}.weight"), &[w[i], w[i + 1]]));
-            t.push(TensorSpec::new(format!("l{i}.ln.gain"), &[w[i + 1]]).no_decay());
-            t.push(TensorSpec::new(format!("l{i}.ln.offset"), &[w[i + 1]]).no_decay());
+            if self.norm {
+                t.push(TensorSpec::new(format!("l{i}.ln.gain"), &[w[i + 1]]).no_decay());
+                t.push(TensorSpec::new(format!("l{i}.ln.offset"), &[w[i + 1]]).no_decay());
+            } else {
+                t.push(TensorSpec::new(format!("l{i}.bias"), &[w[i + 1]]).no_decay());
+            }
         }
         let last = *w.last().expect("widths start with the input");
         t.push(TensorSpec::new("head.weight", &[last, self.classes]));
@@ -53,6 +72,9 @@ impl Model for MlpConfig {
 
     fn nap_groups(&self) -> NapConfig {
         let mut groups = Vec::new();
+        if !self.norm {
+            return NapConfig { groups };
+        }
         for i in 0..self.hidden.len() {
             groups.push(NapGroup {
                 tensors: vec![format!("l{i}.weight")],
@@ -64,6 +86,10 @@ impl Model for MlpConfig {
             });
         }
         NapConfig { groups }
+    }
+
+    fn hidden_weights(&self) -> Vec<String> {
+        (0..self.hidden.len()).map(|i| format!("l{i}.weight")).collect()
     }
 
     /// He-normal hidden weights, head weights N(0, 1/fan_in), gains 1, offsets and bias 0.
@@ -103,7 +129,7 @@ pub struct MlpGraph {
     targets: wgpu::Buffer,
     _hidden: Vec<Hidden>,
     _logits: [wgpu::Buffer; 2],
-    layers: Vec<(Linear, Norm, Activation)>,
+    layers: Vec<(Linear, Option<Norm>, Activation)>,
     head: Linear,
     loss: CrossEntropy,
 }
@@ -160,9 +186,28 @@ impl MlpGraph {
                     dy: v(&hid.dh),
                     dx,
                     weight: weights.param(&format!("l{i}.weight"))?,
-                    bias: None,
+                    bias: if cfg.norm {
+                        None
+                    } else {
+                        Some(weights.param(&format!("l{i}.bias"))?)
+                    },
                 },
             )?;
+            if !cfg.norm {
+                let relu = Activation::new(
+                    gpu,
+                    &ActivationDesc {
+                        kind: ActivationKind::Relu,
+                        len: rows * width,
+                        x: v(&hid.h),
+                        y: v(&hid.a),
+                        dy: v(&hid.da),
+                        dx: v(&hid.dh),
+                    },
+                )?;
+                layers.push((linear, None, relu));
+                continue;
+            }
             let norm = Norm::new(
                 gpu,
                 &NormDesc {
@@ -189,7 +234,7 @@ impl MlpGraph {
                     dx: v(&hid.dn),
                 },
             )?;
-            layers.push((linear, norm, relu));
+            layers.push((linear, Some(norm), relu));
         }
         let last = hidden.last().expect("at least one hidden layer");
         let width = *w.last().expect("widths");
@@ -237,7 +282,9 @@ impl Graph for MlpGraph {
     fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>) {
         for (linear, norm, relu) in &self.layers {
             linear.record_forward(pass);
-            norm.record_forward(pass);
+            if let Some(norm) = norm {
+                norm.record_forward(pass);
+            }
             relu.record_forward(pass);
         }
         self.head.record_forward(pass);
@@ -249,7 +296,9 @@ impl Graph for MlpGraph {
         self.head.record_backward(pass);
         for (linear, norm, relu) in self.layers.iter().rev() {
             relu.record_backward(pass);
-            norm.record_backward(pass);
+            if let Some(norm) = norm {
+                norm.record_backward(pass);
+            }
             linear.record_backward(pass);
         }
     }

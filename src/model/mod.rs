@@ -17,6 +17,15 @@ pub trait Model {
     fn tensors(&self) -> Vec<TensorSpec>;
     /// The NaP groups: each hidden weight and each norm's (gain, offset); never the head.
     fn nap_groups(&self) -> NapConfig;
+    /// The hidden weight matrices whose norm `metrics.csv` reports: by default the
+    /// weights among the NaP groups (the scale-invariant ones).
+    fn hidden_weights(&self) -> Vec<String> {
+        self.nap_groups()
+            .groups
+            .iter()
+            .flat_map(|g| g.tensors.iter().filter(|t| t.ends_with("weight")).cloned())
+            .collect()
+    }
     /// Initial values of tensor `spec` (deterministic in `rng`).
     fn init(&self, spec: &TensorSpec, rng: &mut Rng) -> Vec<f32>;
     /// Bytes of the largest buffer a graph of this model allocates for one row

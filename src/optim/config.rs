@@ -191,6 +191,16 @@ pub struct OptimConfig {
     /// `adamw`: the learning-rate schedule.
     #[serde(default = "default_schedule")]
     pub schedule: Schedule,
+    /// The (y, z) Schedule-Free kinds: the averaging window W. Once `W_sum > 0`,
+    /// `c = max(w / W_sum, 1 / W)`, so x weighs the last W steps' z like an
+    /// exponential average of time constant W instead of averaging the whole run
+    /// (0: the paper's average, `c = w / W_sum`). Refused by `adamw` and `sf_plus`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sf_window: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 fn default_momentum() -> f64 {
@@ -236,6 +246,7 @@ impl OptimConfig {
             polyak_beta: 0.0,
             c_warmup: 0,
             schedule: Schedule::Constant,
+            sf_window: 0,
         }
     }
 
@@ -328,6 +339,24 @@ impl OptimConfig {
         in_range("polyak_beta", self.polyak_beta, 0.0, 1.0, true)?;
         if self.kind == Kind::SfPlus && self.sf_beta1 <= 0.0 {
             return Err(Error::invalid(field("sf_beta1"), "must be > 0"));
+        }
+        if self.sf_window > 0 {
+            match self.kind {
+                Kind::Adamw => {
+                    return Err(Error::invalid(
+                        field("sf_window"),
+                        "adamw keeps no average of its iterates: only the Schedule-Free kinds take a window",
+                    ))
+                }
+                Kind::SfPlus => {
+                    return Err(Error::invalid(
+                        field("sf_window"),
+                        "sf_plus computes its averaging weight on the device and takes no window \
+                         (sgd_sf, adamw_sf, adamw_sf_paper and radam_sf do)",
+                    ))
+                }
+                _ => {}
+            }
         }
         match self.schedule {
             Schedule::Wsd {

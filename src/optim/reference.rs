@@ -280,7 +280,14 @@ impl Reference {
         self.lr_max = self.lr_max.max(gamma);
         let w = self.t().powf(r) * self.lr_max.powf(p);
         self.w_sum += w;
-        let c = if self.w_sum == 0.0 { 0.0 } else { w / self.w_sum };
+        let c = if self.w_sum == 0.0 {
+            0.0
+        } else if self.cfg.sf_window > 0 {
+            // The window: c never falls below 1 / W, so x reaches back about W steps.
+            (w / self.w_sum).max(1.0 / self.cfg.sf_window as f64)
+        } else {
+            w / self.w_sum
+        };
         self.gamma = gamma;
         self.c = c;
         c

@@ -6,6 +6,16 @@
 
 use crate::optim::config::{Kind, OptimConfig};
 
+/// `c` raised to `1 / window` when a window is set (`window` 0: `c` unchanged):
+/// x then reaches back about `window` steps instead of the whole run.
+pub fn window_floor(c: f64, window: u64) -> f64 {
+    if window == 0 {
+        c
+    } else {
+        c.max(1.0 / window as f64)
+    }
+}
+
 /// The scalars one step's kernels read (layout of WGSL `Step`).
 #[repr(C)]
 #[derive(
@@ -138,7 +148,7 @@ impl HostScalars {
         if total == 0.0 {
             0.0
         } else {
-            w / total
+            window_floor(w / total, self.cfg.sf_window)
         }
     }
 
@@ -226,6 +236,19 @@ mod tests {
         for t in 1..=100 {
             let s = h.next_step();
             assert!((s.c as f64 - 1.0 / t as f64).abs() < 1e-7, "t={t}: c={}", s.c);
+        }
+    }
+
+    /// With a window W (no warmup, r = 0) c follows the paper's 1/t until t = W, then stays at 1/W.
+    #[test]
+    fn a_window_floors_c_at_one_over_w() {
+        let mut cfg = OptimConfig::new(Kind::AdamwSf).with_lr(0.01);
+        cfg.sf_window = 25;
+        let mut h = HostScalars::new(&cfg);
+        for t in 1..=200u64 {
+            let s = h.next_step();
+            let want = 1.0 / t.min(25) as f64;
+            assert!((s.c as f64 - want).abs() < 1e-7, "t={t}: c={}", s.c);
         }
     }
 

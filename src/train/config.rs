@@ -84,11 +84,13 @@ impl TrainConfig {
                 input: 3,
                 hidden: vec![64, 64],
                 classes: 2,
+                norm: true,
             }),
             DataKind::Digits | DataKind::Continual => ModelConfig::Mlp(MlpConfig {
                 input: 64,
                 hidden: vec![256, 256],
                 classes: 10,
+                norm: true,
             }),
             DataKind::Text => ModelConfig::Gpt(GptConfig {
                 vocab: Text::shipped().vocab.len(),
@@ -118,6 +120,10 @@ impl TrainConfig {
             (ModelConfig::Gpt(_), DataKind::Text) => Ok(()),
             (ModelConfig::Mlp(_), DataKind::Text) => Err(Error::invalid("model", "text needs --model gpt")),
             (ModelConfig::Gpt(_), _) => Err(Error::invalid("model", "gpt trains on --data text only")),
+            (ModelConfig::Mlp(m), _) if self.nap && !m.norm => Err(Error::invalid(
+                "nap",
+                "NaP projects weights that a normalization makes scale-invariant: the mlp without norm has none",
+            )),
             (ModelConfig::Mlp(m), data) => {
                 let (input, classes) = if data == DataKind::Spirals { (3, 2) } else { (64, 10) };
                 if m.input != input || m.classes != classes {

@@ -13,6 +13,7 @@
 
 mod config;
 pub mod divergence;
+mod merge;
 mod metrics;
 mod rundir;
 mod source;
@@ -21,6 +22,7 @@ use std::path::PathBuf;
 
 pub use config::{DataKind, ModelConfig, TrainConfig};
 pub use divergence::Divergence;
+pub use merge::{checkpoint_path, evaluate_checkpoint, merge, MergeWeights};
 pub use metrics::{read_metrics, MetricsRow};
 
 use crate::arena::Arena;
@@ -407,12 +409,7 @@ fn evaluate(
     });
     let stats = eval.graph.loss().read_stats(gpu)?;
     let model = describe(&cfg.model);
-    let hidden: Vec<String> = model
-        .nap_groups()
-        .groups
-        .iter()
-        .flat_map(|g| g.tensors.iter().filter(|t| t.ends_with("weight")).cloned())
-        .collect();
+    let hidden = model.hidden_weights();
     let sum_sq = |buffer: &wgpu::Buffer, names: &[String]| -> Result<f64> {
         let mut total = 0.0;
         for n in names {

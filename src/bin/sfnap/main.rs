@@ -41,6 +41,23 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Average several checkpoints of one run's settings into one (see README, "Merging").
+    Merge {
+        /// Checkpoint files, or run directories holding checkpoint.safetensors.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// The merged checkpoint (as DIR/checkpoint.safetensors, `train --resume DIR` continues it).
+        #[arg(long)]
+        out: PathBuf,
+        /// uniform (each checkpoint alike) or sf (each weighs the steps since the one before it).
+        #[arg(long, default_value = "uniform")]
+        weights: String,
+    },
+    /// Evaluate a checkpoint's x on its run's evaluation set.
+    Eval {
+        /// A checkpoint file, or a run directory holding checkpoint.safetensors.
+        input: PathBuf,
+    },
     /// Time optimizer steps against the adapter's copy bandwidth (see BENCHMARKS.md).
     Bench {
         /// Optimizer kind: sgd_sf, adamw_sf, adamw_sf_paper, radam_sf, sf_plus or adamw.
@@ -96,6 +113,13 @@ struct TrainArgs {
     /// Normalize-and-Project every hidden weight and norm after each step.
     #[arg(long)]
     nap: bool,
+    /// Schedule-Free kinds but sf_plus: x averages about the last STEPS steps
+    /// (c = max(w / W_sum, 1 / STEPS)) instead of the whole run; 0: the paper's average.
+    #[arg(long, default_value_t = 0, value_name = "STEPS")]
+    sf_window: u64,
+    /// mlp: no LayerNorm before each ReLU (a plain MLP with biases; no NaP).
+    #[arg(long)]
+    no_norm: bool,
     /// Steps in all.
     #[arg(long, default_value_t = 2000)]
     steps: u64,
@@ -124,7 +148,7 @@ struct TrainArgs {
 
 fn train_config(a: &TrainArgs) -> Result<TrainConfig, Error> {
     let data = DataKind::parse(&a.data)?;
-    let model = match (a.model.as_str(), TrainConfig::default_model(data)) {
+    let mut model = match (a.model.as_str(), TrainConfig::default_model(data)) {
         ("mlp", m @ ModelConfig::Mlp(_)) | ("gpt", m @ ModelConfig::Gpt(_)) => m,
         ("mlp" | "gpt", _) => {
             return Err(Error::invalid(
@@ -139,9 +163,17 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig, Error> {
             ))
         }
     };
+    match &mut model {
+        ModelConfig::Mlp(m) => m.norm = !a.no_norm,
+        ModelConfig::Gpt(_) if a.no_norm => {
+            return Err(Error::invalid("no-norm", "only the mlp trains without its norms"))
+        }
+        ModelConfig::Gpt(_) => {}
+    }
     let mut optimizer = OptimConfig::new(Kind::parse(&a.opt).map_err(|e| Error::invalid("opt", e.to_string()))?);
     optimizer.lr = a.lr;
     optimizer.weight_decay = a.weight_decay;
+    optimizer.sf_window = a.sf_window;
     if optimizer.kind != Kind::Adamw {
         optimizer.warmup_steps = a.warmup;
     }
@@ -218,6 +250,34 @@ fn train_cmd(backend: BackendChoice, a: &TrainArgs) -> Result<(), Error> {
     Ok(())
 }
 
+fn eval_line(row: &sfnap::train::MetricsRow) -> String {
+    format!(
+        "step {}: eval loss {:.4}, eval accuracy {:.2}% (at x)",
+        row.step,
+        row.eval_loss,
+        100.0 * row.eval_accuracy
+    )
+}
+
+fn merge_cmd(backend: BackendChoice, inputs: &[PathBuf], out: &std::path::Path, weights: &str) -> Result<(), Error> {
+    let weights = sfnap::train::MergeWeights::parse(weights)?;
+    let gpu = Gpu::new(backend)?;
+    let w = sfnap::train::merge(&gpu, inputs, out, weights)?;
+    for (input, wi) in inputs.iter().zip(&w) {
+        println!("{:.4}  {}", wi, input.display());
+    }
+    let row = sfnap::train::evaluate_checkpoint(&gpu, out)?;
+    println!("wrote {}: {}", out.display(), eval_line(&row));
+    Ok(())
+}
+
+fn eval_cmd(backend: BackendChoice, input: &std::path::Path) -> Result<(), Error> {
+    let gpu = Gpu::new(backend)?;
+    let row = sfnap::train::evaluate_checkpoint(&gpu, input)?;
+    println!("{}", eval_line(&row));
+    Ok(())
+}
+
 fn devices() -> Result<(), Error> {
     let list = context::adapters();
     if list.is_empty() {
@@ -282,6 +342,8 @@ fn main() -> ExitCode {
         Command::Devices => devices(),
         Command::Train(args) => train_cmd(backend, args),
         Command::Replay { case, out } => replay_cmd(backend, case, out.as_deref()),
+        Command::Merge { inputs, out, weights } => merge_cmd(backend, inputs, out, weights),
+        Command::Eval { input } => eval_cmd(backend, input),
         Command::Bench {
             kind,
             params,

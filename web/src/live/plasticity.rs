@@ -81,6 +81,7 @@ impl PlasticityConfig {
             input: 64,
             hidden: vec![self.hidden, self.hidden],
             classes: 10,
+            norm: true,
         }
     }
 }

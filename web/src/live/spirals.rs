@@ -129,6 +129,7 @@ impl SpiralsConfig {
             input: 3,
             hidden: vec![self.hidden, self.hidden],
             classes: 2,
+            norm: true,
         }
     }
 
