@@ -11,7 +11,8 @@ struct PlusState {
     l1: f32,         // sum |g| of this step
     dot: f32,        // sum g . (z - x) of this step
     alpha: f32,      // the last Polyak step size
-    error: u32,      // 0 ok, 1 zero gradient (e_hat = 0), 2 non-finite loss, 3 non-finite step
+    error: u32,      // 0 ok, 1 zero gradient (e_hat = 0), 2 non-finite loss, 3 non-finite step,
+                     // 4 non-finite gradient norm (e_hat)
     error_step: u32, // the step (k) at which the error appeared
     steps: u32,      // steps taken on the device
     one: f32,        // 1.0, written by the host: see average_weight
@@ -104,7 +105,9 @@ fn plus_scalars() {
     // e_hat is stored as e_prev (as the reference implementation does).
     let e = s.polyak_beta * st.e_prev + (1.0 - s.polyak_beta) * st.l1 * 1.2533141373155003;
     let e_hat = e * s.inv_bcp;
-    if !(e_hat > 0.0) || !is_finite(e_hat) {
+    if !is_finite(e_hat) {
+        fail(4u);
+    } else if !(e_hat > 0.0) {
         fail(1u);
     }
     if st.error != 0u {

@@ -66,7 +66,7 @@ fn all_zero_gradient_is_an_error_not_nan_weights() {
     let err = opt.check(&gpu).unwrap_err();
     assert!(matches!(err, Error::Numerical(_)), "{err}");
     assert!(
-        err.to_string().contains("step 1") && err.to_string().contains("all zero"),
+        err.to_string().contains("step 2") && err.to_string().contains("all zero"), // the second step
         "{err}"
     );
     assert_eq!(arena.read(&gpu, "w").unwrap(), w1, "weights must stay as they were");

@@ -27,9 +27,9 @@ pub struct PlusState {
     pub dot: f32,
     /// The last Polyak step size.
     pub alpha: f32,
-    /// 0 ok, 1 zero gradient, 2 non-finite loss, 3 non-finite step.
+    /// 0 ok, 1 zero gradient, 2 non-finite loss, 3 non-finite step, 4 non-finite gradient norm.
     pub error: u32,
-    /// Step at which the error appeared.
+    /// Steps taken before the one at which the error appeared.
     pub error_step: u32,
     /// Steps taken on the device.
     pub steps: u32,
@@ -55,11 +55,12 @@ impl PlusState {
             0 => return Ok(()),
             1 => "the gradient is all zero (e_hat = 0): the Polyak step is undefined",
             2 => "the loss is not finite",
+            4 => "the gradient is not finite (its L1 norm is not)",
             _ => "the Polyak step is not finite",
         };
         Err(Error::Numerical(format!(
-            "sf_plus step {}: {what}; the weights were left as they were before it",
-            self.error_step
+            "sf_plus, step {}: {what}; the weights were left as they were before it",
+            self.error_step + 1
         )))
     }
 }

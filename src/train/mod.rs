@@ -211,11 +211,12 @@ pub fn train_observed(
         gpu.submit(|enc| {
             record_train_step(gpu, enc, train_graph.as_ref(), &mut opt)?;
             if step % cfg.metrics_every == 0 {
-                readback.record(gpu, enc, train_graph.loss().stats(), 16, Probe::Loss(step));
-                readback.record(gpu, enc, opt.health_buffer(), 16, Probe::Health);
+                // The flags first: they name where a loss that is not finite came from.
                 if let Some(plus) = opt.plus_state_buffer() {
                     readback.record(gpu, enc, plus, PLUS_STATE_BYTES, Probe::Plus);
                 }
+                readback.record(gpu, enc, opt.health_buffer(), 16, Probe::Health);
+                readback.record(gpu, enc, train_graph.loss().stats(), 16, Probe::Loss(step));
             }
             Ok::<(), Error>(())
         })?;
