@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 export SFNAP_BACKEND="${SFNAP_BACKEND:-vulkan}"
 target="${CARGO_TARGET_DIR:-target}"
 bin="${SFNAP_BIN:-$target/release/sfnap}"
-out=target/plasticity/merge
+out="${MERGE_OUT:-target/plasticity/merge}"
 CKPTS="${CKPTS:-100 200 400 600 800 1000 1200 1400 1600 1800 2000}"
 mkdir -p "$out"
 common="--model gpt --data text --batch 8 --lr 3e-3 --warmup 50 --seed 0"

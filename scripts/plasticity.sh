@@ -22,7 +22,7 @@ SEEDS="${SEEDS:-0 1}"
 JOBS="${JOBS:-2}"
 # WINDOW:BETA:LR of the windowed adamw_sf runs: the chosen setting first, then the
 # paper's beta at its learning rate with two windows (what the first study measured).
-WINDOWS="${WINDOWS:-100:0.5:0.001 100:0.9:0.003 500:0.9:0.003}"
+WINDOWS="${WINDOWS:-100:0.5:0.003 100:0.9:0.003 500:0.9:0.003}"
 out=target/plasticity
 mkdir -p "$out"
 target="${CARGO_TARGET_DIR:-target}"
@@ -86,8 +86,8 @@ done
 # 500 steps, LayerNorm + NaP, seed 0): which of window, beta and learning rate let
 # adamw_sf keep up with adamw. name | arguments.
 short="--data continual --steps 3000 --task-steps 500 --eval-every 500 --seed 0 --nap"
-candidates=("candidates/adamw_lr0.001|$short --opt adamw --lr 1e-3")
-for c in 0:0.9:0.003 0:0.5:0.001 100:0.9:0.003 100:0.9:0.001 100:0.7:0.001 100:0.5:0.001 100:0.5:0.003 \
+candidates=("candidates/adamw_lr0.001|$short --opt adamw --lr 1e-3" "candidates/adamw_lr0.003|$short --opt adamw --lr 3e-3")
+for c in 0:0.5:0.001 100:0.9:0.003 100:0.9:0.001 100:0.7:0.001 100:0.5:0.001 100:0.5:0.003 \
     50:0.9:0.001 20:0.9:0.001 500:0.5:0.001 500:0.2:0.001; do
     IFS=: read -r win beta lr <<<"$c"
     candidates+=("candidates/adamw_sf_w${win}_b${beta}_lr$lr|$short --opt adamw_sf --sf-window $win --sf-beta $beta --lr $lr")

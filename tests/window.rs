@@ -312,7 +312,18 @@ fn sf_beta_sets_the_runs_interpolation_weight() {
     };
     for (kind, key) in [("adamw_sf", "\"betas\":[0.5,0.999]"), ("sgd_sf", "\"momentum\":0.5")] {
         std::fs::remove_dir_all(&dir).ok();
-        let o = train(&["--opt", kind, "--sf-window", "10", "--sf-beta", "0.5", "--steps", "20", "--out", d]);
+        let o = train(&[
+            "--opt",
+            kind,
+            "--sf-window",
+            "10",
+            "--sf-beta",
+            "0.5",
+            "--steps",
+            "20",
+            "--out",
+            d,
+        ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let bytes = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
         let text = String::from_utf8_lossy(&bytes).replace("\\\"", "\"");

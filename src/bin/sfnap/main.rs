@@ -184,15 +184,13 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig, Error> {
             Kind::AdamwSf | Kind::AdamwSfPaper | Kind::RadamSf => {
                 optimizer.betas = Some([beta, optimizer.betas().1]);
             }
-            Kind::Adamw | Kind::SfPlus => {
-                return Err(Error::invalid(
-                    "sf-beta",
-                    format!(
-                        "{} has no (y, z) interpolation weight to set (sgd_sf, adamw_sf, adamw_sf_paper and radam_sf have)",
-                        optimizer.kind
-                    ),
-                ))
-            }
+            Kind::Adamw | Kind::SfPlus => return Err(Error::invalid(
+                "sf-beta",
+                format!(
+                    "{} has no (y, z) interpolation weight to set (sgd_sf, adamw_sf, adamw_sf_paper and radam_sf have)",
+                    optimizer.kind
+                ),
+            )),
         }
     }
     if optimizer.kind != Kind::Adamw {
