@@ -184,13 +184,10 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig, Error> {
             Kind::AdamwSf | Kind::AdamwSfPaper | Kind::RadamSf => {
                 optimizer.betas = Some([beta, optimizer.betas().1]);
             }
-            Kind::Adamw | Kind::SfPlus => return Err(Error::invalid(
-                "sf-beta",
-                format!(
-                    "{} has no (y, z) interpolation weight to set (sgd_sf, adamw_sf, adamw_sf_paper and radam_sf have)",
-                    optimizer.kind
-                ),
-            )),
+            Kind::Adamw | Kind::SfPlus => {
+                let why = "has no (y, z) interpolation weight (sgd_sf, adamw_sf, adamw_sf_paper, radam_sf have)";
+                return Err(Error::invalid("sf-beta", format!("{} {why}", optimizer.kind)));
+            }
         }
     }
     if optimizer.kind != Kind::Adamw {
