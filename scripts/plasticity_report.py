@@ -45,6 +45,27 @@ def read_run(path):
     return rows, status, seconds
 
 
+def stop_reason(path):
+    """For a run that exited 1: "diverged at step N" or "non-finite at step N", from its log."""
+    log = path.rstrip("/") + ".log"
+    text = open(log).read() if os.path.exists(log) else ""
+    m = re.search(r"after (\d+) steps", text)
+    step = f" at step {m[1]}" if m else ""
+    if "diverged" in text:
+        return f"diverged{step}"
+    if "not finite" in text or "non-finite" in text or " is NaN" in text or " is inf" in text:
+        return f"non-finite values{step}"
+    return f"stopped{step}"
+
+
+def window_label(o):
+    """adamw_sf_wW_bBETA_lrLR -> a readable label."""
+    m = re.fullmatch(r"adamw_sf_w(\d+)_b([0-9.]+)_lr([0-9.e-]+)", o)
+    if not m:
+        return o
+    return f"adamw_sf --sf-window {m[1]} --sf-beta {m[2]}, lr {float(m[3]):g}"
+
+
 def mean(xs):
     xs = [x for x in xs if x is not None and not math.isnan(x)]
     return sum(xs) / len(xs) if xs else math.nan
@@ -129,7 +150,7 @@ def main():
         colours[o] = ["#2ca02c", "#8c564b"][i % 2]
 
     def label(o):
-        return f"{o[:8]} --sf-window {o[10:]}" if o.startswith("adamw_sf_w") else o
+        return window_label(o) if o.startswith("adamw_sf_w") else o
 
     lines = []
     add = lines.append
@@ -174,6 +195,8 @@ def main():
                 ts = sorted(by_task)
                 acc = [by_task[t]["eval_accuracy"] for t in ts]
                 per_seed.append({
+                    "stopped": stop_reason(os.path.join(runs_dir, f"continual-{o}-{n}-s{seed}"))
+                    if status not in (0, None) else None,
                     "acc": dict(zip(ts, acc)),
                     "first3": mean(acc[:3]),
                     "last3": mean(acc[-3:]) if len(acc) >= 6 else math.nan,
@@ -203,7 +226,12 @@ def main():
             if not ps:
                 continue
             good = [p for p in ps if p]
-            if any(p["diverged"] for p in good):
+            if any(p["stopped"] for p in good):
+                first = " / ".join(p["stopped"] or "finished" for p in good)
+                last = f"eval loss up to {max(p['max_loss'] for p in good):.3g}"
+                norm = " / ".join(f"{p['norm0']:.3g} -> {p['norm1']:.3g}" for p in good)
+                elr = " / ".join(fmt(p["elr"][max(p["elr"])], ".2e") for p in good)
+            elif any(p["diverged"] for p in good):
                 worst = max(p["max_loss"] for p in good)
                 first = "diverged"
                 last = f"eval loss up to {worst:.2g}"
@@ -237,7 +265,7 @@ def main():
         series = []
         for o in opts:
             for n, nlabel in NETS:
-                ps = [p for p in summary.get((o, n)) or [] if p and not p["diverged"]]
+                ps = [p for p in summary.get((o, n)) or [] if p and not p["diverged"] and not p["stopped"]]
                 if not ps:
                     continue
                 ts = sorted(set().union(*[p[key].keys() for p in ps]))
@@ -278,8 +306,9 @@ def main():
             b = mean([p["last3"] for p in w if p])
             gap = 100 * (a - b)
             verdict = "within" if gap <= 5 else "not within"
-            add(f"- Continual, last 3 tasks: adamw + NaP {100 * a:.1f}%, adamw_sf + NaP with `--sf-window {o[10:]}` "
-                f"{100 * b:.1f}%: a gap of {gap:.1f} points, {verdict} the 5 points asked.")
+            seeds_w = ", ".join(f"{100 * p['last3']:.1f}" for p in w if p)
+            add(f"- Continual, last 3 tasks: adamw + NaP {100 * a:.1f}%, `{window_label(o)}` + NaP "
+                f"{100 * b:.1f}% ({seeds_w}): a gap of {gap:.1f} points, {verdict} the 5 points asked.")
     dig = {}
     for (d, o, n), by_seed in runs.items():
         if d == "digits":
@@ -287,9 +316,9 @@ def main():
                 if rows:
                     dig.setdefault(o, {})[seed] = rows[-1]["eval_accuracy"]
     if dig:
-        uniform = dig.get("adamw_sf_w0", {})
+        uniform = dig.get("adamw_sf_w0_b0.9", {})
         for o in sorted(dig):
-            if o == "adamw_sf_w0":
+            if o == "adamw_sf_w0_b0.9":
                 continue
             wa = dig[o]
             common = sorted(set(uniform) & set(wa))
@@ -299,11 +328,60 @@ def main():
             v = mean([wa[s] for s in common])
             cost = 100 * (u - v)
             verdict = "within" if cost <= 0.5 else "more than"
-            add(f"- Stationary digits (adamw_sf 3e-3, warmup 100, NaP, 2,000 steps, test set of 360): uniform "
-                f"average {100 * u:.2f}% ({', '.join(f'{100 * uniform[s]:.2f}' for s in common)}), "
-                f"`--sf-window {o[10:]}` {100 * v:.2f}% ({', '.join(f'{100 * wa[s]:.2f}' for s in common)}): "
+            m = re.fullmatch(r"adamw_sf_w(\d+)_b([0-9.]+)", o)
+            what = f"`--sf-window {m[1]} --sf-beta {m[2]}`" if m else o
+            add(f"- Stationary digits (adamw_sf 3e-3, warmup 100, NaP, 2,000 steps, test set of 360): the paper's "
+                f"average and beta 0.9 {100 * u:.2f}% ({', '.join(f'{100 * uniform[s]:.2f}' for s in common)}), "
+                f"{what} {100 * v:.2f}% ({', '.join(f'{100 * wa[s]:.2f}' for s in common)}): "
                 f"the window costs {cost:.2f} points, {verdict} the 0.5 asked. One test digit is 0.28 points.")
     add("")
+
+    cand_dir = os.path.join(runs_dir, "candidates")
+    if os.path.isdir(cand_dir):
+        add("## Choosing the window: the candidates on a short stream")
+        add("")
+        add("6 tasks of 500 steps (5 label resets), LayerNorm + NaP, seed 0. Accuracy at x at the end of each "
+            "task, in percent; the training loss at y is the mean of the last 100 steps of each task (a fitted "
+            "task is below 0.9, chance is ln 10 = 2.30). *Late* is the mean accuracy of tasks 4-6.")
+        add("")
+        add("| run | late | accuracy per task | training loss at y per task | arguments |")
+        add("|---|---|---|---|---|")
+        for name in sorted(os.listdir(cand_dir)):
+            path = os.path.join(cand_dir, name)
+            rows, status, _ = read_run(path)
+            if not os.path.isdir(path) or status is None:
+                continue
+            acc = [r["eval_accuracy"] for r in rows]
+            train = {}
+            with open(os.path.join(path, "metrics.csv")) as f:
+                for r in csv.DictReader(f):
+                    step = int(r["step"])
+                    if r["train_loss"] and step % 500 >= 400:
+                        train.setdefault(step // 500, []).append(float(r["train_loss"]))
+            late = mean(acc[3:6]) if len(acc) >= 6 else math.nan
+            args = open(os.path.join(path, "args")).read().strip() if os.path.exists(os.path.join(path, "args")) else ""
+            args = args.split("--nap", 1)[-1].strip()
+            add(f"| {label(name)} | {fmt(100 * late, '.1f')} | {' '.join(f'{100 * a:.0f}' for a in acc)} | "
+                f"{' '.join(f'{mean(v):.2f}' for _, v in sorted(train.items()))} | `{args}` |")
+        add("")
+
+    merge_file = os.path.join(runs_dir, "merge", "results.txt")
+    if os.path.exists(merge_file):
+        add("## Checkpoint merging on the character model")
+        add("")
+        add("`scripts/merge_study.sh`: `--model gpt --data text --batch 8 --seed 0`; adamw at 3e-3 (50 warmup "
+            "steps, then constant), stopped and resumed at each checkpoint step so every checkpoint is kept; "
+            "`sfnap merge` over them; adamw_sf at 3e-3 (50 warmup steps) for the same number of steps. Held-out "
+            "loss in nats per character at the evaluation weights (`sfnap eval`; for a merge of adamw checkpoints "
+            "the merged weights).")
+        add("")
+        add("| weights | held-out loss | what |")
+        add("|---|---|---|")
+        for line in open(merge_file):
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) == 3:
+                add(f"| {parts[0]} | {parts[1]} | {parts[2]} |")
+        add("")
 
     notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plasticity_notes.md")
     if os.path.exists(notes):

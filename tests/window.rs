@@ -161,9 +161,16 @@ fn every_windowed_kind_matches_the_reference_over_1000_steps() {
     momentum.inner_momentum = 0.9;
     let mut radam_sgd = OptimConfig::new(Kind::RadamSf).with_lr(0.01);
     radam_sgd.silent_sgd_phase = false;
+    // The setting the plasticity study chose: the window with beta 0.5.
+    let mut half = OptimConfig::new(Kind::AdamwSf).with_lr(0.01);
+    half.betas = Some([0.5, 0.999]);
+    let mut sgd_half = OptimConfig::new(Kind::SgdSf).with_lr(0.05);
+    sgd_half.momentum = 0.5;
     let configs = [
         OptimConfig::new(Kind::SgdSf).with_lr(0.05),
         OptimConfig::new(Kind::AdamwSf).with_lr(0.01),
+        half,
+        sgd_half,
         momentum,
         OptimConfig::new(Kind::AdamwSfPaper).with_lr(0.01),
         OptimConfig::new(Kind::RadamSf).with_lr(0.01),
@@ -180,7 +187,12 @@ fn every_windowed_kind_matches_the_reference_over_1000_steps() {
         cfg.sf_window = 50;
         for (j, nap) in [None, Some(nap.clone())].into_iter().enumerate() {
             cfg.weight_decay = if nap.is_some() { 0.0 } else { 0.01 };
-            let name = format!("{} window 50{}", cfg.kind, if nap.is_some() { " + NaP" } else { "" });
+            let name = format!(
+                "{} beta {} window 50{}",
+                cfg.kind,
+                cfg.sf_beta(),
+                if nap.is_some() { " + NaP" } else { "" }
+            );
             let case = random_case(&cfg, nap, &shapes, steps, 300 + 2 * i as u64 + j as u64);
             let decay: Vec<bool> = case.tensors.iter().map(|t| t.name != "three").collect();
             let exp = run_case_with(&case, &decay).unwrap();
@@ -282,5 +294,49 @@ fn resume_refuses_another_window() {
     assert!(stderr.contains("optimizer.sf_window"), "{stderr}");
     let o = train(&["--sf-window", "10", "--steps", "30", "--resume", d]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `--sf-beta` sets the interpolation weight of the run (betas[0] of the Adam kinds,
+/// sgd_sf's momentum), written into the run's settings so a resume with another
+/// beta is refused; adamw and sf_plus refuse it.
+#[test]
+fn sf_beta_sets_the_runs_interpolation_weight() {
+    let dir = std::env::temp_dir().join(format!("sfnap-sf-beta-run-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    let d = dir.to_str().unwrap();
+    let train = |extra: &[&str]| {
+        let mut args = vec!["train", "--data", "spirals", "--lr", "0.01", "--eval-every", "10"];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_sfnap")).args(&args).output().unwrap()
+    };
+    for (kind, key) in [("adamw_sf", "\"betas\":[0.5,0.999]"), ("sgd_sf", "\"momentum\":0.5")] {
+        std::fs::remove_dir_all(&dir).ok();
+        let o = train(&[
+            "--opt",
+            kind,
+            "--sf-window",
+            "10",
+            "--sf-beta",
+            "0.5",
+            "--steps",
+            "20",
+            "--out",
+            d,
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let bytes = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
+        let text = String::from_utf8_lossy(&bytes).replace("\\\"", "\"");
+        assert!(text.contains(key), "{kind}: {key} not in the checkpoint's settings");
+        let o = train(&["--opt", kind, "--sf-window", "10", "--steps", "30", "--resume", d]);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{kind}: {stderr}");
+    }
+    for kind in ["adamw", "sf_plus"] {
+        let o = train(&["--opt", kind, "--sf-beta", "0.5", "--steps", "1"]);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{kind}: {stderr}");
+        assert!(stderr.contains("sf-beta"), "{kind}: {stderr}");
+    }
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -117,6 +117,10 @@ struct TrainArgs {
     /// (c = max(w / W_sum, 1 / STEPS)) instead of the whole run; 0: the paper's average.
     #[arg(long, default_value_t = 0, value_name = "STEPS")]
     sf_window: u64,
+    /// Schedule-Free kinds but sf_plus: the interpolation weight beta of y = (1 - beta) z + beta x
+    /// (betas[0] of the Adam kinds, sgd_sf's momentum; default 0.9).
+    #[arg(long, value_name = "BETA")]
+    sf_beta: Option<f64>,
     /// mlp: no LayerNorm before each ReLU (a plain MLP with biases; no NaP).
     #[arg(long)]
     no_norm: bool,
@@ -174,6 +178,18 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig, Error> {
     optimizer.lr = a.lr;
     optimizer.weight_decay = a.weight_decay;
     optimizer.sf_window = a.sf_window;
+    if let Some(beta) = a.sf_beta {
+        match optimizer.kind {
+            Kind::SgdSf => optimizer.momentum = beta,
+            Kind::AdamwSf | Kind::AdamwSfPaper | Kind::RadamSf => {
+                optimizer.betas = Some([beta, optimizer.betas().1]);
+            }
+            Kind::Adamw | Kind::SfPlus => {
+                let why = "has no (y, z) interpolation weight (sgd_sf, adamw_sf, adamw_sf_paper, radam_sf have)";
+                return Err(Error::invalid("sf-beta", format!("{} {why}", optimizer.kind)));
+            }
+        }
+    }
     if optimizer.kind != Kind::Adamw {
         optimizer.warmup_steps = a.warmup;
     }
