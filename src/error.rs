@@ -40,11 +40,12 @@ pub enum Error {
 }
 
 impl Error {
-    /// Shorthand for [`Error::Invalid`].
+    /// Shorthand for [`Error::Invalid`]. Control characters in `field` and
+    /// `msg` (from names in a bad file) are escaped, so the message is one line.
     pub fn invalid(field: impl Into<String>, msg: impl Into<String>) -> Self {
         Error::Invalid {
-            field: field.into(),
-            msg: msg.into(),
+            field: one_line(field.into()),
+            msg: one_line(msg.into()),
         }
     }
 }
@@ -60,6 +61,22 @@ impl Error {
             Error::NoAdapter(_) | Error::Gpu(_) | Error::Numerical(_) | Error::Write { .. } => 1,
         }
     }
+}
+
+/// `s` with every control character escaped (`\n`, `\u{1b}`, ...).
+fn one_line(s: String) -> String {
+    if !s.chars().any(char::is_control) {
+        return s;
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// `Result` with [`Error`].

@@ -22,6 +22,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod gpu;
+pub(crate) mod json;
 pub mod model;
 pub mod nap;
 pub mod nn;

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::nap::NapConfig;
+use crate::json::{self, index_path, key_path, object, type_name};
+use crate::nap::{NapConfig, NapGroup};
 use crate::optim::config::{Kind, OptimConfig};
 
 /// One tensor of a case, in file order.
@@ -73,23 +74,25 @@ pub struct ReplayResult {
 
 const TOP_FIELDS: [&str; 7] = ["optimizer", "nap", "shapes", "params", "steps", "expected", "tolerance"];
 
+/// The most values one tensor of a case may hold (2^30): a shape whose product
+/// is larger, or overflows, is refused before anything is allocated.
+pub const MAX_TENSOR_LEN: usize = 1 << 30;
+
 fn bad(field: impl Into<String>, msg: impl Into<String>) -> Error {
     Error::invalid(field, msg)
 }
 
-fn object<'a>(v: &'a Value, field: &str) -> Result<&'a serde_json::Map<String, Value>> {
-    v.as_object()
-        .ok_or_else(|| bad(field, format!("must be an object, got {}", type_name(v))))
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// `v` as an f32 the kernels can take: a JSON number that rounds to a finite
+/// f32 (|v| up to 3.4028235e38), kept as f64.
+fn value_f32(v: &Value, field: &str) -> Result<f64> {
+    let f = json::number(v, field)?;
+    if (f as f32).is_finite() {
+        Ok(f)
+    } else {
+        Err(bad(
+            field,
+            format!("{f:e} is outside the range of f32 (|v| <= 3.4028235e38)"),
+        ))
     }
 }
 
@@ -99,33 +102,56 @@ fn numbers(v: &Value, field: &str) -> Result<Vec<f64>> {
         .ok_or_else(|| bad(field, format!("must be an array of numbers, got {}", type_name(v))))?;
     arr.iter()
         .enumerate()
-        .map(|(i, x)| {
-            let f = x.as_f64().ok_or_else(|| {
-                bad(
-                    format!("{field}[{i}]"),
-                    format!("must be a number, got {}", type_name(x)),
-                )
-            })?;
-            if f.is_finite() {
-                Ok(f)
-            } else {
-                Err(bad(format!("{field}[{i}]"), "must be finite"))
-            }
-        })
+        .map(|(i, x)| value_f32(x, &index_path(field, i)))
         .collect()
+}
+
+/// A tensor's shape: non-negative integers whose product is at least 1 and at
+/// most [`MAX_TENSOR_LEN`]; returns the shape and the product.
+fn shape(v: &Value, field: &str) -> Result<(Vec<usize>, usize)> {
+    let dims = json::array(v, field)?;
+    let mut shape = Vec::with_capacity(dims.len());
+    let mut len: Option<usize> = Some(1);
+    for (i, d) in dims.iter().enumerate() {
+        let d = json::count(d, &index_path(field, i))?;
+        let d = usize::try_from(d).ok();
+        len = len.zip(d).and_then(|(l, d)| l.checked_mul(d));
+        shape.push(d.unwrap_or(usize::MAX));
+    }
+    match len {
+        Some(0) => Err(bad(field, "must have at least one element")),
+        Some(n) if n <= MAX_TENSOR_LEN => Ok((shape, n)),
+        _ => Err(bad(
+            field,
+            format!(
+                "{} elements: more than the {MAX_TENSOR_LEN} a tensor may hold",
+                product_text(dims)
+            ),
+        )),
+    }
+}
+
+/// The product of the dimensions as text (computed in f64: it may exceed u64).
+fn product_text(dims: &[Value]) -> String {
+    let p: f64 = dims.iter().filter_map(Value::as_f64).product();
+    if p < 1e15 {
+        format!("{p}")
+    } else {
+        format!("{p:e}")
+    }
 }
 
 fn tensor_map(v: &Value, field: &str, tensors: &[CaseTensor]) -> Result<Vec<Vec<f64>>> {
     let map = object(v, field)?;
     for key in map.keys() {
         if !tensors.iter().any(|t| &t.name == key) {
-            return Err(bad(format!("{field}.{key}"), "no such tensor in `params`"));
+            return Err(bad(key_path(field, key), "no such tensor in `params`"));
         }
     }
     tensors
         .iter()
         .map(|t| {
-            let f = format!("{field}.{}", t.name);
+            let f = key_path(field, &t.name);
             let vals = numbers(map.get(&t.name).ok_or_else(|| bad(&f, "missing"))?, &f)?;
             if vals.len() != t.values.len() {
                 return Err(bad(
@@ -145,9 +171,12 @@ fn tensor_map(v: &Value, field: &str, tensors: &[CaseTensor]) -> Result<Vec<Vec<
 
 fn result_from(v: &Value, field: &str, tensors: &[CaseTensor]) -> Result<ReplayResult> {
     let map = object(v, field)?;
+    if let Some(key) = map.keys().find(|k| !["y", "x", "z"].contains(&k.as_str())) {
+        return Err(bad(key_path(field, key), "unknown field (expected y, x, z)"));
+    }
     let mut out = ReplayResult::default();
     for (key, dst) in [("y", &mut out.y), ("x", &mut out.x), ("z", &mut out.z)] {
-        let f = format!("{field}.{key}");
+        let f = key_path(field, key);
         let vals = tensor_map(map.get(key).ok_or_else(|| bad(&f, "missing"))?, &f, tensors)?;
         for (t, vals) in tensors.iter().zip(vals) {
             dst.insert(t.name.clone(), vals);
@@ -156,18 +185,72 @@ fn result_from(v: &Value, field: &str, tensors: &[CaseTensor]) -> Result<ReplayR
     Ok(out)
 }
 
+/// The `nap` object: `{"groups": [{"tensors": [names], "rho": number or null}]}`,
+/// each tensor in `params` and in one group at most.
+fn nap_from(v: &Value, params: &serde_json::Map<String, Value>) -> Result<NapConfig> {
+    let obj = object(v, "nap")?;
+    if let Some(key) = obj.keys().find(|k| *k != "groups") {
+        return Err(bad(key_path("nap", key), "unknown field (expected groups)"));
+    }
+    let groups_v = obj.get("groups").ok_or_else(|| bad("nap.groups", "missing"))?;
+    let mut seen = std::collections::HashSet::new();
+    let mut groups = Vec::new();
+    for (gi, g) in json::array(groups_v, "nap.groups")?.iter().enumerate() {
+        let gp = format!("nap.groups[{gi}]");
+        let gobj = object(g, &gp)?;
+        if let Some(key) = gobj.keys().find(|k| *k != "tensors" && *k != "rho") {
+            return Err(bad(key_path(&gp, key), "unknown field (expected tensors, rho)"));
+        }
+        let tp = format!("{gp}.tensors");
+        let names = json::array(gobj.get("tensors").ok_or_else(|| bad(&tp, "missing"))?, &tp)?;
+        if names.is_empty() {
+            return Err(bad(tp, "must not be empty"));
+        }
+        let mut tensors = Vec::new();
+        for (ti, t) in names.iter().enumerate() {
+            let name = json::string(t, &index_path(&tp, ti))?;
+            if !params.contains_key(name) {
+                return Err(bad(
+                    index_path(&tp, ti),
+                    format!("no tensor {} in `params`", json::quoted(name)),
+                ));
+            }
+            if !seen.insert(name.to_string()) {
+                return Err(bad(
+                    index_path(&tp, ti),
+                    format!("tensor {} is in two groups", json::quoted(name)),
+                ));
+            }
+            tensors.push(name.to_string());
+        }
+        let rho = match gobj.get("rho") {
+            None | Some(Value::Null) => None,
+            Some(r) => {
+                let rp = format!("{gp}.rho");
+                let rho = json::number(r, &rp)?;
+                crate::nap::check_rho(rho).map_err(|msg| bad(rp, msg))?;
+                Some(rho)
+            }
+        };
+        groups.push(NapGroup { tensors, rho });
+    }
+    Ok(NapConfig { groups })
+}
+
 impl ReplayCase {
-    /// Parses and validates a case from JSON text.
+    /// Parses and validates a case from JSON text: every error is one line
+    /// naming the full JSON path of the offending value (`steps[3].grads.w[17]`),
+    /// and comes before any GPU work. Keys may appear once per object; every
+    /// number must round to a finite f32; hyperparameters must lie in the
+    /// ranges of [`OptimConfig::validate`].
     pub fn parse(text: &str) -> Result<ReplayCase> {
-        let root: Value = serde_json::from_str(text).map_err(|e| bad("(file)", format!("invalid JSON: {e}")))?;
-        let top = object(&root, "(file)")?;
+        let root = json::parse_strict(text)?;
+        let top = object(&root, json::ROOT)?;
         if let Some(key) = top.keys().find(|k| !TOP_FIELDS.contains(&k.as_str())) {
-            return Err(bad(key.as_str(), "unknown field"));
+            return Err(bad(key_path("", key), "unknown field"));
         }
         let opt_value = top.get("optimizer").ok_or_else(|| bad("optimizer", "missing"))?;
-        object(opt_value, "optimizer")?;
-        let optimizer: OptimConfig =
-            serde_json::from_value(opt_value.clone()).map_err(|e| bad("optimizer", e.to_string()))?;
+        let optimizer = OptimConfig::from_json(opt_value, "optimizer")?;
         optimizer.validate()?;
 
         let shapes = object(top.get("shapes").ok_or_else(|| bad("shapes", "missing"))?, "shapes")?;
@@ -176,23 +259,20 @@ impl ReplayCase {
             return Err(bad("params", "must name at least one tensor"));
         }
         let mut tensors = Vec::new();
+        let mut total: usize = 0;
         for (name, vals) in params {
-            let f = format!("params.{name}");
+            let f = key_path("params", name);
+            let sf = key_path("shapes", name);
             let shape_v = shapes
                 .get(name)
-                .ok_or_else(|| bad(format!("shapes.{name}"), "missing for a tensor in `params`"))?;
-            let shape = shape_v
-                .as_array()
-                .and_then(|a| {
-                    a.iter()
-                        .map(|d| d.as_u64().map(|d| d as usize))
-                        .collect::<Option<Vec<_>>>()
-                })
-                .ok_or_else(|| bad(format!("shapes.{name}"), "must be an array of non-negative integers"))?;
-            let len: usize = shape.iter().product();
-            if len == 0 {
-                return Err(bad(format!("shapes.{name}"), "must have at least one element"));
-            }
+                .ok_or_else(|| bad(&sf, "missing for a tensor in `params`"))?;
+            let (shape, len) = shape(shape_v, &sf)?;
+            total = total.checked_add(len).filter(|t| *t <= MAX_TENSOR_LEN).ok_or_else(|| {
+                bad(
+                    &sf,
+                    format!("the tensors hold more than {MAX_TENSOR_LEN} values in all"),
+                )
+            })?;
             let values = numbers(vals, &f)?;
             if values.len() != len {
                 return Err(bad(
@@ -207,61 +287,26 @@ impl ReplayCase {
             });
         }
         if let Some(name) = shapes.keys().find(|n| !params.contains_key(*n)) {
-            return Err(bad(format!("shapes.{name}"), "no such tensor in `params`"));
+            return Err(bad(key_path("shapes", name), "no such tensor in `params`"));
         }
 
         let nap = match top.get("nap") {
             None | Some(Value::Null) => None,
-            Some(v) => {
-                object(v, "nap")?;
-                let cfg: NapConfig = serde_json::from_value(v.clone()).map_err(|e| bad("nap", e.to_string()))?;
-                let mut seen = std::collections::HashSet::new();
-                for (gi, g) in cfg.groups.iter().enumerate() {
-                    if g.tensors.is_empty() {
-                        return Err(bad(format!("nap.groups[{gi}].tensors"), "must not be empty"));
-                    }
-                    for t in &g.tensors {
-                        if !params.contains_key(t) {
-                            return Err(bad(
-                                format!("nap.groups[{gi}].tensors"),
-                                format!("no tensor `{t}` in `params`"),
-                            ));
-                        }
-                        if !seen.insert(t.clone()) {
-                            return Err(bad(
-                                format!("nap.groups[{gi}].tensors"),
-                                format!("tensor `{t}` is in two groups"),
-                            ));
-                        }
-                    }
-                    if let Some(rho) = g.rho {
-                        if !(rho.is_finite() && rho > 0.0) {
-                            return Err(bad(format!("nap.groups[{gi}].rho"), "must be a finite number > 0"));
-                        }
-                    }
-                }
-                Some(cfg)
-            }
+            Some(v) => Some(nap_from(v, params)?),
         };
 
         let steps_v = top.get("steps").ok_or_else(|| bad("steps", "missing"))?;
-        let steps_arr = steps_v
-            .as_array()
-            .ok_or_else(|| bad("steps", format!("must be an array, got {}", type_name(steps_v))))?;
+        let steps_arr = json::array(steps_v, "steps")?;
         let mut steps = Vec::with_capacity(steps_arr.len());
         for (i, s) in steps_arr.iter().enumerate() {
-            let f = format!("steps[{i}]");
+            let f = index_path("steps", i);
             let obj = object(s, &f)?;
             if let Some(key) = obj.keys().find(|k| *k != "loss" && *k != "grads") {
-                return Err(bad(format!("{f}.{key}"), "unknown field"));
+                return Err(bad(key_path(&f, key), "unknown field"));
             }
             let loss = match obj.get("loss") {
                 None | Some(Value::Null) => None,
-                Some(l) => Some(
-                    l.as_f64()
-                        .filter(|l| l.is_finite())
-                        .ok_or_else(|| bad(format!("{f}.loss"), "must be a finite number"))?,
-                ),
+                Some(l) => Some(value_f32(l, &format!("{f}.loss"))?),
             };
             if optimizer.kind == Kind::SfPlus && loss.is_none() {
                 return Err(bad(format!("{f}.loss"), "required for sf_plus"));
@@ -278,11 +323,17 @@ impl ReplayCase {
             (None, None) => None,
             (Some(e), Some(t)) => {
                 let tol = object(t, "tolerance")?;
+                if let Some(key) = tol.keys().find(|k| *k != "rtol" && *k != "atol") {
+                    return Err(bad(key_path("tolerance", key), "unknown field (expected rtol, atol)"));
+                }
                 let get = |k: &str| {
-                    tol.get(k)
-                        .and_then(Value::as_f64)
-                        .filter(|v| v.is_finite() && *v >= 0.0)
-                        .ok_or_else(|| bad(format!("tolerance.{k}"), "must be a finite number >= 0"))
+                    let p = key_path("tolerance", k);
+                    let v = json::number(tol.get(k).ok_or_else(|| bad(&p, "missing"))?, &p)?;
+                    if v >= 0.0 {
+                        Ok(v)
+                    } else {
+                        Err(bad(p, format!("must be >= 0, got {v}")))
+                    }
                 };
                 Some(Expected {
                     result: result_from(e, "expected", &tensors)?,
@@ -427,5 +478,25 @@ pub async fn run_gpu_async(
         out.x.insert(t.name.clone(), x.into_iter().map(widen).collect());
     }
     opt.train(gpu);
+    check_finite(&out, case)?;
     Ok(out)
+}
+
+/// A result with a value that is not finite is an error naming the first one:
+/// the inputs were in range, but the arithmetic overflowed f32.
+fn check_finite(out: &ReplayResult, case: &ReplayCase) -> Result<()> {
+    for (seq, map) in [("y", &out.y), ("x", &out.x), ("z", &out.z)] {
+        for t in &case.tensors {
+            let values = map.get(&t.name).map_or(&[][..], Vec::as_slice);
+            if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                return Err(Error::Numerical(format!(
+                    "{}[{i}] is {} after {} steps: the arithmetic overflowed f32",
+                    key_path(seq, &t.name),
+                    values[i],
+                    case.steps.len()
+                )));
+            }
+        }
+    }
+    Ok(())
 }

@@ -14,6 +14,11 @@ fn valid() -> serde_json::Value {
 
 /// Runs `sfnap replay` on `text`; returns (status, stderr, whether --out was created).
 fn replay(text: &str) -> (i32, String, bool) {
+    replay_env(text, &[])
+}
+
+/// [`replay`] with extra environment variables.
+fn replay_env(text: &str, env: &[(&str, &str)]) -> (i32, String, bool) {
     let dir = std::env::temp_dir().join(format!("sfnap-err-{}-{}", std::process::id(), rand_id(text)));
     std::fs::create_dir_all(&dir).unwrap();
     let case = dir.join("case.json");
@@ -21,6 +26,7 @@ fn replay(text: &str) -> (i32, String, bool) {
     std::fs::write(&case, text).unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_sfnap"))
         .args(["replay", case.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let created = out.exists();
@@ -139,4 +145,173 @@ fn missing_file_is_an_error_not_a_panic() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/case.json"));
+}
+
+/// Runs a bad case where no GPU adapter can be found (`WGPU_ADAPTER_NAME`
+/// matches none), so the error must come from validation, before any GPU work:
+/// status 2, one line naming `path` and containing `what`, no output file.
+fn refused_before_gpu(text: &str, path: &str, what: &str) {
+    let (code, stderr, created) = replay_env(text, &[("WGPU_ADAPTER_NAME", "no adapter has this name")]);
+    assert_eq!(code, 2, "status for {path}: stderr {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line expected: {stderr}");
+    assert!(
+        stderr.contains(&format!("{path}: ")),
+        "stderr should name `{path}`: {stderr}"
+    );
+    assert!(stderr.contains(what), "stderr should say `{what}`: {stderr}");
+    assert!(!created, "an output file was written for a bad case ({path})");
+}
+
+/// `valid()` with the optimizer field `key` set to `value` (raw JSON).
+fn with_optimizer_field(key: &str, value: &str) -> String {
+    valid()
+        .to_string()
+        .replace("\"lr\":0.01", &format!("\"lr\":0.01,\"{key}\":{value}"))
+}
+
+#[test]
+fn learning_rate_beyond_its_range_is_refused() {
+    let text = valid().to_string().replace("\"lr\":0.01", "\"lr\":1e38");
+    refused_before_gpu(&text, "optimizer.lr", "must lie in [0, 1e18], got 1e38");
+    let text = valid().to_string().replace("\"lr\":0.01", "\"lr\":3e38");
+    refused_before_gpu(&text, "optimizer.lr", "must lie in");
+}
+
+#[test]
+fn weight_decay_beyond_f32_is_refused() {
+    refused_before_gpu(
+        &with_optimizer_field("weight_decay", "1e39"),
+        "optimizer.weight_decay",
+        "must lie in [0, 1e18]",
+    );
+}
+
+#[test]
+fn averaging_power_that_overflows_is_refused() {
+    refused_before_gpu(&with_optimizer_field("r", "1e10"), "optimizer.r", "must lie in [-3, 3]");
+    refused_before_gpu(
+        &with_optimizer_field("weight_lr_power", "-1"),
+        "optimizer.weight_lr_power",
+        "must lie in [0, 8]",
+    );
+}
+
+#[test]
+fn eps_that_rounds_to_zero_in_f32_is_refused() {
+    refused_before_gpu(&with_optimizer_field("eps", "1e-50"), "optimizer.eps", "must lie in");
+}
+
+#[test]
+fn nap_rho_beyond_its_range_is_refused() {
+    let mut c = valid();
+    c["nap"] = serde_json::json!({ "groups": [ { "tensors": ["a"], "rho": 1e308 } ] });
+    refused_before_gpu(&c.to_string(), "nap.groups[0].rho", "must be a number in [1e-18, 1e18]");
+}
+
+#[test]
+fn betas_that_round_to_one_in_f32_are_refused() {
+    refused_before_gpu(
+        &with_optimizer_field("betas", "[0.9,0.99999999]"),
+        "optimizer.betas[1]",
+        "rounds to 1 in f32",
+    );
+    refused_before_gpu(
+        &with_optimizer_field("sf_beta1_max", "0.999999999"),
+        "optimizer.sf_beta1_max",
+        "rounds to 1 in f32",
+    );
+}
+
+#[test]
+fn values_beyond_f32_are_refused_with_their_path() {
+    let mut c = valid();
+    c["steps"][0]["grads"]["b"][2] = 1e39.into();
+    refused_before_gpu(&c.to_string(), "steps[0].grads.b[2]", "outside the range of f32");
+    let mut c = valid();
+    c["params"]["a"][1] = (-3.5e38).into();
+    refused_before_gpu(&c.to_string(), "params.a[1]", "outside the range of f32");
+    let mut c = valid();
+    c["optimizer"] = serde_json::json!({ "kind": "sf_plus" });
+    c["steps"][0]["loss"] = 1e300.into();
+    refused_before_gpu(&c.to_string(), "steps[0].loss", "outside the range of f32");
+}
+
+#[test]
+fn shapes_that_overflow_are_refused() {
+    let mut c = valid();
+    c["shapes"]["a"] = serde_json::json!([9223372036854775809u64, 2]);
+    refused_before_gpu(&c.to_string(), "shapes.a", "more than the 1073741824 a tensor may hold");
+    // 2^32 * 2^32 wraps to 0 in u64 arithmetic.
+    c["shapes"]["a"] = serde_json::json!([4294967296u64, 4294967296u64]);
+    refused_before_gpu(&c.to_string(), "shapes.a", "more than the");
+    c["shapes"]["a"] = serde_json::json!([65536, 65536]);
+    refused_before_gpu(&c.to_string(), "shapes.a", "4294967296 elements");
+}
+
+#[test]
+fn duplicate_keys_are_refused_by_path() {
+    let text = valid().to_string();
+    let twice = text.replacen(
+        "\"optimizer\":",
+        "\"optimizer\":{\"kind\":\"sgd_sf\"},\"optimizer\":",
+        1,
+    );
+    refused_before_gpu(&twice, "optimizer", "duplicate key");
+    let twice = text.replace("\"lr\":0.01", "\"lr\":0.01,\"lr\":0.02");
+    refused_before_gpu(&twice, "optimizer.lr", "duplicate key");
+    let twice = text.replace(
+        "\"grads\":{\"a\":[0.1,0.2]",
+        "\"grads\":{\"a\":[0.1,0.2],\"a\":[9.0,9.0]",
+    );
+    assert_ne!(twice, text);
+    refused_before_gpu(&twice, "steps[0].grads.a", "duplicate key");
+}
+
+#[test]
+fn wrong_types_name_the_full_path() {
+    refused_before_gpu(
+        &with_optimizer_field("betas", "[0.9,\"x\"]"),
+        "optimizer.betas[1]",
+        "must be a number",
+    );
+    let text = valid().to_string().replace("\"lr\":0.01", "\"lr\":\"fast\"");
+    refused_before_gpu(&text, "optimizer.lr", "must be a number, got a string");
+    let mut c = valid();
+    c["optimizer"] =
+        serde_json::json!({ "kind": "adamw", "schedule": { "kind": "wsd", "decay_steps": 2, "total_steps": -1 } });
+    refused_before_gpu(&c.to_string(), "optimizer.schedule.total_steps", "non-negative integer");
+    let mut c = valid();
+    c["nap"] = serde_json::json!({ "groups": [ { "tensors": ["a", 5] } ] });
+    refused_before_gpu(&c.to_string(), "nap.groups[0].tensors[1]", "must be a string");
+}
+
+/// warmup_steps + decay_steps overflowed u64 (a panic in a debug build).
+#[test]
+fn schedule_lengths_that_overflow_are_refused() {
+    let mut c = valid();
+    c["optimizer"] = serde_json::json!({ "kind": "adamw", "schedule": {
+        "kind": "wsd", "warmup_steps": u64::MAX, "decay_steps": 1, "total_steps": 10 } });
+    refused_before_gpu(&c.to_string(), "optimizer.schedule", "decay_steps > 0");
+}
+
+/// A key with a line break and an escape sequence: the message stays one line.
+#[test]
+fn control_characters_in_names_stay_on_one_line() {
+    let mut c = valid();
+    c["evil\n\u{1b}[2J"] = 1.into();
+    refused_before_gpu(&c.to_string(), r#"["evil\n\u001b[2J"]"#, "unknown field");
+}
+
+/// Inputs in range whose arithmetic still overflows f32 (a huge step times a
+/// huge gradient): a run that failed, not `null`s with status 0.
+#[test]
+fn a_result_that_overflows_is_an_error_not_nulls() {
+    let mut c = valid();
+    c["optimizer"] = serde_json::json!({ "kind": "sgd_sf", "lr": 1e18 });
+    c["steps"][0]["grads"]["a"] = serde_json::json!([1e30, -1e30]);
+    let (code, stderr, created) = replay(&c.to_string());
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line expected: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!created, "an output file was written for a run that overflowed");
 }

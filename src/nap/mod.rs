@@ -31,6 +31,21 @@ pub struct NapConfig {
 /// The smallest norm a projection divides by.
 pub const MIN_NORM: f64 = 1e-12;
 
+/// The range of an explicit `rho`: the group's squared norm (`rho^2` after a
+/// projection) is summed in f32, so `rho^2` must stay inside f32, and the
+/// effective learning rate divides by it.
+pub const RHO_RANGE: (f64, f64) = (1e-18, 1e18);
+
+/// Checks an explicit `rho` against [`RHO_RANGE`]; the error says what is wrong.
+pub fn check_rho(rho: f64) -> std::result::Result<(), String> {
+    let (lo, hi) = RHO_RANGE;
+    if rho.is_finite() && (lo..=hi).contains(&rho) {
+        Ok(())
+    } else {
+        Err(format!("must be a number in [{lo:e}, {hi:e}], got {rho:e}"))
+    }
+}
+
 use crate::arena::Layout;
 use crate::error::{Error, Result};
 
@@ -116,12 +131,7 @@ impl NapPlan {
                 group_of_tensor[ti] = gi as u32;
             }
             if let Some(rho) = g.rho {
-                if !(rho.is_finite() && rho > 0.0) {
-                    return Err(Error::invalid(
-                        format!("nap.groups[{gi}].rho"),
-                        "must be a finite number > 0",
-                    ));
-                }
+                check_rho(rho).map_err(|msg| Error::invalid(format!("nap.groups[{gi}].rho"), msg))?;
             }
         }
         let mut chunk_ids = Vec::new();

@@ -118,7 +118,7 @@ impl Schedule {
                 decay_steps,
                 total_steps,
             } => warm(warmup_steps).unwrap_or_else(|| {
-                if k + decay_steps < total_steps {
+                if k.saturating_add(decay_steps) < total_steps {
                     1.0
                 } else {
                     (total_steps.saturating_sub(k)) as f64 / decay_steps as f64
@@ -283,8 +283,10 @@ impl OptimConfig {
         }
     }
 
-    /// Checks every hyperparameter; the error names the first bad field.
+    /// Checks every hyperparameter against the ranges in [`limits`]; the error
+    /// names the first bad field (`optimizer.betas[1]`).
     pub fn validate(&self) -> Result<()> {
+        use limits::*;
         let field = |name: &str| format!("optimizer.{name}");
         let finite = |name: &str, v: f64| {
             if v.is_finite() {
@@ -293,28 +295,38 @@ impl OptimConfig {
                 Err(Error::invalid(field(name), format!("must be a finite number, got {v}")))
             }
         };
-        let in_range = |name: &str, v: f64, lo: f64, hi: f64, hi_open: bool| {
+        let in_range = |name: &str, v: f64, lo: f64, hi: f64| {
             finite(name, v)?;
-            let ok = v >= lo && if hi_open { v < hi } else { v <= hi };
-            if ok {
+            if (lo..=hi).contains(&v) {
                 Ok(())
             } else {
-                let close = if hi_open { ')' } else { ']' };
                 Err(Error::invalid(
                     field(name),
-                    format!("must lie in [{lo}, {hi}{close}, got {v}"),
+                    format!("must lie in [{}, {}], got {}", num(lo), num(hi), num(v)),
                 ))
             }
         };
-        let lr = self.lr();
-        finite("lr", lr)?;
-        if lr < 0.0 {
-            return Err(Error::invalid(field("lr"), format!("must be >= 0, got {lr}")));
-        }
+        // Interpolation and EMA weights: [0, 1), and still below 1 as the f32 the
+        // kernels use (0.99999999 rounds to 1, and a weight of 1 freezes its EMA).
+        let weight = |name: &str, v: f64| {
+            finite(name, v)?;
+            if !(0.0..1.0).contains(&v) {
+                return Err(Error::invalid(field(name), format!("must lie in [0, 1), got {v}")));
+            }
+            if v as f32 >= 1.0 {
+                return Err(Error::invalid(
+                    field(name),
+                    format!("{v} rounds to 1 in f32, which the kernels use: must be at most 0.99999994"),
+                ));
+            }
+            Ok(())
+        };
+        in_range("lr", self.lr(), 0.0, MAX_SCALE)?;
         let (b1, b2) = self.betas();
-        in_range("betas[0]", b1, 0.0, 1.0, true)?;
-        in_range("betas[1]", b2, 0.0, 1.0, true)?;
-        if self.kind.is_schedule_free() && self.kind != Kind::SfPlus && self.sf_beta() <= 0.0 {
+        weight("betas[0]", b1)?;
+        weight("betas[1]", b2)?;
+        weight("momentum", self.momentum)?;
+        if self.kind.is_schedule_free() && self.kind != Kind::SfPlus && self.sf_beta() < MIN_INTERPOLATION {
             let name = if self.kind == Kind::SgdSf {
                 "momentum"
             } else {
@@ -322,23 +334,29 @@ impl OptimConfig {
             };
             return Err(Error::invalid(
                 field(name),
-                "must be > 0: x = (y - (1 - beta) z) / beta",
+                format!(
+                    "must be at least {MIN_INTERPOLATION:e}, got {}: x = (y - (1 - beta) z) / beta",
+                    self.sf_beta()
+                ),
             ));
         }
-        in_range("momentum", self.momentum, 0.0, 1.0, true)?;
-        finite("eps", self.eps)?;
-        if self.eps <= 0.0 {
-            return Err(Error::invalid(field("eps"), format!("must be > 0, got {}", self.eps)));
-        }
-        in_range("weight_decay", self.weight_decay, 0.0, f64::MAX, false)?;
-        finite("r", self.r)?;
-        finite("weight_lr_power", self.weight_lr_power)?;
-        in_range("inner_momentum", self.inner_momentum, 0.0, 1.0, true)?;
-        in_range("sf_beta1", self.sf_beta1, 0.0, 1.0, true)?;
-        in_range("sf_beta1_max", self.sf_beta1_max, 0.0, 1.0, true)?;
-        in_range("polyak_beta", self.polyak_beta, 0.0, 1.0, true)?;
-        if self.kind == Kind::SfPlus && self.sf_beta1 <= 0.0 {
-            return Err(Error::invalid(field("sf_beta1"), "must be > 0"));
+        in_range("eps", self.eps, 1.0 / MAX_SCALE, MAX_SCALE)?;
+        in_range("weight_decay", self.weight_decay, 0.0, MAX_SCALE)?;
+        in_range("r", self.r, -MAX_R, MAX_R)?;
+        in_range("weight_lr_power", self.weight_lr_power, 0.0, MAX_WEIGHT_LR_POWER)?;
+        weight("inner_momentum", self.inner_momentum)?;
+        weight("sf_beta1", self.sf_beta1)?;
+        weight("sf_beta1_max", self.sf_beta1_max)?;
+        weight("polyak_beta", self.polyak_beta)?;
+        if self.kind == Kind::SfPlus && self.sf_beta1 < MIN_INTERPOLATION {
+            return Err(Error::invalid(
+                field("sf_beta1"),
+                format!(
+                    "must be at least {}, got {}",
+                    num(MIN_INTERPOLATION),
+                    num(self.sf_beta1)
+                ),
+            ));
         }
         if self.sf_window > 0 {
             match self.kind {
@@ -364,7 +382,7 @@ impl OptimConfig {
                 decay_steps,
                 total_steps,
             } => {
-                if decay_steps == 0 || warmup_steps + decay_steps > total_steps {
+                if decay_steps == 0 || warmup_steps.checked_add(decay_steps).is_none_or(|n| n > total_steps) {
                     return Err(Error::invalid(
                         field("schedule"),
                         "wsd needs decay_steps > 0 and warmup_steps + decay_steps <= total_steps",
@@ -382,10 +400,187 @@ impl OptimConfig {
                         "must exceed warmup_steps",
                     ));
                 }
-                in_range("schedule.final_frac", final_frac, 0.0, 1.0, false)?;
+                in_range("schedule.final_frac", final_frac, 0.0, 1.0)?;
             }
             Schedule::Constant | Schedule::Warmup { .. } => {}
         }
         Ok(())
+    }
+}
+
+/// `v` for a message: plain when of moderate size, else in exponent form (`1e18`).
+fn num(v: f64) -> String {
+    if v == 0.0 || (1e-4..1e6).contains(&v.abs()) {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
+}
+
+/// The ranges [`OptimConfig::validate`] enforces. The kernels compute in f32
+/// (largest finite value 3.4e38), so a value that is finite in f64 can still
+/// overflow them; these bounds keep every data-independent product finite.
+pub mod limits {
+    /// The largest `lr` and `weight_decay`, and the largest `eps` (the smallest
+    /// is its reciprocal): the square or the product of any two such values
+    /// stays below 1e36, inside f32.
+    pub const MAX_SCALE: f64 = 1e18;
+    /// The largest `|r|`: `t^r` stays below 1e29 for 2^32 steps (the device's
+    /// step counter), which leaves room for `lr_max^p` in f32.
+    pub const MAX_R: f64 = 3.0;
+    /// The largest `weight_lr_power` p (`lr_max^p`; negative powers of the
+    /// first steps' `lr_max = 0` would be infinite).
+    pub const MAX_WEIGHT_LR_POWER: f64 = 8.0;
+    /// The smallest Schedule-Free interpolation weight (`betas[0]`, `momentum`
+    /// for sgd_sf, `sf_beta1`): x divides by it.
+    pub const MIN_INTERPOLATION: f64 = 1e-18;
+}
+
+impl OptimConfig {
+    /// Reads an optimizer object of a replay file (`path` names it in errors):
+    /// `kind`, then any field of [`OptimConfig`] by its name; missing fields
+    /// take the kind's defaults, unknown fields are an error. Every error names
+    /// the offending value's full path (`optimizer.betas[1]`). Not validated:
+    /// call [`OptimConfig::validate`].
+    pub fn from_json(v: &serde_json::Value, path: &str) -> Result<OptimConfig> {
+        use crate::json::{array, boolean, count, key_path, number, object, quoted, string};
+        let obj = object(v, path)?;
+        let kind_path = key_path(path, "kind");
+        let kind = string(
+            obj.get("kind").ok_or_else(|| Error::invalid(&kind_path, "missing"))?,
+            &kind_path,
+        )?;
+        let kind = Kind::parse(kind).map_err(|e| match e {
+            Error::Invalid { msg, .. } => Error::invalid(&kind_path, msg),
+            other => other,
+        })?;
+        let mut cfg = OptimConfig::new(kind);
+        for (key, value) in obj {
+            let p = key_path(path, key);
+            let optional = |v: &serde_json::Value| !v.is_null();
+            match key.as_str() {
+                "kind" => {}
+                "lr" => cfg.lr = optional(value).then(|| number(value, &p)).transpose()?,
+                "betas" => {
+                    cfg.betas = if optional(value) {
+                        let a = array(value, &p)?;
+                        if a.len() != 2 {
+                            return Err(Error::invalid(p, format!("must hold 2 numbers, got {}", a.len())));
+                        }
+                        Some([number(&a[0], &format!("{p}[0]"))?, number(&a[1], &format!("{p}[1]"))?])
+                    } else {
+                        None
+                    }
+                }
+                "momentum" => cfg.momentum = number(value, &p)?,
+                "eps" => cfg.eps = number(value, &p)?,
+                "weight_decay" => cfg.weight_decay = number(value, &p)?,
+                "warmup_steps" => cfg.warmup_steps = count(value, &p)?,
+                "r" => cfg.r = number(value, &p)?,
+                "weight_lr_power" => cfg.weight_lr_power = number(value, &p)?,
+                "inner_momentum" => cfg.inner_momentum = number(value, &p)?,
+                "silent_sgd_phase" => cfg.silent_sgd_phase = boolean(value, &p)?,
+                "sf_beta1" => cfg.sf_beta1 = number(value, &p)?,
+                "sf_beta1_max" => cfg.sf_beta1_max = number(value, &p)?,
+                "sf_beta1_anneal_steps" => cfg.sf_beta1_anneal_steps = count(value, &p)?,
+                "polyak_beta" => cfg.polyak_beta = number(value, &p)?,
+                "c_warmup" => cfg.c_warmup = count(value, &p)?,
+                "schedule" => cfg.schedule = Schedule::from_json(value, &p)?,
+                "sf_window" => cfg.sf_window = count(value, &p)?,
+                _ => {
+                    return Err(Error::invalid(
+                        p,
+                        format!("unknown field {} (expected one of {})", quoted(key), FIELDS.join(", ")),
+                    ))
+                }
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+/// The fields of an optimizer object, in documentation order.
+const FIELDS: [&str; 18] = [
+    "kind",
+    "lr",
+    "betas",
+    "momentum",
+    "eps",
+    "weight_decay",
+    "warmup_steps",
+    "r",
+    "weight_lr_power",
+    "inner_momentum",
+    "silent_sgd_phase",
+    "sf_beta1",
+    "sf_beta1_max",
+    "sf_beta1_anneal_steps",
+    "polyak_beta",
+    "c_warmup",
+    "schedule",
+    "sf_window",
+];
+
+impl Schedule {
+    /// Reads a schedule object (`{"kind": "wsd", ...}`) as [`OptimConfig::from_json`] does.
+    pub fn from_json(v: &serde_json::Value, path: &str) -> Result<Schedule> {
+        use crate::json::{count, key_path, number, object, quoted, string};
+        let obj = object(v, path)?;
+        let kind_path = key_path(path, "kind");
+        let kind = string(
+            obj.get("kind").ok_or_else(|| Error::invalid(&kind_path, "missing"))?,
+            &kind_path,
+        )?;
+        let allowed: &[&str] = match kind {
+            "constant" => &["kind"],
+            "warmup" => &["kind", "warmup_steps"],
+            "wsd" => &["kind", "warmup_steps", "decay_steps", "total_steps"],
+            "cosine" => &["kind", "warmup_steps", "total_steps", "final_frac"],
+            other => {
+                return Err(Error::invalid(
+                    kind_path,
+                    format!(
+                        "unknown schedule {} (expected one of constant, warmup, wsd, cosine)",
+                        quoted(other)
+                    ),
+                ))
+            }
+        };
+        if let Some(key) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(Error::invalid(
+                key_path(path, key),
+                format!(
+                    "unknown field for a {kind} schedule (expected one of {})",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        let steps = |name: &str, default: Option<u64>| -> Result<u64> {
+            let p = key_path(path, name);
+            match (obj.get(name), default) {
+                (Some(v), _) => count(v, &p),
+                (None, Some(d)) => Ok(d),
+                (None, None) => Err(Error::invalid(p, format!("missing (required for a {kind} schedule)"))),
+            }
+        };
+        Ok(match kind {
+            "constant" => Schedule::Constant,
+            "warmup" => Schedule::Warmup {
+                warmup_steps: steps("warmup_steps", Some(0))?,
+            },
+            "wsd" => Schedule::Wsd {
+                warmup_steps: steps("warmup_steps", Some(0))?,
+                decay_steps: steps("decay_steps", None)?,
+                total_steps: steps("total_steps", None)?,
+            },
+            _ => Schedule::Cosine {
+                warmup_steps: steps("warmup_steps", Some(0))?,
+                total_steps: steps("total_steps", None)?,
+                final_frac: match obj.get("final_frac") {
+                    Some(v) => number(v, &key_path(path, "final_frac"))?,
+                    None => 0.0,
+                },
+            },
+        })
     }
 }
