@@ -2,6 +2,34 @@
 //! weights y, the optimizer's state and step counters, and the run's settings.
 //! Written atomically (a temporary file, synced, then renamed), so an
 //! interrupted save never destroys the previous checkpoint.
+//!
+//! # Integrity
+//!
+//! Every checkpoint carries a checksum, and [`load`] refuses a file whose bytes
+//! do not match it: once the file parses as safetensors with sfnap's metadata,
+//! the checksum is checked before anything in it is used. The checksum is the
+//! CRC-32 (IEEE 802.3, the polynomial of zlib, gzip and PNG) of **the whole
+//! file**, with the checksum's own eight hex digits read as `0`s: the
+//! safetensors header (every tensor's name, dtype, shape and `data_offsets`),
+//! the metadata (format, step, settings, the batch sampler's `rng`, the host
+//! scalars) and the data area, in file order. In the file the digits sit in the
+//! metadata as `\"checksum\":\"1a2b3c4d\"` (lowercase hex); to check a file by
+//! hand, set those eight digits to `00000000` and take zlib's `crc32` of the
+//! result. CRC-32 catches every single-bit flip and every burst of up to 32
+//! flipped bits anywhere in the file, and misses other damage about one time in
+//! 2^32; moved `data_offsets` and edited metadata change the header's bytes, so
+//! they are caught as well. It guards against damage, not forgery: anyone can
+//! recompute it (as they could an unkeyed cryptographic hash, which would only
+//! cost more), so the content checks below hold for a file with a valid
+//! checksum too.
+//!
+//! Then [`load`] checks the content, all without a GPU: every `F32` tensor
+//! holds finite values; the `opt.*` tensors (the per-step scalars and
+//! sf_plus's device state, stored as raw bytes) have their struct's size, and
+//! their float fields are finite; the host scalars are finite and their
+//! optimizer settings valid; the step counters agree. [`Loaded::apply`] then
+//! checks that every tensor the model and optimizer need is there with its
+//! dtype and shape.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,26 +40,50 @@ use safetensors::{Dtype, SafeTensors};
 use crate::arena::Arena;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::optim::scalars::HostScalars;
+use crate::optim::plus::PlusState;
+use crate::optim::scalars::{HostScalars, StepScalars};
 use crate::optim::GpuOptimizer;
 
-/// The format tag stored in every checkpoint's metadata.
-pub const FORMAT: &str = "sfnap-checkpoint-2";
+/// The format tag stored in every checkpoint's metadata. Format 3 added the
+/// checksum; older formats are refused.
+pub const FORMAT: &str = "sfnap-checkpoint-3";
 
 /// The one metadata key: safetensors keeps metadata in a hash map, whose order
 /// changes from run to run, so everything sits under one key as a JSON object
 /// with a fixed field order, and identical runs write identical bytes.
 const KEY: &str = "sfnap";
 
+/// How the checksum's field starts in the file: the metadata is a JSON string
+/// inside the safetensors header's JSON, so its quotes are escaped.
+const CHECKSUM_FIELD: &[u8] = br#"\"checksum\":\""#;
+
+/// The checksum's value while it is computed.
+const CHECKSUM_ZERO: &str = "00000000";
+
 /// The metadata, in the order it is written.
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(serde::Serialize)]
 struct Header {
     format: String,
+    checksum: String,
     step: u64,
     config: String,
     rng: u64,
     host_scalars: HostScalars,
+}
+
+/// The fields of [`Header`], in order.
+const HEADER_FIELDS: [&str; 6] = ["format", "checksum", "step", "config", "rng", "host_scalars"];
+
+/// Field `name` of the metadata; the error names it (`metadata.step: ...`).
+fn field<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    fields: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Result<T> {
+    let v = fields
+        .get(name)
+        .ok_or_else(|| ckpt_err(path, format!("metadata.{name}: missing")))?;
+    T::deserialize(v).map_err(|e| ckpt_err(path, format!("metadata.{name}: {e}")))
 }
 
 /// What a checkpoint carries besides tensors.
@@ -90,6 +142,17 @@ pub fn save(path: &Path, gpu: &Gpu, arena: &Arena, opt: &GpuOptimizer, x: &wgpu:
     for (name, bytes) in &scalars {
         tensors.push((name.clone(), vec![bytes.len()], Dtype::U8, bytes));
     }
+    let bytes = encode(path, tensors, meta, opt.host_scalars())?;
+    write_atomic(path, &bytes)
+}
+
+/// The file's bytes: the tensors and the metadata, sealed with the checksum.
+fn encode(
+    path: &Path,
+    tensors: Vec<(String, Vec<usize>, Dtype, &[u8])>,
+    meta: &Meta,
+    host: &HostScalars,
+) -> Result<Vec<u8>> {
     let views: Vec<(String, TensorView<'_>)> = tensors
         .into_iter()
         .map(|(n, shape, dtype, data)| {
@@ -100,15 +163,50 @@ pub fn save(path: &Path, gpu: &Gpu, arena: &Arena, opt: &GpuOptimizer, x: &wgpu:
         .collect::<Result<_>>()?;
     let header = Header {
         format: FORMAT.to_string(),
+        checksum: CHECKSUM_ZERO.to_string(),
         step: meta.step,
         config: meta.config.clone(),
         rng: meta.rng,
-        host_scalars: opt.host_scalars().clone(),
+        host_scalars: host.clone(),
     };
     let header = serde_json::to_string(&header).map_err(|e| ckpt_err(path, e))?;
     let metadata = HashMap::from([(KEY.to_string(), header)]);
-    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| ckpt_err(path, e))?;
-    write_atomic(path, &bytes)
+    let mut bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| ckpt_err(path, e))?;
+    let at = checksum_at(&bytes, CHECKSUM_ZERO)
+        .ok_or_else(|| ckpt_err(path, "the checksum's place in the header was not found"))?;
+    let sum = format!("{:08x}", crc32fast::hash(&bytes));
+    bytes[at..at + 8].copy_from_slice(sum.as_bytes());
+    Ok(bytes)
+}
+
+/// Where the eight digits of the checksum `value` sit in `bytes`: the one
+/// occurrence of `\"checksum\":\"VALUE\"` in the safetensors header, or None if
+/// there is not exactly one.
+fn checksum_at(bytes: &[u8], value: &str) -> Option<usize> {
+    let header_len = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
+    let header = bytes.get(8..8usize.checked_add(header_len)?)?;
+    let mut pattern = CHECKSUM_FIELD.to_vec();
+    pattern.extend_from_slice(value.as_bytes());
+    pattern.extend_from_slice(br#"\""#);
+    let mut found = header
+        .windows(pattern.len())
+        .enumerate()
+        .filter(|(_, w)| *w == pattern.as_slice())
+        .map(|(i, _)| 8 + i + CHECKSUM_FIELD.len());
+    match (found.next(), found.next()) {
+        (Some(at), None) => Some(at),
+        _ => None,
+    }
+}
+
+/// The checksum of `bytes` as defined in the module documentation, with the
+/// stored digits at `at` read as zeros.
+fn checksum(bytes: &[u8], at: usize) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&bytes[..at]);
+    h.update(CHECKSUM_ZERO.as_bytes());
+    h.update(&bytes[at + 8..]);
+    h.finalize()
 }
 
 /// Writes `bytes` to `path` through a synced temporary file and a rename; on
@@ -141,7 +239,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
-/// A checkpoint read from disk, checked, not yet applied.
+/// A checkpoint read from disk and checked (see the module documentation),
+/// not yet applied.
 pub struct Loaded {
     /// Its metadata.
     pub meta: Meta,
@@ -149,9 +248,16 @@ pub struct Loaded {
     bytes: Vec<u8>,
 }
 
-/// Reads and checks `path` (format, metadata).
+/// Reads `path` and checks it: format, checksum and content (see the module
+/// documentation); nothing here needs a GPU.
 pub fn load(path: &Path) -> Result<Loaded> {
     let bytes = std::fs::read(path).map_err(io_err(path))?;
+    load_bytes(path, bytes)
+}
+
+/// [`load`] for a checkpoint's bytes already in memory; `path` only names it in errors.
+pub fn load_bytes(path: &Path, bytes: Vec<u8>) -> Result<Loaded> {
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| ckpt_err(path, format!("not a safetensors file: {e}")))?;
     let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| ckpt_err(path, e))?;
     let md = header
         .metadata()
@@ -161,11 +267,53 @@ pub fn load(path: &Path) -> Result<Loaded> {
         let found = md.get("format").map_or("none".to_string(), |f| format!("`{f}`"));
         return Err(ckpt_err(path, format!("format {found}, expected `{FORMAT}`")));
     };
-    let header: Header = serde_json::from_str(json).map_err(|e| ckpt_err(path, format!("metadata: {e}")))?;
-    if header.format != FORMAT {
+    let fields: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(json).map_err(|e| ckpt_err(path, format!("metadata: {e}")))?;
+    let format: String = field(path, &fields, "format")?;
+    if format != FORMAT {
         return Err(ckpt_err(
             path,
-            format!("format `{}`, expected `{FORMAT}`", header.format),
+            format!("format `{format}`, expected `{FORMAT}` (earlier formats carry no checksum and are not read)"),
+        ));
+    }
+    if let Some(key) = fields.keys().find(|k| !HEADER_FIELDS.contains(&k.as_str())) {
+        return Err(ckpt_err(path, format!("metadata.{key}: unknown field")));
+    }
+    let header = Header {
+        format,
+        checksum: field(path, &fields, "checksum")?,
+        step: field(path, &fields, "step")?,
+        config: field(path, &fields, "config")?,
+        rng: field(path, &fields, "rng")?,
+        host_scalars: field(path, &fields, "host_scalars")?,
+    };
+    let stored = header.checksum.as_str();
+    if stored.len() != 8 || !stored.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err(ckpt_err(
+            path,
+            format!("checksum {stored:?} is not 8 lowercase hex digits"),
+        ));
+    }
+    let at = checksum_at(&bytes, stored)
+        .ok_or_else(|| ckpt_err(path, "checksum: its field is not in the header exactly once"))?;
+    let computed = format!("{:08x}", checksum(&bytes, at));
+    if computed != stored {
+        return Err(ckpt_err(
+            path,
+            format!("checksum mismatch (stored {stored}, computed {computed}): the file is damaged"),
+        ));
+    }
+    verify_tensors(&st).map_err(|msg| ckpt_err(path, msg))?;
+    let host = header.host_scalars;
+    check_host_scalars(&host).map_err(|msg| ckpt_err(path, msg))?;
+    if host.steps() != header.step {
+        return Err(ckpt_err(
+            path,
+            format!(
+                "step counters disagree (step {}, host scalars {})",
+                header.step,
+                host.steps()
+            ),
         ));
     }
     let meta = Meta {
@@ -173,15 +321,81 @@ pub fn load(path: &Path) -> Result<Loaded> {
         config: header.config,
         rng: header.rng,
     };
-    let host = header.host_scalars;
-    if host.steps() != meta.step {
-        return Err(ckpt_err(path, "step counters disagree"));
-    }
     Ok(Loaded { meta, host, bytes })
 }
 
+/// The float fields of an `opt.*` tensor, if its layout is known: the struct it
+/// holds (as raw bytes, the GPU buffer's contents) read back from `data`.
+fn scalar_fields(name: &str, data: &[u8]) -> Option<std::result::Result<Vec<(&'static str, f32)>, String>> {
+    fn read<T: bytemuck::Pod>(name: &str, data: &[u8]) -> std::result::Result<T, String> {
+        let size = std::mem::size_of::<T>();
+        let expected = size.max(16).next_multiple_of(16);
+        if data.len() != expected {
+            return Err(format!("tensor `{name}` has {} bytes, expected {expected}", data.len()));
+        }
+        Ok(bytemuck::pod_read_unaligned(&data[..size]))
+    }
+    match name {
+        "opt.step" => Some(read::<StepScalars>(name, data).map(|s| s.float_fields().to_vec())),
+        "opt.plus_state" => Some(read::<PlusState>(name, data).map(|s| s.float_fields().to_vec())),
+        _ => None,
+    }
+}
+
+/// Every tensor: `F32` data finite, and `opt.*` (`U8`, raw structs) of the
+/// right size with finite float fields. The error names the tensor, and the
+/// element or field.
+fn verify_tensors(st: &SafeTensors<'_>) -> std::result::Result<(), String> {
+    let mut names = st.names();
+    names.sort();
+    for name in names {
+        let t = st.tensor(name).map_err(|e| format!("tensor `{name}`: {e}"))?;
+        match t.dtype() {
+            Dtype::F32 if !name.starts_with("opt.") => {
+                let bad = t
+                    .data()
+                    .chunks_exact(4)
+                    .position(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite());
+                if let Some(i) = bad {
+                    return Err(format!("{name}[{i}] is not finite"));
+                }
+            }
+            Dtype::U8 if name.starts_with("opt.") => {
+                if let Some(fields) = scalar_fields(name, t.data()) {
+                    for (field, v) in fields? {
+                        if !v.is_finite() {
+                            return Err(format!("{name}.{field} is not finite ({v})"));
+                        }
+                    }
+                }
+            }
+            other => {
+                return Err(format!(
+                    "tensor `{name}` has dtype {other:?}, which no sfnap checkpoint holds"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The host scalars: finite, and their optimizer settings valid.
+fn check_host_scalars(host: &HostScalars) -> std::result::Result<(), String> {
+    if let Some((field, v)) = host.float_fields().into_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(format!("host_scalars.{field} is not finite ({v})"));
+    }
+    host.config().validate().map_err(|e| format!("host_scalars.cfg: {e}"))
+}
+
 impl Loaded {
-    /// Writes the checkpoint into a freshly built arena and optimizer (same model and optimizer).
+    /// The host scalars it carries.
+    pub fn host_scalars(&self) -> &HostScalars {
+        &self.host
+    }
+
+    /// Writes the checkpoint into a freshly built arena and optimizer (same
+    /// model and optimizer), after checking that every tensor they need is
+    /// there with its dtype and shape.
     pub fn apply(self, path: &Path, gpu: &Gpu, arena: &Arena, opt: &mut GpuOptimizer) -> Result<()> {
         let st = SafeTensors::deserialize(&self.bytes).map_err(|e| ckpt_err(path, e))?;
         let fetch = |name: &str, dtype: Dtype, shape: &[usize]| -> Result<&[u8]> {
@@ -206,9 +420,6 @@ impl Loaded {
             for slot in &arena.layout.slots {
                 let data = fetch(&format!("{prefix}.{}", slot.name), Dtype::F32, &slot.shape)?;
                 let values: Vec<f32> = bytemuck::pod_collect_to_vec(data);
-                if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-                    return Err(ckpt_err(path, format!("{prefix}.{}[{i}] is not finite", slot.name)));
-                }
                 arena.write_to(gpu, buffer, &slot.name, &values)?;
             }
         }

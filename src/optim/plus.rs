@@ -49,6 +49,20 @@ impl PlusState {
         }
     }
 
+    /// Its float fields by name (all but the error flag, counters and padding), in struct order.
+    pub fn float_fields(&self) -> [(&'static str, f32); 8] {
+        [
+            ("e_prev", self.e_prev),
+            ("lr_max", self.lr_max),
+            ("w_sum", self.w_sum),
+            ("w_comp", self.w_comp),
+            ("l1", self.l1),
+            ("dot", self.dot),
+            ("alpha", self.alpha),
+            ("one", self.one),
+        ]
+    }
+
     /// The error the device recorded, if any, as [`Error::Numerical`].
     pub fn error(&self) -> Result<()> {
         let what = match self.error {

@@ -64,6 +64,32 @@ pub struct StepScalars {
     pub step: u32,
 }
 
+impl StepScalars {
+    /// Its float fields by name (all but `skip` and the padding), in struct order.
+    pub fn float_fields(&self) -> [(&'static str, f32); 18] {
+        [
+            ("gamma", self.gamma),
+            ("c", self.c),
+            ("beta", self.beta),
+            ("wd", self.wd),
+            ("b1", self.b1),
+            ("b2", self.b2),
+            ("inv_bc1", self.inv_bc1),
+            ("inv_bc2", self.inv_bc2),
+            ("eps", self.eps),
+            ("adaptive", self.adaptive),
+            ("mu", self.mu),
+            ("inv_bcmu", self.inv_bcmu),
+            ("lr", self.lr),
+            ("t_pow_r", self.t_pow_r),
+            ("p", self.p),
+            ("polyak_beta", self.polyak_beta),
+            ("inv_bcp", self.inv_bcp),
+            ("warm", self.warm),
+        ]
+    }
+}
+
 /// The host's running state of the scalar recurrences (warmup, lr_max, W_sum).
 /// It serializes exactly (f64 round-trips through JSON), for checkpoints.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -104,6 +130,23 @@ impl HostScalars {
     /// Running sum of the averaging weights (f64, compensated).
     pub fn w_sum(&self) -> f64 {
         self.w_sum + self.w_comp
+    }
+
+    /// Its float fields by name (`last.*`: the last step's scalars), in struct
+    /// order: a checkpoint's are checked finite on load.
+    pub fn float_fields(&self) -> Vec<(String, f64)> {
+        let mut v = vec![
+            ("lr_max".to_string(), self.lr_max),
+            ("w_sum".to_string(), self.w_sum),
+            ("w_comp".to_string(), self.w_comp),
+        ];
+        v.extend(
+            self.last
+                .float_fields()
+                .into_iter()
+                .map(|(n, x)| (format!("last.{n}"), x as f64)),
+        );
+        v
     }
 
     /// The scalars of the last step (before any step: only `beta` is set).
