@@ -408,7 +408,7 @@ impl OptimConfig {
     }
 }
 
-/// `v` for a message: plain when of moderate size, else in exponent form (`1e18`).
+/// `v` for a message: plain when of moderate size, else in exponent form (`1e37`).
 fn num(v: f64) -> String {
     if v == 0.0 || (1e-4..1e6).contains(&v.abs()) {
         format!("{v}")
@@ -419,12 +419,14 @@ fn num(v: f64) -> String {
 
 /// The ranges [`OptimConfig::validate`] enforces. The kernels compute in f32
 /// (largest finite value 3.4e38), so a value that is finite in f64 can still
-/// overflow them; these bounds keep every data-independent product finite.
+/// overflow them; outside these ranges a setting overflows whatever the data.
+/// Inside them a run can still overflow through its data (a huge rate on a
+/// huge gradient): the device's non-finite checks stop it then.
 pub mod limits {
     /// The largest `lr` and `weight_decay`, and the largest `eps` (the smallest
-    /// is its reciprocal): the square or the product of any two such values
-    /// stays below 1e36, inside f32.
-    pub const MAX_SCALE: f64 = 1e18;
+    /// is its reciprocal, a normal f32): a step of this size on an update of
+    /// size up to 30 stays inside f32; 1e38 does not.
+    pub const MAX_SCALE: f64 = 1e37;
     /// The largest `|r|`: `t^r` stays below 1e29 for 2^32 steps (the device's
     /// step counter), which leaves room for `lr_max^p` in f32.
     pub const MAX_R: f64 = 3.0;
