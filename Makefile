@@ -116,6 +116,6 @@ bench-peers:
 ## The plasticity study (docs/plasticity.md and its plots): the continual stream with every
 ## network and optimizer, --sf-window, the stationary digits, and the checkpoint-merging table
 ## (scripts/merge_study.sh). Runs land in target/plasticity/ (finished runs are kept; delete it
-## to start over). About two hours on lavapipe with 2 cores.
+## to start over). About 1.8 hours of runs on lavapipe with 2 cores, two at a time (JOBS).
 evidence: setup
 	bash scripts/plasticity.sh
