@@ -114,7 +114,8 @@ bench-peers:
 
 .PHONY: evidence
 ## The plasticity study (docs/plasticity.md and its plots): the continual stream with every
-## network and optimizer, --sf-window, the stationary digits. Runs land in target/plasticity/
-## (finished runs are kept; delete it to start over). About an hour on lavapipe with 2 cores.
+## network and optimizer, --sf-window, the stationary digits, and the checkpoint-merging table
+## (scripts/merge_study.sh). Runs land in target/plasticity/ (finished runs are kept; delete it
+## to start over). About 1.8 hours of runs on lavapipe with 2 cores, two at a time (JOBS).
 evidence: setup
 	bash scripts/plasticity.sh

@@ -41,7 +41,8 @@ def read_run(path):
     done = os.path.join(path, "done")
     if os.path.exists(done):
         parts = open(done).read().split()
-        status, seconds = int(parts[0]), int(parts[1])
+        if len(parts) >= 2:  # merge_study.sh's done files are empty
+            status, seconds = int(parts[0]), int(parts[1])
     return rows, status, seconds
 
 
@@ -382,6 +383,12 @@ def main():
             if len(parts) == 3:
                 add(f"| {parts[0]} | {parts[1]} | {parts[2]} |")
         add("")
+        for run in ("adamw", "adamw_sf"):
+            rows, _, _ = read_run(os.path.join(runs_dir, "merge", run))
+            if rows:
+                add(f"{run}'s held-out loss along the run (step: loss at x): "
+                    + ", ".join(f"{int(r['step'])}: {r['eval_loss']:.3f}" for r in rows) + ".")
+                add("")
 
     notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plasticity_notes.md")
     if os.path.exists(notes):
@@ -397,9 +404,15 @@ def main():
     add("|---|---|---|")
     for name in names:
         p = os.path.join(runs_dir, name)
-        if os.path.isdir(p):
+        if os.path.isdir(p) and re.fullmatch(r"(continual|digits)-.+", name):
             _, status, seconds = read_run(p)
             add(f"| {name} | {status} | {seconds} |")
+    if os.path.isdir(cand_dir):
+        for name in sorted(os.listdir(cand_dir)):
+            p = os.path.join(cand_dir, name)
+            if os.path.isdir(p):
+                _, status, seconds = read_run(p)
+                add(f"| candidates/{name} | {status} | {seconds} |")
     add("")
     with open(md_path, "w") as f:
         f.write("\n".join(lines))

@@ -1,8 +1,8 @@
-// The plasticity page: two networks (plain and NaP) on the continual label-reset stream;
-// web/js/demo.js runs the loop.
+// The plasticity page: three networks (AdamW without and with NaP, adamw_sf with NaP and an
+// averaging window) on the continual label-reset stream; web/js/demo.js runs the loop.
 //
-// Each animation frame submits a few steps of both networks (no readback), then one snapshot
-// of both: per-step batch stats, end-of-task accuracies and the hidden weights (for norms).
+// Each animation frame submits a few steps of every network (no readback), then one snapshot
+// of all: per-step batch stats, end-of-task accuracies and the hidden weights (for norms).
 //
 // URL parameters preset the controls; `steps=N` runs exactly N steps, then publishes
 // `window.plasticityResult` and sets `window.plasticityStatus = "done"`.
@@ -10,8 +10,8 @@
 import { aboutMs, runPage } from "./demo.js";
 import { drawChart } from "./plot.js";
 
-const COLORS = { plain: "#ff8a4c", nap: "#3ee0c8" };
-const NAMES = ["plain", "nap"];
+const COLORS = { plain: "#ff8a4c", nap: "#3ee0c8", nap_sf: "#c58cff" };
+const NAMES = ["plain", "nap", "nap_sf"];
 const form = document.getElementById("controls");
 
 function config() {
@@ -22,6 +22,10 @@ function config() {
     hidden: Number(el.hidden.value),
     batch: Number(el.batch.value),
     lr: Number(el.lr.value),
+    plain_norm: el.plain_norm.checked,
+    sf_lr: Number(el.sf_lr.value),
+    sf_window: Number(el.sf_window.value),
+    sf_beta: Number(el.sf_beta.value),
     seed: Number(el.seed.value),
   };
 }
@@ -66,7 +70,7 @@ function draw(state, target) {
   const xmax = Math.max(state.step, 1);
   const marks = [];
   for (let k = ts; k <= state.step; k += ts) marks.push(k);
-  // Both layers of both networks: the first solid, the second dashed.
+  // Both layers of every network: the first solid, the second dashed.
   const layerSeries = (key) =>
     NAMES.flatMap((n) =>
       [0, 1].map((l) => ({
@@ -101,8 +105,7 @@ function draw(state, target) {
     { xmax, ymin: 0, ymax: 1, marks }
   );
   document.getElementById("task").textContent = tasksDone;
-  document.getElementById("acc-plain").textContent = fmt(later(state.nets.plain.tasks));
-  document.getElementById("acc-nap").textContent = fmt(later(state.nets.nap.tasks));
+  for (const n of NAMES) document.getElementById(`acc-${n}`).textContent = fmt(later(state.nets[n].tasks));
 }
 
 /** What the browser test reads. */
@@ -119,7 +122,7 @@ function report(state) {
       effective_lr_end: last.effective_lr,
     };
   };
-  return { config: state.cfg, plain: net("plain"), nap: net("nap") };
+  return { config: state.cfg, plain: net("plain"), nap: net("nap"), nap_sf: net("nap_sf") };
 }
 
 runPage({

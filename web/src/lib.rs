@@ -4,7 +4,8 @@
 //!   test function, raced by `sgd_sf`, `adamw_sf`, `sf_plus` and scheduled `adamw`,
 //!   with its own kernel file (`web/shaders/race.wgsl`).
 //! - [`live`]: small MLPs trained live: two spirals (`web/spirals.html`) and the
-//!   plasticity comparison with and without NaP (`web/plasticity.html`).
+//!   plasticity comparison (AdamW with and without NaP, adamw_sf with NaP and a
+//!   window: `web/plasticity.html`).
 //! - [`demo`]: what the three share: the [`demo::Demo`] interface (create, step,
 //!   snapshot) and snapshots read back in one transfer with the engine's
 //!   [`sfnap::gpu::PackedReadback`].

@@ -5,10 +5,11 @@
 //! - [`Spirals`]: one MLP on two spirals; snapshots carry the decision boundary at
 //!   y (the arena's parameters) and at x (an [`XExport`] buffer) over a grid, and
 //!   train/test losses (`web/spirals.html`).
-//! - [`Plasticity`]: two MLPs, one with NaP and one without, on the continual
-//!   label-reset stream of [`sfnap::data::continual::Continual`]; snapshots carry
-//!   the accuracy at the end of every task, hidden weight norms and effective
-//!   learning rates (`web/plasticity.html`).
+//! - [`Plasticity`]: three MLPs (AdamW without and with NaP, adamw_sf with NaP and
+//!   an averaging window) on the continual label-reset stream of
+//!   [`sfnap::data::continual::Continual`]; snapshots carry the accuracy at the end
+//!   of every task, hidden weight norms and effective learning rates
+//!   (`web/plasticity.html`).
 //!
 //! A step uploads its batch and submits one encoder (forward, loss, backward,
 //! optimizer, NaP, and a copy of the loss stats into a ring); nothing is read back

@@ -1,7 +1,8 @@
-//! The plasticity demo (`web/plasticity.html`): two MLPs, one with NaP and one
-//! without, on the continual label-reset stream of [`Continual`]; snapshots carry
-//! the accuracy at the end of every task, hidden weight norms and effective
-//! learning rates.
+//! The plasticity demo (`web/plasticity.html`): three MLPs with LayerNorm on the
+//! continual label-reset stream of [`Continual`]: AdamW without NaP, AdamW with NaP,
+//! and adamw_sf with NaP and an averaging window (`sf_window`, `sf_beta`: the
+//! setting docs/plasticity.md chose). Snapshots carry the accuracy at the end of
+//! every task, hidden weight norms and effective learning rates.
 
 use std::ops::Range;
 
@@ -36,10 +37,24 @@ pub struct PlasticityConfig {
     pub batch: usize,
     /// AdamW's (constant) learning rate.
     pub lr: f64,
-    /// Seed of labels, initialization (the same for both networks) and batches.
+    /// Whether the first network (AdamW without NaP) has LayerNorm; without it, it is
+    /// the plasticity study's plain MLP (Linear with bias, ReLU).
+    pub plain_norm: bool,
+    /// adamw_sf's learning rate (the third network).
+    pub sf_lr: f64,
+    /// adamw_sf's averaging window in steps (`--sf-window`; 0: the paper's whole-run average).
+    pub sf_window: u64,
+    /// adamw_sf's interpolation weight beta of y = (1 - beta) z + beta x (`--sf-beta`).
+    pub sf_beta: f64,
+    /// Seed of labels, initialization (the same for every network) and batches.
     pub seed: u64,
 }
 
+/// The defaults, from docs/plasticity.md and measured natively on lavapipe over 12
+/// tasks (`web/tests/live.rs`): AdamW at the study's 1e-3, the plain network without
+/// LayerNorm (with it, AdamW keeps most of its plasticity over a short stream and the
+/// gap to NaP is 0 to 9 points by seed at 3e-3), and adamw_sf + NaP with the study's
+/// beta 0.5 at 3e-3 and a window a fifth of a task, as the study's 100 steps of 500.
 impl Default for PlasticityConfig {
     fn default() -> Self {
         PlasticityConfig {
@@ -47,7 +62,11 @@ impl Default for PlasticityConfig {
             task_steps: 100,
             hidden: 128,
             batch: 64,
-            lr: 3e-3,
+            lr: 1e-3,
+            plain_norm: false,
+            sf_lr: 3e-3,
+            sf_window: 20,
+            sf_beta: 0.5,
             seed: 1,
         }
     }
@@ -69,13 +88,18 @@ impl PlasticityConfig {
             ("batch", self.batch, 4096),
             ("task_steps", self.task_steps as usize, 1 << 20),
         ])?;
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(Error::invalid("lr", "must be positive"));
+        for (name, lr) in [("lr", self.lr), ("sf_lr", self.sf_lr)] {
+            if !(lr > 0.0 && lr.is_finite()) {
+                return Err(Error::invalid(name, "must be positive"));
+            }
+        }
+        if !(0.0..1.0).contains(&self.sf_beta) {
+            return Err(Error::invalid("sf_beta", "must be in [0, 1)"));
         }
         Ok(())
     }
 
-    /// The model: 64 - hidden - hidden - 10.
+    /// The model of the NaP networks: 64 - hidden - hidden - 10 with LayerNorm.
     pub fn model(&self) -> MlpConfig {
         MlpConfig {
             input: 64,
@@ -84,19 +108,32 @@ impl PlasticityConfig {
             norm: true,
         }
     }
+
+    /// The model of the first network: [`PlasticityConfig::model`], without LayerNorm
+    /// unless `plain_norm`.
+    pub fn plain_model(&self) -> MlpConfig {
+        MlpConfig {
+            norm: self.plain_norm,
+            ..self.model()
+        }
+    }
 }
 
-/// The networks of the plasticity demo, in order.
-pub const PLASTICITY_NETS: [&str; 2] = ["plain", "nap"];
+/// The networks of the plasticity demo, in order: AdamW without NaP, AdamW with
+/// NaP, adamw_sf with NaP and the window.
+pub const PLASTICITY_NETS: [&str; 3] = ["plain", "nap", "nap_sf"];
 
 struct Lane {
     net: LiveNet,
+    /// Evaluates x (the export buffer) rather than y: the Schedule-Free network.
+    at_x: bool,
+    lr: f64,
     eval: MlpGraph,
     tasks: wgpu::Buffer,
 }
 
-/// Two networks (without and with NaP) on the same continual stream, the same
-/// batches and the same initialization.
+/// Three networks on the same continual stream, the same batches and the same
+/// initialization.
 pub struct Plasticity {
     config: PlasticityConfig,
     stream: Continual,
@@ -115,20 +152,38 @@ impl Demo for Plasticity {
         PlasticityConfig::parse(json)
     }
 
-    /// Builds both networks and the stream.
+    /// Builds the networks and the stream.
     fn new(gpu: &Gpu, config: &PlasticityConfig) -> Result<Plasticity> {
         config.validate()?;
         let stream = Continual::new(&digits(), config.inputs, config.task_steps, config.seed);
         let data = stream.task_data(0);
-        let model = config.model();
-        let opt = OptimConfig::new(Kind::Adamw).with_lr(config.lr);
         let lanes = PLASTICITY_NETS
             .iter()
             .map(|&name| {
-                let net = LiveNet::new(gpu, &model, &opt, name == "nap", config.batch, config.seed)?;
-                let eval = net.eval_graph(gpu, false, data.len())?;
+                let (opt, at_x) = if name == "nap_sf" {
+                    let mut opt = OptimConfig::new(Kind::AdamwSf).with_lr(config.sf_lr);
+                    opt.sf_window = config.sf_window;
+                    opt.betas = Some([config.sf_beta, opt.betas().1]);
+                    (opt, true)
+                } else {
+                    (OptimConfig::new(Kind::Adamw).with_lr(config.lr), false)
+                };
+                let (model, nap) = if name == "plain" {
+                    (config.plain_model(), false)
+                } else {
+                    (config.model(), true)
+                };
+                let net = LiveNet::new(gpu, &model, &opt, nap, config.batch, config.seed)?;
+                let eval = net.eval_graph(gpu, at_x, data.len())?;
                 let tasks = gpu.storage("live tasks", STATS * MAX_TASKS as u64);
-                Ok(Lane { net, eval, tasks })
+                let lr = opt.lr();
+                Ok(Lane {
+                    net,
+                    at_x,
+                    lr,
+                    eval,
+                    tasks,
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Plasticity {
@@ -151,8 +206,8 @@ impl Demo for Plasticity {
         self.steps
     }
 
-    /// Submits `n` steps of both networks; at the end of each task, evaluates both on
-    /// all inputs with the task's labels (no readback).
+    /// Submits `n` steps of every network; at the end of each task, evaluates each on
+    /// all inputs with the task's labels, at x (no readback).
     fn step(&mut self, gpu: &Gpu, n: u32) -> Result<()> {
         for _ in 0..n {
             let task = self.stream.task(self.steps);
@@ -172,6 +227,9 @@ impl Demo for Plasticity {
                 let at = STATS * (task % MAX_TASKS as u64);
                 gpu.submit(|enc| {
                     for lane in &self.lanes {
+                        if lane.at_x {
+                            lane.net.record_export(enc);
+                        }
                         record_forward(enc, &[&lane.eval]);
                         enc.copy_buffer_to_buffer(lane.eval.loss().stats(), 0, &lane.tasks, at, STATS);
                     }
@@ -181,16 +239,13 @@ impl Demo for Plasticity {
         Ok(())
     }
 
-    /// Reads back both networks' per-step stats since the last snapshot, end-of-task
+    /// Reads back every network's per-step stats since the last snapshot, end-of-task
     /// stats and hidden weights.
     fn request_snapshot(&mut self, gpu: &Gpu) -> Request<PlasticityParts> {
         let steps = steps_since(&mut self.read_from, self.steps, HISTORY);
         let done = self.steps / self.config.task_steps;
         let tasks = done.saturating_sub(MAX_TASKS as u64)..done;
-        let layout = &self.lanes[0].net.arena().layout;
-        let hidden: Vec<_> = (0..self.config.model().hidden.len())
-            .map(|i| layout.slot(&format!("l{i}.weight")).expect("hidden weights exist"))
-            .collect();
+        let layers = self.config.model().hidden.len();
         Request::submit(gpu, |_, readback| PlasticityParts {
             nets: self
                 .lanes
@@ -198,14 +253,21 @@ impl Demo for Plasticity {
                 .map(|lane| NetParts {
                     history: lane.net.add_history(readback, steps.clone()),
                     tasks: readback.add_values::<LossStats>(&lane.tasks, 0, MAX_TASKS),
-                    hidden: hidden
-                        .iter()
-                        .map(|s| readback.add_values::<f32>(&lane.net.arena().params, s.offset, s.len))
+                    // Each network's own layout: the plain one has biases where the others have norms.
+                    hidden: (0..layers)
+                        .map(|i| {
+                            let arena = lane.net.arena();
+                            let s = arena
+                                .layout
+                                .slot(&format!("l{i}.weight"))
+                                .expect("hidden weights exist");
+                            readback.add_values::<f32>(&arena.params, s.offset, s.len)
+                        })
                         .collect(),
+                    lr: lane.lr,
                 })
                 .collect(),
             tasks,
-            lr: self.config.lr,
             task_steps: self.config.task_steps,
         })
     }
@@ -215,7 +277,6 @@ impl Demo for Plasticity {
 pub struct PlasticityParts {
     nets: Vec<NetParts>,
     tasks: Range<u64>,
-    lr: f64,
     task_steps: u64,
 }
 
@@ -224,6 +285,7 @@ struct NetParts {
     history: History,
     tasks: Part,
     hidden: Vec<Part>,
+    lr: f64,
 }
 
 impl Unpack for PlasticityParts {
@@ -252,7 +314,7 @@ impl Unpack for PlasticityParts {
                     })
                     .collect();
                 // Adam on a scale-invariant weight: the angular step is lr / ||W||.
-                let effective_lr = norms.iter().map(|n| self.lr / n.max(1e-12)).collect();
+                let effective_lr = norms.iter().map(|n| net.lr / n.max(1e-12)).collect();
                 NetSnapshot {
                     name: name.to_string(),
                     train_loss,
@@ -273,7 +335,7 @@ impl Unpack for PlasticityParts {
     }
 }
 
-/// Both plasticity networks at one moment.
+/// The plasticity networks at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlasticitySnapshot {
     /// Steps taken.
@@ -291,7 +353,7 @@ pub struct PlasticitySnapshot {
 /// One plasticity network's numbers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NetSnapshot {
-    /// `plain` or `nap`.
+    /// `plain`, `nap` or `nap_sf`.
     pub name: String,
     /// Mean batch loss of each step since the last snapshot.
     pub train_loss: Vec<f32>,
@@ -299,9 +361,9 @@ pub struct NetSnapshot {
     pub train_acc: Vec<f32>,
     /// Accuracy on all inputs with the task's labels at the end of every finished task.
     pub task_acc: Vec<f32>,
-    /// Frobenius norm of each hidden weight now.
+    /// Frobenius norm of each hidden weight (at y) now.
     pub norms: Vec<f64>,
-    /// lr / norm of each hidden weight: the angular step size AdamW takes on it.
+    /// lr / norm of each hidden weight: the angular step size Adam takes on it.
     pub effective_lr: Vec<f64>,
 }
 
