@@ -293,6 +293,9 @@ fn exit_codes_follow_one_policy() {
     for (args, code) in [
         (vec!["train", "--batch", "0"], 2),
         (vec!["train", "--opt", "nope"], 2),
+        // A warmup the kind would ignore is refused, not dropped.
+        (vec!["train", "--opt", "sf_plus", "--warmup", "50"], 2),
+        (vec!["train", "--opt", "adamw", "--warmup", "50"], 2),
         (vec!["replay", missing.to_str().unwrap()], 2),
         (vec!["train", "--resume", no_checkpoint.to_str().unwrap()], 2),
         (

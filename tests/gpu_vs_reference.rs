@@ -65,13 +65,16 @@ fn configs() -> Vec<(&'static str, OptimConfig)> {
     plus.sf_beta1_anneal_steps = 300;
     plus.c_warmup = 10;
     plus.polyak_beta = 0.9;
+    // adamw warms up through its schedule; its own warmup_steps must stay 0.
     let mut cosine = base(Kind::Adamw, 0.01);
+    cosine.warmup_steps = 0;
     cosine.schedule = Schedule::Cosine {
         warmup_steps: 50,
         total_steps: 1000,
         final_frac: 0.1,
     };
     let mut wsd = base(Kind::Adamw, 0.01);
+    wsd.warmup_steps = 0;
     wsd.schedule = Schedule::Wsd {
         warmup_steps: 50,
         decay_steps: 200,

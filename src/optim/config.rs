@@ -340,6 +340,17 @@ impl OptimConfig {
                 ),
             ));
         }
+        // A warmup a kind would ignore is refused, not dropped.
+        if self.warmup_steps > 0 && matches!(self.kind, Kind::SfPlus | Kind::Adamw) {
+            return Err(Error::invalid(
+                field("warmup_steps"),
+                if self.kind == Kind::SfPlus {
+                    "sf_plus takes no warmup: its step comes from the loss (c_warmup holds x at z for its first steps)"
+                } else {
+                    "adamw warms up through its schedule (`warmup`, `wsd` or `cosine`)"
+                },
+            ));
+        }
         in_range("eps", self.eps, 1.0 / MAX_SCALE, MAX_SCALE)?;
         in_range("weight_decay", self.weight_decay, 0.0, MAX_SCALE)?;
         in_range("r", self.r, -MAX_R, MAX_R)?;

@@ -101,7 +101,7 @@ struct TrainArgs {
     /// Learning rate (sf_plus: a multiplier of its Polyak step, default 1).
     #[arg(long)]
     lr: Option<f64>,
-    /// Warmup steps (Schedule-Free kinds; the schedule's warmup for adamw).
+    /// Warmup steps (Schedule-Free kinds but sf_plus, which refuses it; adamw: its schedule's warmup).
     #[arg(long, default_value_t = 0)]
     warmup: u64,
     /// adamw's schedule: constant, warmup, wsd (last 20% decays) or cosine.
@@ -213,6 +213,12 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig, Error> {
             ))
         }
     };
+    if optimizer.kind == Kind::Adamw && a.schedule == "constant" && a.warmup > 0 {
+        return Err(Error::invalid(
+            "warmup",
+            "adamw's constant schedule has no warmup: use --schedule warmup, wsd or cosine",
+        ));
+    }
     if optimizer.kind != Kind::Adamw && a.schedule != "constant" {
         return Err(Error::invalid(
             "schedule",
