@@ -1,5 +1,5 @@
 # sfnap: the two commands a newcomer needs are `make demo` and `make test`.
-# Both install what is missing first (Mesa's lavapipe and llvmpipe, idempotently).
+# Both install what is missing first (Mesa's lavapipe and llvmpipe, OpenMPI and libclang; idempotently).
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -12,11 +12,12 @@ CROSS_TARGETS ?= x86_64-pc-windows-msvc aarch64-apple-darwin
 WASM := $(or $(CARGO_TARGET_DIR),target)/wasm32-unknown-unknown/release/sfnap_web.wasm
 WEB_PORT ?= 8000
 
-.PHONY: setup demo test lint test-gpu cross-check web web-build test-web
+.PHONY: setup demo test lint test-gpu test-mpi cross-check web web-build test-web
 
-## Install Mesa lavapipe (Vulkan) and llvmpipe (GL/EGL) if missing.
+## Install Mesa lavapipe (Vulkan) and llvmpipe (GL/EGL), OpenMPI and libclang (feature `mpi`) if missing.
 setup:
 	@bash scripts/setup-lavapipe.sh
+	@bash scripts/setup-mpi.sh
 
 ## The main job on the best adapter present (lavapipe when there is no GPU):
 ## the digits MLP with sf_plus + NaP and with adamw + WSD, side by side.
@@ -24,7 +25,7 @@ demo: setup
 	$(CARGO) run --release --example digits
 
 ## Every test: formatting and lints, the GPU suite on every backend, the cross-target builds.
-test: setup lint test-gpu cross-check test-web
+test: setup lint test-gpu test-mpi cross-check test-web
 
 # The command line's dependencies (feature `cli`): an embedder building with
 # `default-features = false` must compile none of them.
@@ -36,6 +37,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p sfnap --no-default-features --lib -- -D warnings
+	$(CARGO) clippy -p sfnap --all-targets --features mpi -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --workspace
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 	$(CARGO) clippy -p sfnap-web --target wasm32-unknown-unknown -- -D warnings
@@ -73,6 +75,14 @@ test-gpu:
 	  done; \
 	  echo "== README code blocks (doctests) on vulkan"; \
 	  SFNAP_BACKEND=vulkan $(CARGO) test --doc -p sfnap || exit 1
+
+# Data-parallel training (feature `mpi`): 2 ranks on lavapipe under mpirun. Only
+# sfnap itself is rebuilt with the feature; its dependencies are the debug build's.
+test-mpi:
+	@lvp="$(firstword $(wildcard /usr/share/vulkan/icd.d/lvp_icd*.json))"; \
+	  if [ -z "$$lvp" ]; then echo "error: no lavapipe driver file (lvp_icd*.json); run make setup" >&2; exit 1; fi; \
+	  echo "== MPI tests (2 ranks) on vulkan"; \
+	  VK_DRIVER_FILES="$$lvp" SFNAP_BACKEND=vulkan $(CARGO) test -p sfnap --features mpi --test mpi -- --test-threads 1
 
 cross-check:
 	@for t in $(CROSS_TARGETS); do \

@@ -4,7 +4,7 @@
 
 RESULTS_DIR holds sfnap.jsonl ({"sweep", "cmd", "result"} per line), peers.jsonl
 (benches/peers, possibly empty) and devices.txt. The hand-written part (what was
-tried, the levers) is benches/levers.md, copied in. Standard library only.
+tried, the levers; the data-parallel exchange) is benches/levers.md and benches/distributed.md, copied in. Standard library only.
 """
 
 import json
@@ -262,10 +262,12 @@ def main():
     if peers:
         md += ["benches/peers/run.sh --sizes " + ",".join(f"{p['params']}:{p['tensors']}" for p in peers)]
     md += ["```", ""]
-    levers = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benches", "levers.md")
-    if os.path.exists(levers):
-        with open(levers) as f:
-            md += [f.read().rstrip(), ""]
+    # The hand-written parts: the levers tried, and the data-parallel exchange's cost.
+    for part in ("levers.md", "distributed.md"):
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benches", part)
+        if os.path.exists(path):
+            with open(path) as f:
+                md += [f.read().rstrip(), ""]
     with open(md_path, "w") as f:
         f.write("\n".join(md))
 

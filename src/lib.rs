@@ -20,6 +20,8 @@ pub mod bench;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod checkpoint;
 pub mod data;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod distributed;
 pub mod error;
 pub mod gpu;
 pub(crate) mod json;

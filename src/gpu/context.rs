@@ -136,6 +136,54 @@ pub fn pick_adapter(choice: BackendChoice) -> Result<wgpu::Adapter> {
         })
 }
 
+/// Picks the adapter of one rank among several on a node (`local_rank`, from 0).
+/// `SFNAP_ADAPTER` overrides: an index `i` of [`adapters`] (as `sfnap devices`
+/// prints them), or a comma-separated list of them that local rank `r` takes
+/// entry `r` of (modulo its length). Otherwise the ranks share out the adapters
+/// of the best kind present for `choice` (the kind [`pick_adapter`] would take:
+/// discrete GPUs first, native APIs before GL), rank `r` taking the
+/// `r`-th modulo their number; more ranks than adapters share them.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn pick_adapter_for_rank(choice: BackendChoice, local_rank: usize) -> Result<wgpu::Adapter> {
+    if let Ok(list) = std::env::var("SFNAP_ADAPTER") {
+        let all = adapters();
+        let indices: Vec<&str> = list.split(',').map(str::trim).collect();
+        let wanted = indices[local_rank % indices.len()];
+        let i: usize = wanted.parse().map_err(|_| {
+            Error::invalid(
+                "SFNAP_ADAPTER",
+                format!("`{list}` is not an adapter index or a comma-separated list of them (see `sfnap devices`)"),
+            )
+        })?;
+        let n = all.len();
+        return all.into_iter().nth(i).ok_or_else(|| {
+            Error::invalid(
+                "SFNAP_ADAPTER",
+                format!("adapter [{i}] does not exist: {n} adapters present (see `sfnap devices`)"),
+            )
+        });
+    }
+    let best = pick_adapter(choice)?;
+    let kind = rank(&best.get_info());
+    let name_filter = std::env::var("WGPU_ADAPTER_NAME").ok().map(|s| s.to_lowercase());
+    let mut same: Vec<wgpu::Adapter> = adapters()
+        .into_iter()
+        .filter(|a| {
+            let info = a.get_info();
+            choice.backends().contains(info.backend.into())
+                && rank(&info) == kind
+                && name_filter
+                    .as_ref()
+                    .is_none_or(|f| info.name.to_lowercase().contains(f))
+        })
+        .collect();
+    if same.is_empty() {
+        return Ok(best);
+    }
+    let at = local_rank % same.len();
+    Ok(same.swap_remove(at))
+}
+
 impl Gpu {
     /// Opens the adapter chosen by `choice` (see [`pick_adapter`]).
     #[cfg(not(target_arch = "wasm32"))]

@@ -15,6 +15,7 @@ mod config;
 pub mod divergence;
 mod merge;
 mod metrics;
+mod parallel;
 mod rundir;
 mod source;
 
@@ -24,10 +25,12 @@ pub use config::{DataKind, ModelConfig, TrainConfig};
 pub use divergence::Divergence;
 pub use merge::{checkpoint_path, evaluate_checkpoint, merge, MergeWeights};
 pub use metrics::{read_metrics, MetricsRow};
+pub use parallel::Parallel;
 
 use crate::arena::Arena;
 use crate::checkpoint::{self, Meta};
 use crate::data::Rng;
+use crate::distributed::{agree, checksum};
 use crate::error::{Error, Result};
 use crate::gpu::readback::AsyncReadback;
 use crate::gpu::Gpu;
@@ -39,6 +42,7 @@ use crate::optim::{GpuOptimizer, Health, PlusState, XExport};
 use crate::sched::record_train_step;
 use divergence::Verdict;
 use metrics::{open_csv, write_row};
+use parallel::Exchange;
 use rundir::RunDir;
 use source::Source;
 
@@ -145,6 +149,24 @@ pub fn train_observed(
     opts: &RunOptions,
     observer: &mut dyn TrainObserver,
 ) -> Result<Summary> {
+    train_parallel(gpu, cfg, opts, observer, Parallel::default())
+}
+
+/// Trains `cfg` on `gpu` as one of `parallel`'s ranks (see [`crate::distributed`]):
+/// [`TrainConfig::batch`] is the global batch, cut into `parallel.slices()`
+/// equal slices; this rank trains on its own, the gradients and loss are
+/// averaged over all of them before every step. Every rank must call it with
+/// the same settings (checked); only rank 0 writes to [`RunOptions::out`].
+/// At every evaluation the ranks compare a checksum of their weights (and of
+/// sf_plus's state): a mismatch stops the run with an error naming the ranks.
+/// With `Parallel::default()` this is [`train_observed`].
+pub fn train_parallel(
+    gpu: &Gpu,
+    cfg: &TrainConfig,
+    opts: &RunOptions,
+    observer: &mut dyn TrainObserver,
+    parallel: Parallel<'_>,
+) -> Result<Summary> {
     cfg.validate()?;
     if opts.checkpoint_every == Some(0) {
         return Err(Error::invalid("checkpoint_every", "must be at least 1"));
@@ -152,7 +174,8 @@ pub fn train_observed(
     let model = describe(&cfg.model);
     let source = Source::new(cfg);
     // Every buffer against the adapter's limits before anything is allocated.
-    crate::model::check_rows(gpu, model, cfg.batch, "batch")?;
+    crate::distributed::shard(cfg.batch, parallel.slices(), 0)?;
+    crate::model::check_rows(gpu, model, Exchange::rows(&parallel, cfg.batch), "batch")?;
     crate::model::check_rows(gpu, model, source.eval_rows(), "the evaluation set")?;
     let arena = Arena::new(gpu, &model.tensors(), None)?;
     model.initialize(gpu, &arena, cfg.seed)?;
@@ -164,9 +187,20 @@ pub fn train_observed(
         ..cfg.clone()
     })
     .map_err(|e| Error::Gpu(format!("config as JSON: {e}")))?;
+    let config_json = parallel::stored_settings(config_json, &parallel)?;
+    if let Some(comm) = parallel.comm {
+        agree(comm, "the settings", checksum(config_json.as_bytes()), |msg| {
+            Error::invalid(
+                "ranks",
+                format!("{msg}: every rank must be started with the same arguments"),
+            )
+        })?;
+    }
+    // Rank 0 alone writes.
+    let out = opts.out.as_deref().filter(|_| parallel.rank() == 0);
 
     // The run directory: locked for this run, temporary files of a killed save removed.
-    let run_dir = opts.out.as_deref().map(RunDir::lock).transpose()?;
+    let run_dir = out.map(RunDir::lock).transpose()?;
     let mut start = 0;
     if let Some(dir) = &opts.resume {
         let path = dir.join("checkpoint.safetensors");
@@ -182,7 +216,13 @@ pub fn train_observed(
         loaded.apply(&path, gpu, &arena, &mut opt)?;
     }
 
-    let train_graph = graph(gpu, &cfg.model, Weights::train(&arena), train_rows(cfg))?;
+    let train_graph = graph(
+        gpu,
+        &cfg.model,
+        Weights::train(&arena),
+        Exchange::rows(&parallel, cfg.batch),
+    )?;
+    let mut exchange = Exchange::new(gpu, &arena, parallel, cfg.batch)?;
     let x_buf = gpu.storage("x export", arena.layout.bytes());
     let export = opt.x_export(gpu, &arena, &x_buf)?;
     let eval_weights = Weights {
@@ -207,16 +247,32 @@ pub fn train_observed(
     let started = std::time::Instant::now();
     for step in start..stop {
         let (inputs, targets) = source.batch(step, cfg.batch, &mut rng);
-        train_graph.write_batch(gpu, &inputs, &targets)?;
+        // A sliced batch: the mean gradient over every slice is in the arena before the step.
+        let sliced = exchange.is_some();
+        let loss_stats = match &mut exchange {
+            None => {
+                train_graph.write_batch(gpu, &inputs, &targets)?;
+                train_graph.loss().stats()
+            }
+            Some(x) => {
+                let plus_loss = opt.loss_buffer().cloned();
+                x.gradients(gpu, train_graph.as_ref(), plus_loss.as_ref(), &inputs, &targets)?;
+                x.loss_stats()
+            }
+        };
         gpu.submit(|enc| {
-            record_train_step(gpu, enc, train_graph.as_ref(), &mut opt)?;
+            if sliced {
+                opt.record_step(gpu, enc)?;
+            } else {
+                record_train_step(gpu, enc, train_graph.as_ref(), &mut opt)?;
+            }
             if step % cfg.metrics_every == 0 {
                 // The flags first: they name where a loss that is not finite came from.
                 if let Some(plus) = opt.plus_state_buffer() {
                     readback.record(gpu, enc, plus, PLUS_STATE_BYTES, Probe::Plus);
                 }
                 readback.record(gpu, enc, opt.health_buffer(), 16, Probe::Health);
-                readback.record(gpu, enc, train_graph.loss().stats(), 16, Probe::Loss(step));
+                readback.record(gpu, enc, loss_stats, 16, Probe::Loss(step));
             }
             Ok::<(), Error>(())
         })?;
@@ -243,6 +299,14 @@ pub fn train_observed(
                 graph: eval_graph.as_ref(),
             };
             let row = evaluate(gpu, cfg, &source, &arena, &opt, &eval, done, last_loss)?;
+            if let Some(comm) = parallel.comm {
+                agree(
+                    comm,
+                    "the weights (y) and optimizer state",
+                    weights_checksum(gpu, &arena, &opt)?,
+                    |msg| Error::Numerical(format!("after {done} steps {msg}")),
+                )?;
+            }
             let verdict = divergence.observe(done, row.eval_loss, done == stop)?;
             if let Some((file, path)) = &mut csv {
                 write_row(file, path, &row.csv())?;
@@ -326,8 +390,14 @@ fn diff_fields(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &m
     }
 }
 
-fn train_rows(cfg: &TrainConfig) -> usize {
-    cfg.batch
+/// A checksum of the training weights y and, for sf_plus, its device state
+/// (whose L1 norm and inner product every rank computes from its own copy).
+fn weights_checksum(gpu: &Gpu, arena: &Arena, opt: &GpuOptimizer) -> Result<u64> {
+    let mut bytes = gpu.read::<u8>(&arena.params, 0, arena.layout.total * 4)?;
+    if let Some(plus) = opt.plus_state_buffer() {
+        bytes.extend(gpu.read::<u8>(plus, 0, PLUS_STATE_BYTES as usize)?);
+    }
+    Ok(checksum(&bytes))
 }
 
 /// What a background readback of the training loop holds.

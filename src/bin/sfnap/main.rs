@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use sfnap::gpu::{context, support, BackendChoice, Gpu};
 use sfnap::optim::{Kind, OptimConfig, Schedule};
 use sfnap::replay::{self, ReplayCase};
-use sfnap::train::{train_observed, DataKind, ModelConfig, RunOptions, TrainConfig};
+use sfnap::train::{train_parallel, DataKind, ModelConfig, Parallel, RunOptions, TrainConfig};
 use sfnap::Error;
 
 #[derive(Parser)]
@@ -148,6 +148,11 @@ struct TrainArgs {
     /// Save a checkpoint at the first evaluation after every this many steps (and at the end).
     #[arg(long, default_value_t = 1000)]
     checkpoint_every: u64,
+    /// Cut each batch into N equal slices run one after another, averaging their
+    /// gradients before the step (gradient accumulation); under MPI each rank
+    /// runs N slices of its share. Two slices give the result of 2 ranks bit for bit.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    accumulate: usize,
 }
 
 fn train_config(a: &TrainArgs) -> Result<TrainConfig, Error> {
@@ -239,18 +244,83 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig, Error> {
     })
 }
 
-fn train_cmd(backend: BackendChoice, a: &TrainArgs) -> Result<(), Error> {
+/// `sfnap train`: data-parallel over MPI when built with the `mpi` feature and
+/// started by a launcher (`mpirun`, `srun`); a failed rank ends the whole job.
+#[cfg(feature = "mpi")]
+fn train_main(backend: BackendChoice, a: &TrainArgs) -> Result<(), Error> {
+    use sfnap::distributed::mpi::{launched, MpiWorld};
+    use sfnap::distributed::Collective;
+    if !launched() {
+        return train_cmd(backend, a, None);
+    }
+    let world = MpiWorld::init()?;
+    match train_cmd(backend, a, Some((&world, world.local_rank()))) {
+        Err(e) if world.size() > 1 => {
+            // MPI_Abort ends every rank (the others may be waiting in an all-reduce).
+            eprintln!("error: rank {} of {}: {e}", world.rank(), world.size());
+            world.abort(e.exit_code().into())
+        }
+        other => other,
+    }
+}
+
+/// `sfnap train` in one process; refuses to run as one of several ranks, which
+/// would each train alone.
+#[cfg(not(feature = "mpi"))]
+fn train_main(backend: BackendChoice, a: &TrainArgs) -> Result<(), Error> {
+    let ranks = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok()?.parse::<usize>().ok().filter(|&n| n > 1));
+    if let Some(n) = ranks {
+        return Err(Error::invalid(
+            "mpi",
+            format!(
+                "started as one of {n} ranks, but this sfnap was built without MPI: build it with                  `cargo build --release --features mpi` for data-parallel training"
+            ),
+        ));
+    }
+    train_cmd(backend, a, None)
+}
+
+fn train_cmd(
+    backend: BackendChoice,
+    a: &TrainArgs,
+    ranks: Option<(&dyn sfnap::distributed::Collective, usize)>,
+) -> Result<(), Error> {
     let cfg = train_config(a)?;
     cfg.validate()?;
-    let gpu = Gpu::new(backend)?;
-    eprintln!("adapter: {}", gpu.describe());
+    let parallel = Parallel {
+        comm: ranks.map(|(c, _)| c),
+        accumulate: a.accumulate,
+    };
+    if a.accumulate == 0 {
+        return Err(Error::invalid("accumulate", "must be at least 1"));
+    }
+    sfnap::distributed::shard(cfg.batch, parallel.slices(), 0)?;
+    let (rank, lead) = match ranks {
+        Some((c, _)) if c.size() > 1 => (c.rank(), format!("rank {} of {}: ", c.rank(), c.size())),
+        _ => (0, String::new()),
+    };
+    let gpu = match ranks {
+        Some((_, local)) => pollster::block_on(Gpu::from_adapter(context::pick_adapter_for_rank(backend, local)?))?,
+        None => Gpu::new(backend)?,
+    };
+    eprintln!("{lead}adapter: {}", gpu.describe());
+    // Rank 0 alone writes metrics.csv, loss.png and checkpoints; every rank reads --resume.
     let opts = RunOptions {
-        out: a.out.clone().or_else(|| a.resume.clone()),
+        out: a.out.clone().or_else(|| a.resume.clone()).filter(|_| rank == 0),
         resume: a.resume.clone(),
         stop_after: None,
         checkpoint_every: Some(a.checkpoint_every),
     };
-    let summary = train_observed(&gpu, &cfg, &opts, &mut progress::Bar::default())?;
+    let summary = if rank == 0 {
+        train_parallel(&gpu, &cfg, &opts, &mut progress::Bar::default(), parallel)?
+    } else {
+        train_parallel(&gpu, &cfg, &opts, &mut (), parallel)?
+    };
+    if rank != 0 {
+        return Ok(());
+    }
     if let Some(dir) = &opts.out {
         sfnap::plot::plot_run(dir, &cfg.optimizer.kind.to_string())?;
     }
@@ -362,7 +432,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = BackendChoice::parse(&cli.backend).and_then(|backend| match &cli.command {
         Command::Devices => devices(),
-        Command::Train(args) => train_cmd(backend, args),
+        Command::Train(args) => train_main(backend, args),
         Command::Replay { case, out } => replay_cmd(backend, case, out.as_deref()),
         Command::Merge { inputs, out, weights } => merge_cmd(backend, inputs, out, weights),
         Command::Eval { input } => eval_cmd(backend, input),
