@@ -26,7 +26,6 @@ fn adamw_step(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    var bad = 0u;
     for (var i = elem_first(lid.x, wid.x); i < seg.n_vec4; i = elem_next(i, nwg.x)) {
         let gi = g[i];
         let mi = s.b1 * m[i] + (1.0 - s.b1) * gi;
@@ -37,7 +36,7 @@ fn adamw_step(
         let w = y[i] * (1.0 - s.gamma * select(0.0, s.wd, i < seg.wd_end));
         let y_new = w - s.gamma * (mi * s.inv_bc1) / d;
         y[i] = y_new;
-        bad |= not_finite(gi, HEALTH_GRAD) | not_finite(d, HEALTH_STATE) | not_finite(y_new, HEALTH_PARAMS);
+        watch(gi, y_new, d);
     }
-    report_health(bad);
+    report_watched();
 }

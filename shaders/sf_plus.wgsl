@@ -52,7 +52,6 @@ fn plus_step(
     if s.skip != 0u {
         return; // the scalar kernel found an error: leave the weights as they are
     }
-    var bad = 0u;
     for (var i = elem_first(lid.x, wid.x); i < seg.n_vec4; i = elem_next(i, nwg.x)) {
         let gi = g[i];
         let yi = y[i];
@@ -68,8 +67,7 @@ fn plus_step(
         z[i] = zi;
         x[i] = xi;
         y[i] = y_new;
-        bad |= not_finite(gi, HEALTH_GRAD) | not_finite(y_new, HEALTH_PARAMS);
-        bad |= not_finite(zi, HEALTH_STATE) | not_finite(xi, HEALTH_STATE) | not_finite(d, HEALTH_STATE);
+        watch(gi, y_new, abs(zi) + abs(xi) + d);
     }
-    report_health(bad);
+    report_watched();
 }

@@ -31,8 +31,8 @@ fn elem_next(i: u32, nwg: u32) -> u32 {
 }
 
 // u += wd * y; y = lerp(y, z, c) + gamma (beta (1 - c) - 1) u (old z); z -= gamma u.
-// Returns the health bits of what it wrote.
-fn sf_update(i: u32, u_raw: vec4<f32>) -> u32 {
+// `g` and `state` are passed on to the health sums with what it writes.
+fn sf_update(i: u32, u_raw: vec4<f32>, g_i: vec4<f32>, state: vec4<f32>) {
     let yi = y[i];
     let zi = z[i];
     let u = u_raw + select(0.0, s.wd, i < seg.wd_end) * yi;
@@ -40,7 +40,7 @@ fn sf_update(i: u32, u_raw: vec4<f32>) -> u32 {
     let z_new = zi - s.gamma * u;
     y[i] = y_new;
     z[i] = z_new;
-    return not_finite(y_new, HEALTH_PARAMS) | not_finite(z_new, HEALTH_STATE);
+    watch(g_i, y_new, abs(z_new) + abs(state));
 }
 
 // v = b2 v + (1 - b2) g^2; returns the Adam denominator sqrt(v / (1 - b2^t)) + eps.
@@ -57,12 +57,11 @@ fn sgd_sf_step(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    var bad = 0u;
     for (var i = elem_first(lid.x, wid.x); i < seg.n_vec4; i = elem_next(i, nwg.x)) {
         let gi = g[i];
-        bad |= not_finite(gi, HEALTH_GRAD) | sf_update(i, gi);
+        sf_update(i, gi, gi, vec4<f32>(0.0));
     }
-    report_health(bad);
+    report_watched();
 }
 
 @compute @workgroup_size(256)
@@ -71,15 +70,13 @@ fn adam_sf_step(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    var bad = 0u;
     for (var i = elem_first(lid.x, wid.x); i < seg.n_vec4; i = elem_next(i, nwg.x)) {
         let gi = g[i];
         let d = adam_denom(i, gi);
         // radam_sf before rho_t > 4 takes the plain gradient (adaptive = 0).
-        bad |= not_finite(gi, HEALTH_GRAD) | not_finite(d, HEALTH_STATE);
-        bad |= sf_update(i, select(gi, gi / d, s.adaptive > 0.5));
+        sf_update(i, select(gi, gi / d, s.adaptive > 0.5), gi, d);
     }
-    report_health(bad);
+    report_watched();
 }
 
 @compute @workgroup_size(256)
@@ -88,14 +85,12 @@ fn adam_sf_momentum_step(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    var bad = 0u;
     for (var i = elem_first(lid.x, wid.x); i < seg.n_vec4; i = elem_next(i, nwg.x)) {
         let gi = g[i];
         let d = adam_denom(i, gi);
         let mi = s.mu * m[i] + (1.0 - s.mu) * gi;
         m[i] = mi;
-        bad |= not_finite(gi, HEALTH_GRAD) | not_finite(d, HEALTH_STATE);
-        bad |= sf_update(i, mi * s.inv_bcmu / d);
+        sf_update(i, mi * s.inv_bcmu / d, gi, d);
     }
-    report_health(bad);
+    report_watched();
 }
