@@ -14,10 +14,12 @@ WEB_PORT ?= 8000
 
 .PHONY: setup demo test lint test-gpu test-mpi cross-check web web-build test-web
 
-## Install Mesa lavapipe (Vulkan) and llvmpipe (GL/EGL), OpenMPI and libclang (feature `mpi`) if missing.
+## Install Mesa lavapipe (Vulkan) and llvmpipe (GL/EGL), OpenMPI and libclang (feature `mpi`),
+## and numpy (the README's export example, run by tests/own_data.rs) if missing.
 setup:
 	@bash scripts/setup-lavapipe.sh
 	@bash scripts/setup-mpi.sh
+	@bash scripts/setup-numpy.sh
 
 ## The main job on the best adapter present (lavapipe when there is no GPU):
 ## the digits MLP with sf_plus + NaP and with adamw + WSD, side by side.

@@ -23,7 +23,7 @@ fn main() -> sfnap::Result<()> {
     let gpu = Gpu::from_env()?;
     println!("adapter: {}", gpu.describe());
     let base = TrainConfig {
-        model: TrainConfig::default_model(DataKind::Digits),
+        model: TrainConfig::default_model(&DataKind::Digits),
         data: DataKind::Digits,
         optimizer: OptimConfig::new(Kind::SfPlus),
         nap: true,

@@ -393,6 +393,26 @@ impl Loaded {
         &self.host
     }
 
+    /// The `F32` tensor `name` (`x.head.weight`: the exported evaluation weights
+    /// of `head.weight`), which must have shape `shape`; `path` names the file in errors.
+    pub fn tensor_f32(&self, path: &Path, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let st = SafeTensors::deserialize(&self.bytes).map_err(|e| ckpt_err(path, e))?;
+        let t = st
+            .tensor(name)
+            .map_err(|_| ckpt_err(path, format!("tensor `{name}` is missing")))?;
+        if t.dtype() != Dtype::F32 || t.shape() != shape {
+            return Err(ckpt_err(
+                path,
+                format!(
+                    "tensor `{name}` is {:?} {:?}, expected F32 {shape:?}",
+                    t.dtype(),
+                    t.shape()
+                ),
+            ));
+        }
+        Ok(bytemuck::pod_collect_to_vec(t.data()))
+    }
+
     /// Writes the checkpoint into a freshly built arena and optimizer (same
     /// model and optimizer), after checking that every tensor they need is
     /// there with its dtype and shape.

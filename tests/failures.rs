@@ -145,7 +145,7 @@ fn a_run_stops_within_a_few_steps_of_a_value_that_is_not_finite() {
     let gpu = gpu();
     let data = DataKind::Spirals;
     let cfg = TrainConfig {
-        model: TrainConfig::default_model(data),
+        model: TrainConfig::default_model(&data),
         data,
         optimizer: OptimConfig::new(Kind::AdamwSf).with_lr(1e30),
         nap: false,

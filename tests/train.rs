@@ -9,7 +9,7 @@ use sfnap::train::{train, train_observed, DataKind, MetricsRow, Progress, RunOpt
 
 fn config(data: DataKind, kind: Kind, nap: bool, steps: u64) -> TrainConfig {
     TrainConfig {
-        model: TrainConfig::default_model(data),
+        model: TrainConfig::default_model(&data),
         data,
         optimizer: OptimConfig::new(kind),
         nap,

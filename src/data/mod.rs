@@ -1,7 +1,9 @@
 //! Data sets: generated (two spirals, the continual label-reset stream) and
-//! shipped in `data/` (8x8 digits, an English text for the char-LM).
+//! shipped in `data/` (8x8 digits, an English text for the char-LM), and files
+//! of one's own (UTF-8 text, CSV).
 
 pub mod continual;
+pub mod csv;
 pub mod digits;
 pub mod spirals;
 pub mod text;

@@ -157,6 +157,7 @@ pub struct GptGraph {
     context: usize,
     ids: wgpu::Buffer,
     targets: wgpu::Buffer,
+    logits: wgpu::Buffer,
     _buffers: Vec<wgpu::Buffer>,
     _blocks: Vec<BlockBuffers>,
     tok: Embedding,
@@ -445,7 +446,8 @@ impl GptGraph {
             context: t,
             ids,
             targets,
-            _buffers: vec![pos_ids, e, p, x0, dx0, nf, dnf, dxl, logits, dlogits],
+            logits,
+            _buffers: vec![pos_ids, e, p, x0, dx0, nf, dnf, dxl, dlogits],
             _blocks: bb,
             tok,
             pos,
@@ -455,6 +457,14 @@ impl GptGraph {
             head,
             loss,
         })
+    }
+}
+
+impl GptGraph {
+    /// The logits after a forward pass: `[batch, context, vocab]` f32, the
+    /// scores of the character following each position.
+    pub fn logits(&self) -> &wgpu::Buffer {
+        &self.logits
     }
 }
 

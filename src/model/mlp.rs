@@ -49,7 +49,7 @@ impl MlpConfig {
 
 impl Model for MlpConfig {
     fn bytes_per_row(&self) -> u64 {
-        4 * self.widths().into_iter().max().unwrap_or(0) as u64
+        4 * self.widths().into_iter().chain([self.classes]).max().unwrap_or(0) as u64
     }
 
     fn tensors(&self) -> Vec<TensorSpec> {

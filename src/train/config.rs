@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::text::Text;
+use crate::data::csv::CsvSpec;
+use crate::data::text::{Text, TextFile};
 use crate::error::{Error, Result};
 use crate::model::gpt::GptConfig;
 use crate::model::mlp::MlpConfig;
@@ -20,7 +21,7 @@ pub enum ModelConfig {
 }
 
 /// Which data to train on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DataKind {
     /// Two interleaved spirals (generated).
@@ -31,7 +32,14 @@ pub enum DataKind {
     Text,
     /// 1,024 digits whose labels are re-drawn every `task_steps` steps.
     Continual,
+    /// A UTF-8 text file of one's own, by character (`text:PATH`).
+    TextFile(TextFile),
+    /// A CSV file of one's own: numeric features and a label column (`csv:PATH`).
+    Csv(CsvSpec),
 }
+
+/// The held-out fraction of a file of one's own when none is given.
+pub const EVAL_FRAC: f64 = 0.1;
 
 impl DataKind {
     /// Parses `spirals|digits|text|continual`.
@@ -43,9 +51,67 @@ impl DataKind {
             "continual" => Ok(DataKind::Continual),
             other => Err(Error::invalid(
                 "data",
-                format!("unknown data `{other}` (expected spirals, digits, text or continual)"),
+                format!(
+                    "unknown data `{other}` (expected spirals, digits, text, continual, text:PATH or csv:PATH)"
+                ),
             )),
         }
+    }
+
+    /// Parses a built-in name, or reads a file of one's own: `text:PATH` (its
+    /// vocabulary) or `csv:PATH` (its classes and feature statistics), holding
+    /// out `eval_frac` (default [`EVAL_FRAC`]); `label` names a CSV's label
+    /// column. Either setting given for data it does not apply to is refused.
+    pub fn open(s: &str, eval_frac: Option<f64>, label: Option<&str>) -> Result<DataKind> {
+        let frac = eval_frac.unwrap_or(EVAL_FRAC);
+        if let Some(path) = s.strip_prefix("csv:") {
+            return Ok(DataKind::Csv(CsvSpec::scan(path, label, frac)?.0));
+        }
+        if label.is_some() {
+            return Err(Error::invalid("label", "names a column of --data csv:PATH only"));
+        }
+        if let Some(path) = s.strip_prefix("text:") {
+            return Ok(DataKind::TextFile(TextFile::scan(path, frac)?));
+        }
+        if eval_frac.is_some() {
+            return Err(Error::invalid(
+                "eval-frac",
+                "applies to --data text:PATH and csv:PATH only (the other data sets have fixed splits)",
+            ));
+        }
+        DataKind::parse(s)
+    }
+}
+
+/// The largest value of a size setting (layers, width, heads, context, a hidden width).
+const MAX_SIZE: usize = 1 << 20;
+
+/// Checks a model's sizes against each other before anything is allocated
+/// (the adapter's limits are checked next, by [`crate::model::check_rows`] and the arena).
+fn check_sizes(model: &ModelConfig) -> Result<()> {
+    let sizes: Vec<(&str, usize)> = match model {
+        ModelConfig::Gpt(g) => vec![
+            ("layers", g.layers),
+            ("width", g.width),
+            ("heads", g.heads),
+            ("context", g.context),
+        ],
+        ModelConfig::Mlp(m) if m.hidden.is_empty() => {
+            return Err(Error::invalid("hidden", "needs at least one hidden layer"))
+        }
+        ModelConfig::Mlp(m) => m.hidden.iter().map(|&h| ("hidden", h)).collect(),
+    };
+    for (name, v) in sizes {
+        if v == 0 || v > MAX_SIZE {
+            return Err(Error::invalid(name, format!("{v} is not between 1 and {MAX_SIZE}")));
+        }
+    }
+    match model {
+        ModelConfig::Gpt(g) if !g.width.is_multiple_of(g.heads) => Err(Error::invalid(
+            "heads",
+            format!("{} heads do not divide the width {}", g.heads, g.width),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -78,7 +144,9 @@ impl TrainConfig {
     /// The default model for `data`: digits MLP 64-256-256-10, spirals (2 + 1)-64-64-2
     /// (a constant third input, see [`crate::data::spirals::with_one`]),
     /// continual 64-256-256-10, text: a 2-layer GPT of width 64, 4 heads, context 64.
-    pub fn default_model(data: DataKind) -> ModelConfig {
+    /// A text file: the same GPT over the file's vocabulary; a CSV: an MLP
+    /// (features)-64-64-(classes).
+    pub fn default_model(data: &DataKind) -> ModelConfig {
         match data {
             DataKind::Spirals => ModelConfig::Mlp(MlpConfig {
                 input: 3,
@@ -99,6 +167,19 @@ impl TrainConfig {
                 heads: 4,
                 layers: 2,
             }),
+            DataKind::TextFile(t) => ModelConfig::Gpt(GptConfig {
+                vocab: t.vocab.chars().count(),
+                context: 64,
+                width: 64,
+                heads: 4,
+                layers: 2,
+            }),
+            DataKind::Csv(c) => ModelConfig::Mlp(MlpConfig {
+                input: c.features.len(),
+                hidden: vec![64, 64],
+                classes: c.classes.len(),
+                norm: true,
+            }),
         }
     }
 
@@ -116,16 +197,33 @@ impl TrainConfig {
                 return Err(Error::invalid(name, "must be at least 1"));
             }
         }
-        match (&self.model, self.data) {
+        check_sizes(&self.model)?;
+        match (&self.model, &self.data) {
             (ModelConfig::Gpt(_), DataKind::Text) => Ok(()),
-            (ModelConfig::Mlp(_), DataKind::Text) => Err(Error::invalid("model", "text needs --model gpt")),
+            (ModelConfig::Gpt(g), DataKind::TextFile(t)) => {
+                let n = t.vocab.chars().count();
+                if g.vocab != n {
+                    return Err(Error::invalid(
+                        "model",
+                        format!("{} has {n} distinct characters, the gpt's vocabulary {}", t.path, g.vocab),
+                    ));
+                }
+                Ok(())
+            }
+            (ModelConfig::Mlp(_), DataKind::Text | DataKind::TextFile(_)) => {
+                Err(Error::invalid("model", "text needs --model gpt"))
+            }
             (ModelConfig::Gpt(_), _) => Err(Error::invalid("model", "gpt trains on --data text only")),
             (ModelConfig::Mlp(m), _) if self.nap && !m.norm => Err(Error::invalid(
                 "nap",
                 "NaP projects weights that a normalization makes scale-invariant: the mlp without norm has none",
             )),
             (ModelConfig::Mlp(m), data) => {
-                let (input, classes) = if data == DataKind::Spirals { (3, 2) } else { (64, 10) };
+                let (input, classes) = match data {
+                    DataKind::Spirals => (3, 2),
+                    DataKind::Csv(c) => (c.features.len(), c.classes.len()),
+                    _ => (64, 10),
+                };
                 if m.input != input || m.classes != classes {
                     return Err(Error::invalid(
                         "model",

@@ -57,7 +57,7 @@ pub fn checkpoint_path(input: &Path) -> PathBuf {
 }
 
 /// The run's settings stored in a checkpoint, as a [`TrainConfig`] of `step` steps.
-fn stored_config(path: &Path, meta: &Meta) -> Result<TrainConfig> {
+pub(super) fn stored_config(path: &Path, meta: &Meta) -> Result<TrainConfig> {
     let mut cfg: TrainConfig = serde_json::from_str(&meta.config)
         .map_err(|e| Error::invalid(path.display().to_string(), format!("checkpoint settings: {e}")))?;
     cfg.steps = meta.step.max(1);
@@ -90,7 +90,7 @@ fn restore(gpu: &Gpu, path: &Path) -> Result<Restored> {
 pub fn evaluate_checkpoint(gpu: &Gpu, input: &Path) -> Result<MetricsRow> {
     let path = checkpoint_path(input);
     let r = restore(gpu, &path)?;
-    let source = Source::new(&r.cfg);
+    let source = Source::new(&r.cfg)?;
     let x = gpu.storage("x export", r.arena.layout.bytes());
     let export = r.opt.x_export(gpu, &r.arena, &x)?;
     let weights = Weights {

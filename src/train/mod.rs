@@ -13,6 +13,7 @@
 
 mod config;
 pub mod divergence;
+mod inspect;
 mod merge;
 mod metrics;
 mod parallel;
@@ -22,7 +23,9 @@ mod source;
 use std::path::PathBuf;
 
 pub use config::{DataKind, ModelConfig, TrainConfig};
+pub use config::EVAL_FRAC;
 pub use divergence::Divergence;
+pub use inspect::{evaluate_data, export, sample, DataEval, SampleOptions, EXPORT_FORMAT};
 pub use merge::{checkpoint_path, evaluate_checkpoint, merge, MergeWeights};
 pub use metrics::{read_metrics, MetricsRow};
 pub use parallel::Parallel;
@@ -172,7 +175,7 @@ pub fn train_parallel(
         return Err(Error::invalid("checkpoint_every", "must be at least 1"));
     }
     let model = describe(&cfg.model);
-    let source = Source::new(cfg);
+    let source = Source::new(cfg)?;
     // Every buffer against the adapter's limits before anything is allocated.
     crate::distributed::shard(cfg.batch, parallel.slices(), 0)?;
     crate::model::check_rows(gpu, model, Exchange::rows(&parallel, cfg.batch), "batch")?;

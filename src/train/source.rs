@@ -3,6 +3,7 @@
 use crate::data::continual::Continual;
 use crate::data::text::Text;
 use crate::data::{digits, spirals, Classification, Rng};
+use crate::error::{Error, Result};
 use crate::model::Inputs;
 use crate::train::config::{DataKind, ModelConfig, TrainConfig};
 
@@ -24,9 +25,10 @@ pub(super) enum Source {
 const TEXT_EVAL_SEQUENCES: usize = 16;
 
 impl Source {
-    /// The data `cfg` trains on (generated, shipped or the continual stream).
-    pub(super) fn new(cfg: &TrainConfig) -> Source {
-        match (cfg.data, &cfg.model) {
+    /// The data `cfg` trains on (generated, shipped, the continual stream or a
+    /// file of one's own, read here).
+    pub(super) fn new(cfg: &TrainConfig) -> Result<Source> {
+        Ok(match (&cfg.data, &cfg.model) {
             (DataKind::Text, ModelConfig::Gpt(g)) => {
                 let (train, test) = Text::shipped().split(0.1);
                 Source::Text {
@@ -34,6 +36,43 @@ impl Source {
                     test,
                     context: g.context,
                 }
+            }
+            (DataKind::TextFile(spec), ModelConfig::Gpt(g)) => {
+                let (train, test) = spec.load()?.into_split(spec.eval_frac);
+                for (part, len) in [("training part", train.tokens.len()), ("held-out tail", test.tokens.len())] {
+                    if len < g.context + 2 {
+                        return Err(Error::invalid(
+                            &spec.path,
+                            format!(
+                                "its {part} has {len} characters, a context of {} needs at least {}",
+                                g.context,
+                                g.context + 2
+                            ),
+                        ));
+                    }
+                }
+                Source::Text {
+                    train,
+                    test,
+                    context: g.context,
+                }
+            }
+            (DataKind::Csv(spec), _) => {
+                let all = spec.load(&spec.path)?;
+                let (train, test) = all.split(spec.eval_frac, cfg.seed);
+                if train.is_empty() || test.is_empty() {
+                    return Err(Error::invalid(
+                        &spec.path,
+                        format!(
+                            "{} rows: --eval-frac {} leaves {} to train on and {} to evaluate",
+                            all.len(),
+                            spec.eval_frac,
+                            train.len(),
+                            test.len()
+                        ),
+                    ));
+                }
+                Source::Classes { train, test }
             }
             (DataKind::Spirals, _) => {
                 let all = spirals::with_constant_input(&spirals::spirals(2000, 0.02, cfg.seed ^ 0x5));
@@ -47,7 +86,7 @@ impl Source {
                 let (train, test) = digits::digits_split(cfg.seed);
                 Source::Classes { train, test }
             }
-        }
+        })
     }
 
     /// A training batch of `batch` rows for step `step`.
