@@ -89,7 +89,9 @@ impl Table {
 
     /// Parses CSV `text`; `name` names it in errors.
     pub fn parse(name: &str, text: &str, label: Option<&str>) -> Result<Table> {
-        let err = |line: usize, column: usize, msg: String| Error::invalid(name, format!("line {line}, column {column}: {msg}"));
+        let err = |line: usize, column: usize, msg: String| {
+            Error::invalid(name, format!("line {line}, column {column}: {msg}"))
+        };
         let mut rows = text
             .lines()
             .enumerate()
@@ -110,9 +112,12 @@ impl Table {
         // The label column: a 0-based index (a whole number), else a header name; by default the last.
         let index = label.map(|l| l.parse::<usize>().map_err(|_| l));
         let by_name = match index {
-            Some(Err(l)) => Some(first.iter().position(|f| *f == l).ok_or_else(|| {
-                Error::invalid("label", format!("{name} has no header column named `{l}`"))
-            })?),
+            Some(Err(l)) => Some(
+                first
+                    .iter()
+                    .position(|f| *f == l)
+                    .ok_or_else(|| Error::invalid("label", format!("{name} has no header column named `{l}`")))?,
+            ),
             _ => None,
         };
         let label_column = match (index, by_name) {
@@ -187,7 +192,11 @@ impl Table {
         classes.sort();
         classes.dedup();
         if classes.iter().all(|c| c.parse::<f64>().is_ok()) {
-            classes.sort_by(|a, b| a.parse::<f64>().unwrap_or(0.0).total_cmp(&b.parse::<f64>().unwrap_or(0.0)));
+            classes.sort_by(|a, b| {
+                a.parse::<f64>()
+                    .unwrap_or(0.0)
+                    .total_cmp(&b.parse::<f64>().unwrap_or(0.0))
+            });
         }
         classes
     }
@@ -272,16 +281,20 @@ impl CsvSpec {
             .iter()
             .zip(&table.lines)
             .map(|(l, &line)| {
-                self.classes.iter().position(|c| c == l).map(|i| i as u32).ok_or_else(|| {
-                    Error::invalid(
-                        name,
-                        format!(
-                            "line {line}, column {}: label `{l}` is not one of the model's {} classes",
-                            table.label_column + 1,
-                            self.classes.len()
-                        ),
-                    )
-                })
+                self.classes
+                    .iter()
+                    .position(|c| c == l)
+                    .map(|i| i as u32)
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            name,
+                            format!(
+                                "line {line}, column {}: label `{l}` is not one of the model's {} classes",
+                                table.label_column + 1,
+                                self.classes.len()
+                            ),
+                        )
+                    })
             })
             .collect::<Result<_>>()?;
         Ok(Classification {
@@ -328,7 +341,10 @@ mod tests {
     #[test]
     fn label_by_header_name_or_index() {
         let t = parse("kind,a,b\ncat,1,2\ndog,3,4\n", Some("kind")).unwrap();
-        assert_eq!((t.label_column, t.features.clone()), (0, vec!["a".to_string(), "b".into()]));
+        assert_eq!(
+            (t.label_column, t.features.clone()),
+            (0, vec!["a".to_string(), "b".into()])
+        );
         let t = parse("1,\"dog\",2\n3, cat ,4\n", Some("1")).unwrap();
         assert_eq!(t.label_column, 1);
         assert_eq!(t.labels, ["dog", "cat"]);
@@ -375,15 +391,25 @@ mod tests {
         assert!(sum.abs() < 1e-6);
         let other = Table::parse("b.csv", "1,2,c\n", None).unwrap();
         let m = spec.classification("b.csv", &other).unwrap_err().to_string();
-        assert_eq!(m, "b.csv: line 1, column 3: label `c` is not one of the model's 2 classes");
+        assert_eq!(
+            m,
+            "b.csv: line 1, column 3: label `c` is not one of the model's 2 classes"
+        );
         let narrow = Table::parse("c.csv", "1,c\n", None).unwrap();
         assert!(spec.classification("c.csv", &narrow).is_err());
         std::fs::write(&path, "1,2,a\n3,4,a\n").unwrap();
-        let m = CsvSpec::scan(path.to_str().unwrap(), None, 0.25).unwrap_err().to_string();
+        let m = CsvSpec::scan(path.to_str().unwrap(), None, 0.25)
+            .unwrap_err()
+            .to_string();
         assert!(m.contains("line 1, column 3: every row has the label `a`"), "{m}");
         std::fs::write(&path, b"1,2,a\n3,\xff,b\n").unwrap();
-        let m = CsvSpec::scan(path.to_str().unwrap(), None, 0.25).unwrap_err().to_string();
-        assert!(m.ends_with("line 2, column 3: invalid UTF-8 (byte 0xff at byte offset 8 of the file)"), "{m}");
+        let m = CsvSpec::scan(path.to_str().unwrap(), None, 0.25)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.ends_with("line 2, column 3: invalid UTF-8 (byte 0xff at byte offset 8 of the file)"),
+            "{m}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -84,7 +84,10 @@ pub fn check_eval_frac(f: f64) -> Result<()> {
     if f > 0.0 && f < 1.0 {
         Ok(())
     } else {
-        Err(Error::invalid("eval-frac", format!("{f} is not between 0 and 1 (exclusive)")))
+        Err(Error::invalid(
+            "eval-frac",
+            format!("{f} is not between 0 and 1 (exclusive)"),
+        ))
     }
 }
 
@@ -174,7 +177,10 @@ pub fn vocabulary(path: &Path) -> Result<Vec<char>> {
         0 => Err(Error::invalid(name, "line 1, column 1: the file is empty")),
         1 => Err(Error::invalid(
             name,
-            format!("the file has one distinct character ({:?}): a model needs at least two", vocab[0]),
+            format!(
+                "the file has one distinct character ({:?}): a model needs at least two",
+                vocab[0]
+            ),
         )),
         n if n > MAX_VOCAB => Err(Error::invalid(
             name,
@@ -295,7 +301,11 @@ impl Text {
         for _ in 0..batch {
             let start = rng.below(self.tokens.len() - context - 1);
             inputs.extend(self.tokens[start..start + context].iter().map(|&t| u32::from(t)));
-            targets.extend(self.tokens[start + 1..start + context + 1].iter().map(|&t| u32::from(t)));
+            targets.extend(
+                self.tokens[start + 1..start + context + 1]
+                    .iter()
+                    .map(|&t| u32::from(t)),
+            );
         }
         (inputs, targets)
     }
@@ -346,17 +356,32 @@ mod tests {
     fn bad_files_name_line_and_column() {
         let path = temp("bad.txt", b"ab\ncd\xffe");
         let m = vocabulary(&path).unwrap_err().to_string();
-        assert!(m.ends_with("bad.txt: line 2, column 3: invalid UTF-8 (byte 0xff at byte offset 5 of the file)"), "{m}");
+        assert!(
+            m.ends_with("bad.txt: line 2, column 3: invalid UTF-8 (byte 0xff at byte offset 5 of the file)"),
+            "{m}"
+        );
         // A cut character at the end of the file is invalid too.
         let path = temp("cut.txt", "ab€".as_bytes().split_last().unwrap().1);
-        assert!(vocabulary(&path).unwrap_err().to_string().contains("line 1, column 3: invalid UTF-8"));
+        assert!(vocabulary(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("line 1, column 3: invalid UTF-8"));
         let path = temp("empty.txt", b"");
-        assert!(vocabulary(&path).unwrap_err().to_string().ends_with("empty.txt: line 1, column 1: the file is empty"));
+        assert!(vocabulary(&path)
+            .unwrap_err()
+            .to_string()
+            .ends_with("empty.txt: line 1, column 1: the file is empty"));
         let path = temp("one.txt", b"aaaa");
-        assert!(vocabulary(&path).unwrap_err().to_string().contains("one distinct character"));
+        assert!(vocabulary(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("one distinct character"));
         let path = temp("other.txt", b"ab\nbz");
         let m = Text::load(&path, &['\n', 'a', 'b']).unwrap_err().to_string();
-        assert!(m.ends_with("other.txt: line 2, column 2: character 'z' is not in the model's vocabulary"), "{m}");
+        assert!(
+            m.ends_with("other.txt: line 2, column 2: character 'z' is not in the model's vocabulary"),
+            "{m}"
+        );
         let e = vocabulary(Path::new("/nonexistent/sfnap.txt")).unwrap_err();
         assert_eq!(e.exit_code(), 2);
     }

@@ -51,9 +51,7 @@ impl DataKind {
             "continual" => Ok(DataKind::Continual),
             other => Err(Error::invalid(
                 "data",
-                format!(
-                    "unknown data `{other}` (expected spirals, digits, text, continual, text:PATH or csv:PATH)"
-                ),
+                format!("unknown data `{other}` (expected spirals, digits, text, continual, text:PATH or csv:PATH)"),
             )),
         }
     }
@@ -205,7 +203,10 @@ impl TrainConfig {
                 if g.vocab != n {
                     return Err(Error::invalid(
                         "model",
-                        format!("{} has {n} distinct characters, the gpt's vocabulary {}", t.path, g.vocab),
+                        format!(
+                            "{} has {n} distinct characters, the gpt's vocabulary {}",
+                            t.path, g.vocab
+                        ),
                     ));
                 }
                 Ok(())

@@ -29,6 +29,9 @@ const TEXT_BATCH: usize = 16;
 /// Examples per batch when an MLP evaluates a file.
 const CSV_BATCH: usize = 1024;
 
+/// One tensor of x: name, shape, values.
+type Tensor = (String, Vec<usize>, Vec<f32>);
+
 /// A checkpoint read and checked: the run's settings, its step, and the file.
 struct Stored {
     path: std::path::PathBuf,
@@ -52,7 +55,7 @@ impl Stored {
     }
 
     /// Every tensor of x, in the model's order: (name, shape, values).
-    fn x(&self) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+    fn x(&self) -> Result<Vec<Tensor>> {
         describe(&self.cfg.model)
             .tensors()
             .into_iter()
@@ -168,10 +171,7 @@ fn pick(logits: &[f32], temperature: f64, rng: &mut Rng) -> usize {
         return argmax;
     }
     let top = logits[argmax] as f64;
-    let weights: Vec<f64> = logits
-        .iter()
-        .map(|&l| ((l as f64 - top) / temperature).exp())
-        .collect();
+    let weights: Vec<f64> = logits.iter().map(|&l| ((l as f64 - top) / temperature).exp()).collect();
     let mut u = rng.uniform() * weights.iter().sum::<f64>();
     for (i, w) in weights.iter().enumerate() {
         if u < *w {
@@ -301,13 +301,9 @@ pub fn export(input: &Path, out: &Path) -> Result<()> {
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = x
         .iter()
         .map(|(name, shape, values)| {
-            safetensors::tensor::TensorView::new(
-                safetensors::Dtype::F32,
-                shape.clone(),
-                bytemuck::cast_slice(values),
-            )
-            .map(|v| (name.clone(), v))
-            .map_err(|e| Error::Gpu(format!("export of `{name}`: {e}")))
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytemuck::cast_slice(values))
+                .map(|v| (name.clone(), v))
+                .map_err(|e| Error::Gpu(format!("export of `{name}`: {e}")))
         })
         .collect::<Result<_>>()?;
     let bytes = safetensors::serialize(views, None).map_err(|e| Error::Gpu(format!("export: {e}")))?;
@@ -318,7 +314,7 @@ pub fn export(input: &Path, out: &Path) -> Result<()> {
 }
 
 /// The contents of an export's `model.json`.
-fn describe_export(stored: &Stored, x: &[(String, Vec<usize>, Vec<f32>)]) -> serde_json::Value {
+fn describe_export(stored: &Stored, x: &[Tensor]) -> serde_json::Value {
     use serde_json::json;
     let tensors: serde_json::Map<String, serde_json::Value> =
         x.iter().map(|(n, shape, _)| (n.clone(), json!(shape))).collect();

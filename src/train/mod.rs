@@ -22,8 +22,8 @@ mod source;
 
 use std::path::PathBuf;
 
-pub use config::{DataKind, ModelConfig, TrainConfig};
 pub use config::EVAL_FRAC;
+pub use config::{DataKind, ModelConfig, TrainConfig};
 pub use divergence::Divergence;
 pub use inspect::{evaluate_data, export, sample, DataEval, SampleOptions, EXPORT_FORMAT};
 pub use merge::{checkpoint_path, evaluate_checkpoint, merge, MergeWeights};

@@ -39,7 +39,10 @@ impl Source {
             }
             (DataKind::TextFile(spec), ModelConfig::Gpt(g)) => {
                 let (train, test) = spec.load()?.into_split(spec.eval_frac);
-                for (part, len) in [("training part", train.tokens.len()), ("held-out tail", test.tokens.len())] {
+                for (part, len) in [
+                    ("training part", train.tokens.len()),
+                    ("held-out tail", test.tokens.len()),
+                ] {
                     if len < g.context + 2 {
                         return Err(Error::invalid(
                             &spec.path,

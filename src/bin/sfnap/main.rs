@@ -30,7 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a model on a data set with one optimizer; metrics, plot and checkpoints go to --out.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// List every GPU adapter with the limits that matter to sfnap.
     Devices,
     /// Run a recorded gradient sequence through an optimizer on the GPU (see spec/replay.md).
@@ -487,7 +487,11 @@ fn eval_cmd(backend: BackendChoice, input: &std::path::Path, data: Option<&str>,
     Ok(())
 }
 
-fn sample_cmd(backend: BackendChoice, input: &std::path::Path, opts: &sfnap::train::SampleOptions) -> Result<(), Error> {
+fn sample_cmd(
+    backend: BackendChoice,
+    input: &std::path::Path,
+    opts: &sfnap::train::SampleOptions,
+) -> Result<(), Error> {
     use std::io::Write;
     let gpu = Gpu::new(backend)?;
     let mut out = std::io::stdout().lock();
