@@ -196,6 +196,20 @@ impl TrainConfig {
             }
         }
         check_sizes(&self.model)?;
+        match &self.data {
+            DataKind::TextFile(t) => crate::data::text::check_eval_frac(t.eval_frac)?,
+            DataKind::Csv(c) => {
+                crate::data::text::check_eval_frac(c.eval_frac)?;
+                let d = c.features.len();
+                if c.mean.len() != d || c.std.len() != d || c.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+                    return Err(Error::invalid(
+                        "data.csv",
+                        format!("needs a mean and a positive standard deviation for each of the {d} features"),
+                    ));
+                }
+            }
+            _ => {}
+        }
         match (&self.model, &self.data) {
             (ModelConfig::Gpt(_), DataKind::Text) => Ok(()),
             (ModelConfig::Gpt(g), DataKind::TextFile(t)) => {
