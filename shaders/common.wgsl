@@ -23,6 +23,10 @@ struct Step {
     warm: f32,          // sf_plus: 1 while k < c_warmup
     skip: u32,          // sf_plus: 1 when the step must not touch the weights
     step: u32,          // this step's number, from 1 (what health flags record)
+    growth: f32,        // sf_plus: the Polyak step's largest growth per step; 0: no cap (the reference)
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 // One binding range of the arena (a segment) and its slices of the side tables.

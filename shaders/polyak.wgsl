@@ -16,7 +16,7 @@ struct PlusState {
     error_step: u32, // the step (k) at which the error appeared
     steps: u32,      // steps taken on the device
     one: f32,        // 1.0, written by the host: see average_weight
-    pad0: u32,
+    alpha_cap: f32,  // with a growth cap: the last positive alpha (or the last cap); 0 before any
 }
 
 // Inputs of the alpha-driven trace used to test the recurrences.
@@ -89,6 +89,23 @@ fn average_weight(gamma: f32, t_pow_r: f32, warm: bool) -> f32 {
     return select(0.0, w / total, total > 0.0);
 }
 
+// sfnap's extension (s.growth > 0): alpha may grow by at most s.growth per step
+// (SPS_max with a growing cap). A step of alpha 0 (F + I <= 0) keeps the cap
+// growing instead of pinning it at 0; the first positive alpha is not capped.
+fn capped(alpha: f32) -> f32 {
+    if s.growth <= 0.0 {
+        return alpha;
+    }
+    if st.alpha_cap <= 0.0 {
+        st.alpha_cap = alpha;
+        return alpha;
+    }
+    let cap = st.alpha_cap * s.growth;
+    let a = min(alpha, cap);
+    st.alpha_cap = select(cap, a, a > 0.0);
+    return a;
+}
+
 fn fail(code: u32) {
     if st.error == 0u {
         st.error = code;
@@ -118,7 +135,7 @@ fn plus_scalars() {
         return;
     }
     st.e_prev = e_hat;
-    let alpha = max(0.0, f + s.beta * st.dot) / e_hat;
+    let alpha = capped(max(0.0, f + s.beta * st.dot) / e_hat);
     let gamma = s.lr * alpha;
     if !is_finite(gamma) {
         fail(3u);

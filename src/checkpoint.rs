@@ -45,8 +45,9 @@ use crate::optim::scalars::{HostScalars, StepScalars};
 use crate::optim::GpuOptimizer;
 
 /// The format tag stored in every checkpoint's metadata. Format 3 added the
-/// checksum; older formats are refused.
-pub const FORMAT: &str = "sfnap-checkpoint-3";
+/// checksum, format 4 sf_plus's step cap (a longer `opt.step`); older formats
+/// are refused.
+pub const FORMAT: &str = "sfnap-checkpoint-4";
 
 /// The one metadata key: safetensors keeps metadata in a hash map, whose order
 /// changes from run to run, so everything sits under one key as a JSON object
@@ -273,7 +274,7 @@ pub fn load_bytes(path: &Path, bytes: Vec<u8>) -> Result<Loaded> {
     if format != FORMAT {
         return Err(ckpt_err(
             path,
-            format!("format `{format}`, expected `{FORMAT}` (earlier formats carry no checksum and are not read)"),
+            format!("format `{format}`, expected `{FORMAT}` (earlier formats are not read: format 2 carries no checksum, format 3 a shorter optimizer state)"),
         ));
     }
     if let Some(key) = fields.keys().find(|k| !HEADER_FIELDS.contains(&k.as_str())) {

@@ -180,8 +180,8 @@ fn older_formats_are_refused_by_name() {
         m["format"] = Value::from("sfnap-checkpoint-2");
         m.as_object_mut().unwrap().shift_remove("checksum");
     });
-    let e = refused(&old, "format `sfnap-checkpoint-2`, expected `sfnap-checkpoint-3`");
-    assert!(e.contains("earlier formats carry no checksum"), "{e}");
+    let e = refused(&old, "format `sfnap-checkpoint-2`, expected `sfnap-checkpoint-4`");
+    assert!(e.contains("format 2 carries no checksum"), "{e}");
 }
 
 /// The same state gives the same bytes, and a checkpoint applied to a fresh

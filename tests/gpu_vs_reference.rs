@@ -65,6 +65,14 @@ fn configs() -> Vec<(&'static str, OptimConfig)> {
     plus.sf_beta1_anneal_steps = 300;
     plus.c_warmup = 10;
     plus.polyak_beta = 0.9;
+    // sfnap's sf_plus: the cap never lets the step grow (1), or lets it grow by
+    // 1 + 2^-7 a step, a factor exact in f32, so that a cap compounded over many
+    // steps is the same number in f32 and f64.
+    let mut capped = OptimConfig::sf_plus_capped(1.0);
+    capped.weight_decay = 0.5;
+    let mut growing = OptimConfig::sf_plus_capped(1.0078125);
+    growing.polyak_beta = 0.9;
+    growing.sf_beta1_anneal_steps = 300;
     // adamw warms up through its schedule; its own warmup_steps must stay 0.
     let mut cosine = base(Kind::Adamw, 0.01);
     cosine.warmup_steps = 0;
@@ -88,6 +96,8 @@ fn configs() -> Vec<(&'static str, OptimConfig)> {
         ("radam_sf", radam),
         ("radam_sf (sgd phase)", radam_sgd),
         ("sf_plus", plus),
+        ("sf_plus capped (1)", capped),
+        ("sf_plus capped (1+2^-7)", growing),
         ("adamw cosine", cosine),
         ("adamw wsd", wsd),
     ]

@@ -188,6 +188,13 @@ pub struct OptimConfig {
     /// `sf_plus`: steps during which c = 1 (x follows z).
     #[serde(default)]
     pub c_warmup: u64,
+    /// `sf_plus`, an sfnap extension (`None`: the reference step): the factor
+    /// by which the Polyak step may grow from one step to the next, at least 1
+    /// (1: it never grows). Caps the step where the loss stays high while the
+    /// gradient vanishes (a plateau), which the reference step mistakes for
+    /// room to descend. See `sfnap::optim::plus::growth_per_step`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polyak_growth: Option<f64>,
     /// `adamw`: the learning-rate schedule.
     #[serde(default = "default_schedule")]
     pub schedule: Schedule,
@@ -245,8 +252,22 @@ impl OptimConfig {
             sf_beta1_anneal_steps: 0,
             polyak_beta: 0.0,
             c_warmup: 0,
+            polyak_growth: None,
             schedule: Schedule::Constant,
             sf_window: 0,
+        }
+    }
+
+    /// sfnap's sf_plus (see README, "sf_plus: the reference and sfnap's step"):
+    /// the reference Polyak step capped to grow by at most `growth` per step
+    /// ([`crate::optim::plus::growth_per_step`] gives the literature's rate),
+    /// with the Adam moments of the Schedule-Free AdamW paper, `betas` (0, 0.999):
+    /// no inner momentum, the interpolation weight beta being the momentum.
+    pub fn sf_plus_capped(growth: f64) -> Self {
+        OptimConfig {
+            betas: Some([0.0, 0.999]),
+            polyak_growth: Some(growth),
+            ..OptimConfig::new(Kind::SfPlus)
         }
     }
 
@@ -359,6 +380,15 @@ impl OptimConfig {
         weight("sf_beta1", self.sf_beta1)?;
         weight("sf_beta1_max", self.sf_beta1_max)?;
         weight("polyak_beta", self.polyak_beta)?;
+        if let Some(g) = self.polyak_growth {
+            if self.kind != Kind::SfPlus {
+                return Err(Error::invalid(
+                    field("polyak_growth"),
+                    format!("only sf_plus has a Polyak step to cap, not {}", self.kind),
+                ));
+            }
+            in_range("polyak_growth", g, 1.0, MAX_SCALE)?;
+        }
         if self.kind == Kind::SfPlus && self.sf_beta1 < MIN_INTERPOLATION {
             return Err(Error::invalid(
                 field("sf_beta1"),
@@ -498,6 +528,7 @@ impl OptimConfig {
                 "sf_beta1_anneal_steps" => cfg.sf_beta1_anneal_steps = count(value, &p)?,
                 "polyak_beta" => cfg.polyak_beta = number(value, &p)?,
                 "c_warmup" => cfg.c_warmup = count(value, &p)?,
+                "polyak_growth" => cfg.polyak_growth = optional(value).then(|| number(value, &p)).transpose()?,
                 "schedule" => cfg.schedule = Schedule::from_json(value, &p)?,
                 "sf_window" => cfg.sf_window = count(value, &p)?,
                 _ => {
@@ -513,7 +544,7 @@ impl OptimConfig {
 }
 
 /// The fields of an optimizer object, in documentation order.
-const FIELDS: [&str; 18] = [
+const FIELDS: [&str; 19] = [
     "kind",
     "lr",
     "betas",
@@ -530,6 +561,7 @@ const FIELDS: [&str; 18] = [
     "sf_beta1_anneal_steps",
     "polyak_beta",
     "c_warmup",
+    "polyak_growth",
     "schedule",
     "sf_window",
 ];

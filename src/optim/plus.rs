@@ -9,6 +9,15 @@ use crate::gpu::{Dispatch, Gpu};
 use crate::optim::config::OptimConfig;
 use crate::optim::plan::{Grid, Plan};
 
+/// The growth factor per step that lets sf_plus's step double at most once per
+/// pass over the training data: `2^(1 / steps_per_epoch)`. This is the cap of
+/// SPS_max with the smoothing rule `gamma_b = tau^(b/n) gamma_{k-1}`, tau = 2, of
+/// Loizou et al. (2021), "Stochastic Polyak step-size for SGD", after Vaswani et
+/// al. (2019); `b / n` (batch over examples) is one step's share of an epoch.
+pub fn growth_per_step(steps_per_epoch: f64) -> f64 {
+    2f64.powf(1.0 / steps_per_epoch.max(1.0))
+}
+
 /// sf_plus's device state, as WGSL `PlusState`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -35,8 +44,10 @@ pub struct PlusState {
     pub steps: u32,
     /// 1.0: keeps shader compilers from folding the Kahan compensation away.
     pub one: f32,
-    /// Padding.
-    pub pad: u32,
+    /// With `polyak_growth`: the last positive alpha, or the cap of a step whose
+    /// alpha was 0 (the next step's cap is this times the growth factor); 0
+    /// before the first positive alpha.
+    pub alpha_cap: f32,
 }
 
 impl PlusState {
@@ -50,7 +61,7 @@ impl PlusState {
     }
 
     /// Its float fields by name (all but the error flag, counters and padding), in struct order.
-    pub fn float_fields(&self) -> [(&'static str, f32); 8] {
+    pub fn float_fields(&self) -> [(&'static str, f32); 9] {
         [
             ("e_prev", self.e_prev),
             ("lr_max", self.lr_max),
@@ -60,6 +71,7 @@ impl PlusState {
             ("dot", self.dot),
             ("alpha", self.alpha),
             ("one", self.one),
+            ("alpha_cap", self.alpha_cap),
         ]
     }
 

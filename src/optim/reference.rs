@@ -68,6 +68,9 @@ pub struct Reference {
     w_sum: f64,
     /// `sf_plus`: the stored gradient-norm estimate (e_hat of the previous step).
     e_prev: f64,
+    /// `sf_plus` with `polyak_growth`: the last positive alpha, or the last cap
+    /// when a step's alpha was 0; 0 before the first positive alpha.
+    alpha_cap: f64,
     /// The last step's gamma.
     gamma: f64,
     /// The last step's c.
@@ -145,6 +148,7 @@ impl Reference {
             lr_max,
             w_sum: 0.0,
             e_prev: 0.0,
+            alpha_cap: 0.0,
             gamma: 0.0,
             c: 0.0,
             beta,
@@ -433,7 +437,7 @@ impl Reference {
             )));
         }
         self.e_prev = e_hat; // sic: e_hat, not e, is carried to the next step
-        let alpha = (f + big_i).max(0.0) / e_hat;
+        let alpha = self.capped((f + big_i).max(0.0) / e_hat);
         let gamma = self.cfg.lr().max(eps) * alpha;
         self.lr_max = self.lr_max.max(gamma);
         let c = if self.k < self.cfg.c_warmup {
@@ -466,6 +470,23 @@ impl Reference {
         self.c = c;
         self.beta = beta;
         Ok(())
+    }
+
+    /// sfnap's extension of sf_plus: with `polyak_growth` g, alpha_k <= g *
+    /// alpha_cap, where alpha_cap is the last positive alpha (or, after a step of
+    /// alpha 0, that step's cap); the first positive alpha is not capped.
+    fn capped(&mut self, alpha: f64) -> f64 {
+        let Some(g) = self.cfg.polyak_growth else {
+            return alpha;
+        };
+        if self.alpha_cap <= 0.0 {
+            self.alpha_cap = alpha;
+            return alpha;
+        }
+        let cap = self.alpha_cap * g;
+        let a = alpha.min(cap);
+        self.alpha_cap = if a > 0.0 { a } else { cap };
+        a
     }
 
     /// Section 8: decoupled AdamW with `lr_k = lr * schedule.multiplier(k)`.
@@ -610,6 +631,45 @@ mod tests {
             vec![0.1 + 0.01 * s, -0.2, 0.3 * (s + 1.0).sin()],
             vec![-0.05, 0.4 * (s * 0.7).cos(), 0.15, -0.25 + 0.02 * s],
         ]
+    }
+
+    /// gamma of each step of sf_plus under `cfg` for the given losses, with the
+    /// same gradient every step (so that alpha follows the loss).
+    fn plus_gammas(cfg: &OptimConfig, losses: &[f64]) -> Vec<f64> {
+        let mut r = Reference::new(cfg, &params(), &[true, true], None).unwrap();
+        losses
+            .iter()
+            .map(|&f| {
+                r.step(&grads(0), Some(f)).unwrap();
+                r.scalars().gamma
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sf_plus_growth_caps_the_step_and_a_zero_step_does_not_pin_it() {
+        // A tiny beta makes I = beta g . (z - x) negligible: alpha follows F.
+        let mut reference = OptimConfig::new(Kind::SfPlus);
+        reference.sf_beta1 = 1e-12;
+        let losses = [1.0, 4.0, 16.0, 0.0, 32.0, 8.0];
+        let free = plus_gammas(&reference, &losses);
+        let mut capped = reference.clone();
+        capped.polyak_growth = Some(2.0);
+        let got = plus_gammas(&capped, &losses);
+        // The first step is not capped; then at most twice the last positive
+        // step; a zero step (F = 0) lets the cap keep growing.
+        assert_eq!(got[0], free[0]);
+        assert!((got[1] - 2.0 * got[0]).abs() <= 1e-12 * got[0], "{got:?}");
+        assert!((got[2] - 4.0 * got[0]).abs() <= 1e-12 * got[0], "{got:?}");
+        assert_eq!(got[3], 0.0);
+        assert!((got[4] - 16.0 * got[0]).abs() <= 1e-12 * got[0], "{got:?}");
+        // Below the cap: the step is the free one (up to I, which differs by
+        // beta times the runs' different z - x).
+        assert!((got[5] - free[5]).abs() <= 1e-9 * free[5], "{got:?} {free:?}");
+        // Growth 1: no step exceeds the last positive one.
+        capped.polyak_growth = Some(1.0);
+        let flat = plus_gammas(&capped, &losses);
+        assert!(flat.iter().all(|&g| g <= flat[0]) && flat[4] == flat[0], "{flat:?}");
     }
 
     #[test]

@@ -62,11 +62,15 @@ pub struct StepScalars {
     pub skip: u32,
     /// This step's number, from 1 (saturating at `u32::MAX`): what the health flags record.
     pub step: u32,
+    /// sf_plus: the Polyak step's largest growth factor per step (0: no cap, the reference).
+    pub growth: f32,
+    /// Padding to 16 bytes.
+    pub pad: [u32; 3],
 }
 
 impl StepScalars {
     /// Its float fields by name (all but `skip` and the padding), in struct order.
-    pub fn float_fields(&self) -> [(&'static str, f32); 18] {
+    pub fn float_fields(&self) -> [(&'static str, f32); 19] {
         [
             ("gamma", self.gamma),
             ("c", self.c),
@@ -86,6 +90,7 @@ impl StepScalars {
             ("polyak_beta", self.polyak_beta),
             ("inv_bcp", self.inv_bcp),
             ("warm", self.warm),
+            ("growth", self.growth),
         ]
     }
 }
@@ -258,6 +263,7 @@ impl HostScalars {
                 s.polyak_beta = c.polyak_beta as f32;
                 s.inv_bcp = (1.0 / (1.0 - c.polyak_beta.powf(t))) as f32;
                 s.warm = if k < c.c_warmup { 1.0 } else { 0.0 };
+                s.growth = c.polyak_growth.unwrap_or(0.0) as f32;
             }
             Kind::Adamw => {
                 s.gamma = (lr * c.schedule.multiplier(k)) as f32;

@@ -140,6 +140,14 @@ pub trait TrainObserver {
 
 impl TrainObserver for () {}
 
+/// Steps of one pass over `cfg`'s training data at its batch size (reads a
+/// data file of one's own): what [`crate::optim::plus::growth_per_step`] takes
+/// to give sfnap's sf_plus step its growth cap.
+pub fn steps_per_epoch(cfg: &TrainConfig) -> Result<f64> {
+    let rows = Source::new(cfg)?.train_rows();
+    Ok(rows as f64 / cfg.batch.max(1) as f64)
+}
+
 /// Trains `cfg` on `gpu`, silently.
 pub fn train(gpu: &Gpu, cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary> {
     train_observed(gpu, cfg, opts, &mut ())

@@ -124,6 +124,16 @@ impl Source {
         }
     }
 
+    /// Examples of one pass over the training data: rows, or the text's
+    /// characters over the context (a task's inputs for the continual stream).
+    pub(super) fn train_rows(&self) -> usize {
+        match self {
+            Source::Classes { train, .. } => train.len(),
+            Source::Continual(c) => c.task_data(0).len(),
+            Source::Text { train, context, .. } => train.tokens.len() / context,
+        }
+    }
+
     /// Rows of the evaluation set.
     pub(super) fn eval_rows(&self) -> usize {
         match self {

@@ -175,6 +175,14 @@ struct TrainArgs {
     /// (betas[0] of the Adam kinds, sgd_sf's momentum; default 0.9).
     #[arg(long, value_name = "BETA")]
     sf_beta: Option<f64>,
+    /// sf_plus: the paper's algorithm as published (the Polyak step uncapped,
+    /// inner momentum 0.9, beta2 0.95) instead of sfnap's (see README).
+    #[arg(long)]
+    sf_plus_reference: bool,
+    /// sf_plus: the factor by which the Polyak step may grow per step, at least 1
+    /// (1: it never grows) [default: doubling at most once per pass over the training data].
+    #[arg(long, value_name = "G")]
+    polyak_growth: Option<f64>,
     /// mlp: no LayerNorm before each ReLU (a plain MLP with biases; no NaP).
     #[arg(long)]
     no_norm: bool,
@@ -234,7 +242,29 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig, Error> {
         ModelConfig::Gpt(_) => {}
     }
     apply_sizes(a, &mut model)?;
-    let mut optimizer = OptimConfig::new(Kind::parse(&a.opt).map_err(|e| Error::invalid("opt", e.to_string()))?);
+    let kind = Kind::parse(&a.opt).map_err(|e| Error::invalid("opt", e.to_string()))?;
+    if kind != Kind::SfPlus {
+        for (flag, given) in [
+            ("sf-plus-reference", a.sf_plus_reference),
+            ("polyak-growth", a.polyak_growth.is_some()),
+        ] {
+            if given {
+                return Err(Error::invalid(flag, format!("applies to sf_plus only, not {kind}")));
+            }
+        }
+    }
+    if a.sf_plus_reference && a.polyak_growth.is_some() {
+        return Err(Error::invalid(
+            "polyak-growth",
+            "caps sfnap's sf_plus step; --sf-plus-reference runs the paper's, which has no cap",
+        ));
+    }
+    // sfnap's sf_plus unless the reference is asked for; its growth cap, when not
+    // given, follows from the data's size once the run is known (below).
+    let mut optimizer = match kind {
+        Kind::SfPlus if !a.sf_plus_reference => OptimConfig::sf_plus_capped(a.polyak_growth.unwrap_or(1.0)),
+        _ => OptimConfig::new(kind),
+    };
     optimizer.lr = a.lr;
     optimizer.weight_decay = a.weight_decay;
     optimizer.sf_window = a.sf_window;
@@ -285,7 +315,7 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig, Error> {
             "only adamw takes a schedule; the Schedule-Free kinds need none",
         ));
     }
-    Ok(TrainConfig {
+    let mut cfg = TrainConfig {
         model,
         data,
         optimizer,
@@ -296,7 +326,12 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig, Error> {
         metrics_every: 10,
         seed: a.seed,
         task_steps: a.task_steps,
-    })
+    };
+    if kind == Kind::SfPlus && !a.sf_plus_reference && a.polyak_growth.is_none() {
+        let growth = sfnap::optim::plus::growth_per_step(sfnap::train::steps_per_epoch(&cfg)?);
+        cfg.optimizer.polyak_growth = Some(growth);
+    }
+    Ok(cfg)
 }
 
 /// The size flags onto the default model; a flag of the other model is refused.
