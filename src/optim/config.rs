@@ -158,7 +158,9 @@ pub struct OptimConfig {
     /// Weight decay (decoupled for `adamw`, on y for the SF kinds, AdamC-style for `sf_plus`).
     #[serde(default)]
     pub weight_decay: f64,
-    /// Linear warmup steps of the SF kinds (0: none).
+    /// Linear warmup steps of `sgd_sf`, `adamw_sf` and `adamw_sf_paper` (0: none).
+    /// Refused by `radam_sf` (its rectification replaces a warmup), `sf_plus` and
+    /// `adamw` (which warms up through its schedule).
     #[serde(default)]
     pub warmup_steps: u64,
     /// Power r of `t^r` in the averaging weights.
@@ -362,13 +364,17 @@ impl OptimConfig {
             ));
         }
         // A warmup a kind would ignore is refused, not dropped.
-        if self.warmup_steps > 0 && matches!(self.kind, Kind::SfPlus | Kind::Adamw) {
+        if self.warmup_steps > 0 && matches!(self.kind, Kind::SfPlus | Kind::Adamw | Kind::RadamSf) {
             return Err(Error::invalid(
                 field("warmup_steps"),
-                if self.kind == Kind::SfPlus {
-                    "sf_plus takes no warmup: its step comes from the loss (c_warmup holds x at z for its first steps)"
-                } else {
-                    "adamw warms up through its schedule (`warmup`, `wsd` or `cosine`)"
+                match self.kind {
+                    Kind::SfPlus => {
+                        "sf_plus takes no warmup: its step comes from the loss (c_warmup holds x at z for its first steps)"
+                    }
+                    Kind::RadamSf => {
+                        "radam_sf takes no warmup: its rectified step size stands in for one"
+                    }
+                    _ => "adamw warms up through its schedule (`warmup`, `wsd` or `cosine`)",
                 },
             ));
         }

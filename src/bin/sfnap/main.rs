@@ -152,27 +152,31 @@ struct TrainArgs {
     /// Optimizer kind: sgd_sf, adamw_sf, adamw_sf_paper, radam_sf, sf_plus or adamw.
     #[arg(long, default_value = "sf_plus")]
     opt: String,
-    /// Learning rate (sf_plus: a multiplier of its Polyak step, default 1).
+    /// Learning rate, every kind (sf_plus: a multiplier of its Polyak step, default 1).
     #[arg(long)]
     lr: Option<f64>,
-    /// Warmup steps (Schedule-Free kinds but sf_plus, which refuses it; adamw: its schedule's warmup).
+    /// Warmup steps, at least 2 (0: none): sgd_sf, adamw_sf, adamw_sf_paper, and adamw with
+    /// --schedule warmup, wsd or cosine; radam_sf, sf_plus and adamw's constant schedule refuse it.
     #[arg(long, default_value_t = 0)]
     warmup: u64,
-    /// adamw's schedule: constant, warmup, wsd (last 20% decays) or cosine.
+    /// adamw only: constant, warmup (needs --warmup), wsd (the last 20% of --steps decays;
+    /// needs --steps >= 10) or cosine; the other kinds refuse any but constant.
     #[arg(long, default_value = "constant")]
     schedule: String,
-    /// Weight decay (as each kind defines it).
+    /// Weight decay, every kind as it defines it (adamw: decoupled; sf_plus: AdamC's;
+    /// the other Schedule-Free kinds: at y). Norms and biases do not decay.
     #[arg(long, default_value_t = 0.0)]
     weight_decay: f64,
-    /// Normalize-and-Project every hidden weight and norm after each step.
+    /// Normalize-and-Project every hidden weight and norm after each step (every kind;
+    /// refused with --no-norm).
     #[arg(long)]
     nap: bool,
-    /// Schedule-Free kinds but sf_plus: x averages about the last STEPS steps
-    /// (c = max(w / W_sum, 1 / STEPS)) instead of the whole run; 0: the paper's average.
+    /// Schedule-Free kinds but sf_plus (adamw and sf_plus refuse it): x averages about the
+    /// last STEPS steps (c = max(w / W_sum, 1 / STEPS)) instead of the whole run; 0: the paper's average.
     #[arg(long, default_value_t = 0, value_name = "STEPS")]
     sf_window: u64,
-    /// Schedule-Free kinds but sf_plus: the interpolation weight beta of y = (1 - beta) z + beta x
-    /// (betas[0] of the Adam kinds, sgd_sf's momentum; default 0.9).
+    /// Schedule-Free kinds but sf_plus (adamw and sf_plus refuse it): the interpolation weight
+    /// beta of y = (1 - beta) z + beta x (betas[0] of the Adam kinds, sgd_sf's momentum; default 0.9).
     #[arg(long, value_name = "BETA")]
     sf_beta: Option<f64>,
     /// sf_plus: the paper's algorithm as published (the Polyak step uncapped,
@@ -183,7 +187,7 @@ struct TrainArgs {
     /// (1: it never grows) [default: doubling at most once per pass over the training data].
     #[arg(long, value_name = "G")]
     polyak_growth: Option<f64>,
-    /// mlp: no LayerNorm before each ReLU (a plain MLP with biases; no NaP).
+    /// mlp only: no LayerNorm before each ReLU (a plain MLP with biases; refused with --nap).
     #[arg(long)]
     no_norm: bool,
     /// Steps in all.
@@ -195,9 +199,9 @@ struct TrainArgs {
     /// Evaluate at x every this many steps.
     #[arg(long, default_value_t = 100)]
     eval_every: u64,
-    /// Steps per task of the continual stream.
-    #[arg(long, default_value_t = 500)]
-    task_steps: u64,
+    /// --data continual only: steps per task of the continual stream [default: 500].
+    #[arg(long, value_name = "STEPS")]
+    task_steps: Option<u64>,
     /// Seed of initialization and batches.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -207,10 +211,11 @@ struct TrainArgs {
     /// Continue from DIR/checkpoint.safetensors (same settings; --steps may grow).
     #[arg(long)]
     resume: Option<PathBuf>,
-    /// Save a checkpoint at the first evaluation after every this many steps (and at the end).
-    #[arg(long, default_value_t = 1000)]
-    checkpoint_every: u64,
-    /// Cut each batch into N equal slices run one after another, averaging their
+    /// With --out or --resume only: save a checkpoint at the first evaluation after every
+    /// this many steps, and at the end [default: 1000].
+    #[arg(long, value_name = "STEPS")]
+    checkpoint_every: Option<u64>,
+    /// Every kind: cut each batch into N equal slices run one after another, averaging their
     /// gradients before the step (gradient accumulation); under MPI each rank
     /// runs N slices of its share. Two slices give the result of 2 ranks bit for bit.
     #[arg(long, default_value_t = 1, value_name = "N")]
@@ -315,6 +320,36 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig, Error> {
             "only adamw takes a schedule; the Schedule-Free kinds need none",
         ));
     }
+    // Settings that would leave the run as it is without them are refused too.
+    if a.warmup == 1 && !matches!(optimizer.kind, Kind::SfPlus | Kind::RadamSf) {
+        return Err(Error::invalid(
+            "warmup",
+            "one step of warmup is none (the multiplier of warmup step t is t / W = 1): use 0 or at least 2",
+        ));
+    }
+    if a.schedule == "warmup" && a.warmup == 0 {
+        return Err(Error::invalid(
+            "schedule",
+            "warmup needs --warmup STEPS: without it the schedule is constant",
+        ));
+    }
+    if a.schedule == "wsd" && a.steps < 10 {
+        return Err(Error::invalid(
+            "schedule",
+            "wsd decays over the last 20% of --steps: under 10 steps that is one step at multiplier 1, \
+             no decay (use at least 10 steps)",
+        ));
+    }
+    let task_steps = match (&data, a.task_steps) {
+        (DataKind::Continual, steps) => steps.unwrap_or(TASK_STEPS),
+        (_, None) => TASK_STEPS,
+        (_, Some(_)) => {
+            return Err(Error::invalid(
+                "task-steps",
+                "applies to --data continual only (the other data sets have no tasks)",
+            ))
+        }
+    };
     let mut cfg = TrainConfig {
         model,
         data,
@@ -325,7 +360,7 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig, Error> {
         eval_every: a.eval_every,
         metrics_every: 10,
         seed: a.seed,
-        task_steps: a.task_steps,
+        task_steps,
     };
     if kind == Kind::SfPlus && !a.sf_plus_reference && a.polyak_growth.is_none() {
         let growth = sfnap::optim::plus::growth_per_step(sfnap::train::steps_per_epoch(&cfg)?);
@@ -333,6 +368,10 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig, Error> {
     }
     Ok(cfg)
 }
+
+/// `--task-steps`' default. The runs of other data store it too, as they always
+/// have, so their checkpoints' settings stay the same.
+const TASK_STEPS: u64 = 500;
 
 /// The size flags onto the default model; a flag of the other model is refused.
 fn apply_sizes(a: &TrainArgs, model: &mut ModelConfig) -> Result<(), Error> {
@@ -415,6 +454,12 @@ fn train_cmd(
 ) -> Result<(), Error> {
     let cfg = train_config(a)?;
     cfg.validate()?;
+    if a.checkpoint_every.is_some() && a.out.is_none() && a.resume.is_none() {
+        return Err(Error::invalid(
+            "checkpoint-every",
+            "applies with --out DIR or --resume DIR only (without them no checkpoint is written)",
+        ));
+    }
     let parallel = Parallel {
         comm: ranks.map(|(c, _)| c),
         accumulate: a.accumulate,
@@ -437,7 +482,7 @@ fn train_cmd(
         out: a.out.clone().or_else(|| a.resume.clone()).filter(|_| rank == 0),
         resume: a.resume.clone(),
         stop_after: None,
-        checkpoint_every: Some(a.checkpoint_every),
+        checkpoint_every: a.checkpoint_every,
     };
     let summary = if rank == 0 {
         train_parallel(&gpu, &cfg, &opts, &mut progress::Bar::default(), parallel)?

@@ -1,0 +1,243 @@
+//! No `sfnap train` flag is silently dropped: each one either changes the run or
+//! is refused with exit status 2 and one line naming it.
+//!
+//! The optimizer-level flags run against every kind on a tiny setup: a kind the
+//! table says the flag applies to must train and end with other weights at x than
+//! the same run without the flag; every other kind must refuse it. Refusals come
+//! before the GPU is opened, so they cost little; each kind shares one baseline run.
+//! The data- and run-level flags (`--task-steps`, `--checkpoint-every`,
+//! `--eval-frac`, `--label`) and the settings that would change nothing have small
+//! tests of their own.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const KINDS: [&str; 6] = ["sgd_sf", "adamw_sf", "adamw_sf_paper", "radam_sf", "sf_plus", "adamw"];
+
+/// Every kind.
+fn all(_: &str) -> bool {
+    true
+}
+
+/// The Schedule-Free kinds with an interpolation weight and an average to window.
+fn sf_but_plus(kind: &str) -> bool {
+    !matches!(kind, "sf_plus" | "adamw")
+}
+
+/// The kinds with a warmup of their own (radam_sf's rectification stands in for
+/// one, sf_plus's step comes from the loss, adamw's warmup is its schedule's).
+fn own_warmup(kind: &str) -> bool {
+    matches!(kind, "sgd_sf" | "adamw_sf" | "adamw_sf_paper")
+}
+
+fn adamw(kind: &str) -> bool {
+    kind == "adamw"
+}
+
+fn sf_plus(kind: &str) -> bool {
+    kind == "sf_plus"
+}
+
+/// The matrix: a flag's arguments (the first names the flag a refusal must name),
+/// and the kinds it applies to; every other kind refuses it. A new flag is one line.
+/// The values differ from every kind's default (`--lr`: sgd_sf and sf_plus 1, the
+/// Adam kinds 0.0025, adamw 0.001).
+#[allow(clippy::type_complexity)]
+const FLAGS: &[(&[&str], fn(&str) -> bool)] = &[
+    (&["--lr", "0.0123"], all),
+    (&["--weight-decay", "0.5"], all),
+    (&["--nap"], all),
+    // The mean of two slices' mean gradients: the same sum, rounded otherwise.
+    (&["--accumulate", "2"], all),
+    (&["--warmup", "3"], own_warmup),
+    // c = max(w / W_sum, 1 / W) leaves 1 / t from t = W + 1 = 3 on.
+    (&["--sf-window", "2"], sf_but_plus),
+    (&["--sf-beta", "0.5"], sf_but_plus),
+    (&["--schedule", "warmup", "--warmup", "3"], adamw),
+    (&["--schedule", "wsd"], adamw),
+    (&["--schedule", "cosine"], adamw),
+    (&["--sf-plus-reference"], sf_plus),
+    // The default lets the step grow a little each step; 1 never does.
+    (&["--polyak-growth", "1"], sf_plus),
+];
+
+/// The tiny run each flag is added to: 10 steps (wsd's decay is 2 of them).
+const BASE: &str = "train --data spirals --steps 10 --eval-every 10 --batch 16";
+
+/// The words of `line`, as arguments.
+fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
+fn sfnap(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sfnap")).args(args).output().unwrap()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sfnap-flags-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Exit status 2 and one error line naming `flag` (`--sf-window`: `sf-window` or
+/// the field `sf_window`). Returns the line.
+fn refused(o: &Output, flag: &str, what: &str) -> String {
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{what}: exit 2 expected: {stderr}");
+    assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{what}: one error line expected: {stderr}");
+    let name = flag.trim_start_matches("--");
+    assert!(
+        errors[0].contains(name) || errors[0].contains(&name.replace('-', "_")),
+        "{what}: the error does not name {flag}: {}",
+        errors[0]
+    );
+    errors[0].to_string()
+}
+
+/// Trains with `args` into `dir`; returns the x tensors' bytes of the final
+/// checkpoint, by name.
+fn train_x(args: &[&str], dir: &Path, what: &str) -> Vec<(String, Vec<u8>)> {
+    let mut all = args.to_vec();
+    all.extend(["--out", s(dir)]);
+    let o = sfnap(&all);
+    assert!(
+        o.status.success(),
+        "{what}: the run failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let bytes = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut x: Vec<(String, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("x."))
+        .map(|(name, t)| (name, t.data().to_vec()))
+        .collect();
+    x.sort();
+    assert!(!x.is_empty(), "{what}: no x in the checkpoint");
+    x
+}
+
+/// Every flag of the table against every kind: applied where the table says,
+/// changing x, and refused naming the flag everywhere else.
+#[test]
+fn every_optimizer_flag_changes_the_run_or_is_refused_for_every_kind() {
+    let root = temp_dir("matrix");
+    for kind in KINDS {
+        let mut base = words(BASE);
+        base.extend(["--opt", kind]);
+        let baseline = train_x(&base, &root.join(kind), kind);
+        for (i, (flag, applies)) in FLAGS.iter().enumerate() {
+            let what = format!("{kind} {}", flag.join(" "));
+            let mut args = base.clone();
+            args.extend_from_slice(flag);
+            if applies(kind) {
+                let x = train_x(&args, &root.join(format!("{kind}-{i}")), &what);
+                assert_eq!(x.len(), baseline.len(), "{what}");
+                assert!(x != baseline, "{what}: accepted, but x is the same as without it");
+            } else {
+                refused(&sfnap(&args), flag[0], &what);
+            }
+        }
+    }
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// `--task-steps` applies to `--data continual` only: it changes when the labels
+/// are re-drawn there (metrics.csv's `task` column), and other data refuse it.
+/// Other data's runs store continual's default, 500, as they always have, so
+/// their checkpoints still resume.
+#[test]
+fn task_steps_applies_to_continual_only() {
+    let refusal = refused(
+        &sfnap(&["train", "--data", "spirals", "--steps", "4", "--task-steps", "100"]),
+        "--task-steps",
+        "spirals",
+    );
+    assert!(refusal.contains("continual"), "{refusal}");
+    let dir = temp_dir("task-steps");
+    let task_at_end = |extra: &[&str], name: &str| {
+        let d = dir.join(name);
+        let mut args = words("train --data continual --hidden 8 --steps 4 --eval-every 4 --batch 16");
+        args.extend(["--out", s(&d)]);
+        args.extend_from_slice(extra);
+        let o = sfnap(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let csv = std::fs::read_to_string(d.join("metrics.csv")).unwrap();
+        csv.lines().last().unwrap().rsplit(',').next().unwrap().to_string()
+    };
+    // The task of the last step: 3 / 500 and 3 / 2.
+    assert_eq!(task_at_end(&[], "default"), "0");
+    assert_eq!(task_at_end(&["--task-steps", "2"], "two"), "1");
+
+    let d = dir.join("spirals");
+    let mut args = words("train --data spirals --steps 2 --eval-every 2");
+    args.extend(["--out", s(&d)]);
+    let o = sfnap(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ckpt = sfnap::checkpoint::load(&d.join("checkpoint.safetensors")).unwrap();
+    assert!(ckpt.meta.config.contains("\"task_steps\":500"), "{}", ckpt.meta.config);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `--checkpoint-every` writes nothing without a run directory: refused there,
+/// taken with `--out`.
+#[test]
+fn checkpoint_every_needs_a_run_directory() {
+    let args = words("train --data spirals --steps 2 --eval-every 1 --checkpoint-every 1");
+    refused(&sfnap(&args), "--checkpoint-every", "no --out");
+    let dir = temp_dir("checkpoint-every");
+    let mut with_out = args.clone();
+    with_out.extend(["--out", s(&dir)]);
+    let o = sfnap(&with_out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `--eval-frac` applies to text:PATH and csv:PATH, `--label` to csv:PATH only.
+#[test]
+fn eval_frac_and_label_are_refused_where_they_do_not_apply() {
+    let dir = temp_dir("own");
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = dir.join("t.txt");
+    std::fs::write(&text, "the cat sat on the mat. ".repeat(40)).unwrap();
+    let text_data = format!("text:{}", s(&text));
+    for data in ["spirals", "digits", "text", "continual"] {
+        let o = sfnap(&["train", "--data", data, "--eval-frac", "0.2"]);
+        refused(&o, "--eval-frac", data);
+    }
+    for data in ["spirals", "digits", "continual", &text_data] {
+        refused(&sfnap(&["train", "--data", data, "--label", "0"]), "--label", data);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Settings that would leave the run as it is are refused: `--no-norm` with
+/// `--nap` (nothing to project) or the gpt (it keeps its norms), a warmup of one
+/// step (its multiplier is 1), adamw's warmup schedule without `--warmup`, and a
+/// wsd schedule too short to decay.
+#[test]
+fn settings_that_change_nothing_are_refused() {
+    let spirals = ["train", "--data", "spirals"];
+    let cases: &[(&[&str], &str)] = &[
+        (&["--no-norm", "--nap"], "--nap"),
+        (&["--opt", "adamw_sf", "--warmup", "1"], "--warmup"),
+        (&["--opt", "adamw", "--schedule", "warmup", "--warmup", "1"], "--warmup"),
+        (&["--opt", "adamw", "--schedule", "warmup"], "--schedule"),
+        (&["--opt", "adamw", "--schedule", "wsd", "--steps", "9"], "--schedule"),
+        (&["--opt", "radam_sf", "--warmup", "5"], "--warmup"),
+    ];
+    for (extra, flag) in cases {
+        let mut args = spirals.to_vec();
+        args.extend_from_slice(extra);
+        refused(&sfnap(&args), flag, &extra.join(" "));
+    }
+    let o = sfnap(&["train", "--model", "gpt", "--data", "text", "--no-norm", "--steps", "1"]);
+    refused(&o, "--no-norm", "gpt");
+}
