@@ -124,10 +124,20 @@ bench: setup
 bench-peers:
 	bash benches/peers/run.sh
 
-.PHONY: evidence
+.PHONY: evidence evidence-sf-plus evidence-plasticity
+## Both studies below (finished runs are kept, so an interrupted one resumes).
+evidence: evidence-sf-plus evidence-plasticity
+
+## ScheduleFree+ without a learning rate against tuned schedules (docs/evidence.md and its
+## plots): the character model at 1,000 steps (whole grid, 2 seeds), 4,000 and 16,000 (sf_plus
+## and WSD), digits + NaP, the continual stream, and the scale study of the paper's step.
+## Runs land in target/evidence/. About 2 hours on lavapipe with 2 cores, two at a time (JOBS).
+evidence-sf-plus: setup
+	bash scripts/sf_plus_evidence.sh
+
 ## The plasticity study (docs/plasticity.md and its plots): the continual stream with every
 ## network and optimizer, --sf-window, the stationary digits, and the checkpoint-merging table
 ## (scripts/merge_study.sh). Runs land in target/plasticity/ (finished runs are kept; delete it
 ## to start over). About 1.8 hours of runs on lavapipe with 2 cores, two at a time (JOBS).
-evidence: setup
+evidence-plasticity: setup
 	bash scripts/plasticity.sh

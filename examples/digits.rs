@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 
 use sfnap::gpu::Gpu;
+use sfnap::optim::plus::growth_per_step;
 use sfnap::optim::{Kind, OptimConfig, Schedule};
 use sfnap::plot::{line_chart, plot_run, run_series, Chart};
 use sfnap::train::{read_metrics, train_observed, DataKind, RunOptions, TrainConfig};
@@ -22,7 +23,7 @@ const STEPS: u64 = 2000;
 fn main() -> sfnap::Result<()> {
     let gpu = Gpu::from_env()?;
     println!("adapter: {}", gpu.describe());
-    let base = TrainConfig {
+    let mut base = TrainConfig {
         model: TrainConfig::default_model(&DataKind::Digits),
         data: DataKind::Digits,
         optimizer: OptimConfig::new(Kind::SfPlus),
@@ -34,6 +35,9 @@ fn main() -> sfnap::Result<()> {
         seed: 0,
         task_steps: 500,
     };
+    // sfnap's sf_plus, as `sfnap train --opt sf_plus` runs it: its step may double
+    // once per pass over the 1,437 training digits.
+    base.optimizer = OptimConfig::sf_plus_capped(growth_per_step(sfnap::train::steps_per_epoch(&base)?));
     let mut adamw = OptimConfig::new(Kind::Adamw).with_lr(3e-3);
     adamw.schedule = Schedule::Wsd {
         warmup_steps: STEPS / 20,

@@ -43,7 +43,7 @@ opt_args() {
     case $1 in
         adamw) echo "--opt adamw --lr 1e-3" ;;
         adamw_sf) echo "--opt adamw_sf --lr 3e-3" ;;
-        sf_plus) echo "--opt sf_plus" ;;
+        sf_plus) echo "--opt sf_plus --sf-plus-reference" ;;  # the paper's, as when this page was made
         adamw_sf_w*)
             # adamw_sf_wW_bBETA_lrLR
             local spec=${1#adamw_sf_w}

@@ -315,3 +315,27 @@ fn a_result_that_overflows_is_an_error_not_nulls() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!created, "an output file was written for a run that overflowed");
 }
+
+/// sfnap's growth cap on the Polyak step: sf_plus only, at least 1; a case that
+/// sets it runs.
+#[test]
+fn polyak_growth_is_checked_and_runs() {
+    // valid() is adamw_sf: the cap belongs to sf_plus.
+    refused_before_gpu(
+        &with_optimizer_field("polyak_growth", "1.5"),
+        "optimizer.polyak_growth",
+        "only sf_plus has a Polyak step to cap, not adamw_sf",
+    );
+    let plus = |growth: &str| {
+        valid()
+            .to_string()
+            .replace("\"kind\":\"adamw_sf\"", "\"kind\":\"sf_plus\"")
+            .replace("\"lr\":0.01", &format!("\"polyak_growth\":{growth}"))
+            .replace("\"grads\"", "\"loss\":0.5,\"grads\"")
+    };
+    refused_before_gpu(&plus("0.5"), "optimizer.polyak_growth", "must lie in [1, 1e37], got 0.5");
+    refused_before_gpu(&plus("\"fast\""), "optimizer.polyak_growth", "");
+    let (code, stderr, created) = replay(&plus("1.01"));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(created);
+}
