@@ -477,6 +477,15 @@ fn train_cmd(
         None => Gpu::new(backend)?,
     };
     eprintln!("{lead}adapter: {}", gpu.describe());
+    if cfg.optimizer.kind == Kind::SfPlus && rank == 0 {
+        match cfg.optimizer.polyak_growth {
+            Some(g) => eprintln!(
+                "sf_plus: sfnap's step (Polyak step grows at most {g:.6}x a step, betas (0, 0.999)); \
+                 --sf-plus-reference runs the paper's"
+            ),
+            None => eprintln!("sf_plus: the paper's step (uncapped, betas (0.9, 0.95))"),
+        }
+    }
     // Rank 0 alone writes metrics.csv, loss.png and checkpoints; every rank reads --resume.
     let opts = RunOptions {
         out: a.out.clone().or_else(|| a.resume.clone()).filter(|_| rank == 0),
