@@ -66,6 +66,12 @@ pub(crate) fn string<'a>(v: &'a Value, path: &str) -> Result<&'a str> {
         .ok_or_else(|| Error::invalid(path, format!("must be a string, got {}", type_name(v))))
 }
 
+/// The string at `obj[key]`, which must be there; errors name `path.key`.
+pub(crate) fn required_string<'a>(obj: &'a Map<String, Value>, path: &str, key: &str) -> Result<&'a str> {
+    let p = key_path(path, key);
+    string(obj.get(key).ok_or_else(|| Error::invalid(&p, "missing"))?, &p)
+}
+
 /// `v` as a number (always finite: JSON has no NaN or infinity, and a literal
 /// beyond f64's range is refused by the parser).
 pub(crate) fn number(v: &Value, path: &str) -> Result<f64> {

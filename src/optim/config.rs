@@ -492,13 +492,10 @@ impl OptimConfig {
     /// the offending value's full path (`optimizer.betas[1]`). Not validated:
     /// call [`OptimConfig::validate`].
     pub fn from_json(v: &serde_json::Value, path: &str) -> Result<OptimConfig> {
-        use crate::json::{array, boolean, count, key_path, number, object, quoted, string};
+        use crate::json::{array, boolean, count, key_path, number, object, quoted, required_string};
         let obj = object(v, path)?;
         let kind_path = key_path(path, "kind");
-        let kind = string(
-            obj.get("kind").ok_or_else(|| Error::invalid(&kind_path, "missing"))?,
-            &kind_path,
-        )?;
+        let kind = required_string(obj, path, "kind")?;
         let kind = Kind::parse(kind).map_err(|e| match e {
             Error::Invalid { msg, .. } => Error::invalid(&kind_path, msg),
             other => other,
@@ -575,13 +572,10 @@ const FIELDS: [&str; 19] = [
 impl Schedule {
     /// Reads a schedule object (`{"kind": "wsd", ...}`) as [`OptimConfig::from_json`] does.
     pub fn from_json(v: &serde_json::Value, path: &str) -> Result<Schedule> {
-        use crate::json::{count, key_path, number, object, quoted, string};
+        use crate::json::{count, key_path, number, object, quoted, required_string};
         let obj = object(v, path)?;
         let kind_path = key_path(path, "kind");
-        let kind = string(
-            obj.get("kind").ok_or_else(|| Error::invalid(&kind_path, "missing"))?,
-            &kind_path,
-        )?;
+        let kind = required_string(obj, path, "kind")?;
         let allowed: &[&str] = match kind {
             "constant" => &["kind"],
             "warmup" => &["kind", "warmup_steps"],
