@@ -11,7 +11,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export SFNAP_BACKEND="${SFNAP_BACKEND:-vulkan}"
 STEPS="${STEPS:-300}"
-WIDE_STEPS="${WIDE_STEPS:-100}" # width 256 costs 4x width 128 a step: a third of the steps
+WIDE_STEPS="${WIDE_STEPS:-200}" # width 256 costs 4x width 128 a step: two thirds of the steps
 WIDTHS="${WIDTHS:-32 64 128 256}"
 BATCHES="${BATCHES:-2 8 32}"
 JOBS="${JOBS:-2}"
