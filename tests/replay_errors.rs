@@ -333,7 +333,11 @@ fn polyak_growth_is_checked_and_runs() {
             .replace("\"lr\":0.01", &format!("\"polyak_growth\":{growth}"))
             .replace("\"grads\"", "\"loss\":0.5,\"grads\"")
     };
-    refused_before_gpu(&plus("0.5"), "optimizer.polyak_growth", "must lie in [1, 1e37], got 0.5");
+    refused_before_gpu(
+        &plus("0.5"),
+        "optimizer.polyak_growth",
+        "must lie in [1, 1e37], got 0.5",
+    );
     refused_before_gpu(&plus("\"fast\""), "optimizer.polyak_growth", "");
     let (code, stderr, created) = replay(&plus("1.01"));
     assert_eq!(code, 0, "{stderr}");
