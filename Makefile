@@ -113,16 +113,25 @@ test-web: web-build
 	@bash scripts/setup-web.sh --browser
 	python3 web/tests/run.py
 
-.PHONY: bench bench-peers
-## Optimizer-step sweeps against the copy roofline: writes BENCHMARKS.md and benches/scale.svg
-## (includes the PyTorch peer when target/peers-venv exists; see bench-peers).
+.PHONY: bench bench-peers gpu-check
+## Optimizer-step sweeps against the faster copy (buffer copy or copy kernel) and whole training
+## steps against PyTorch: writes BENCHMARKS.md and benches/scale.svg (includes the PyTorch peers
+## when target/peers-venv exists; see bench-peers).
 bench: setup
 	bash scripts/bench.sh
 
-## The PyTorch peer alone: makes target/peers-venv (torch, schedulefree from PyPI) and times
-## schedulefree.AdamWScheduleFree at the bench sizes. Not part of `make test`.
+## The PyTorch peers alone: makes target/peers-venv (torch, schedulefree from PyPI), times
+## schedulefree.AdamWScheduleFree at the bench sizes, then the training steps and the matmul
+## sweep (benches/peers/train_peer.py). Not part of `make test`.
 bench-peers:
 	bash benches/peers/run.sh
+	bash benches/peers/run.sh train
+
+## On a machine with a GPU: build, adapters, a reduced sweep, the peers (CUDA when present) and
+## the GPU suite on the vendor's Vulkan driver, each step bounded, under 8 minutes; figures to
+## GPU_CHECK_OUT (default target/gpu-check). GPU_CHECK_DRY=1 prints the plan only.
+gpu-check:
+	bash scripts/gpu-check.sh $(or $(GPU_CHECK_OUT),target/gpu-check)
 
 .PHONY: evidence evidence-sf-plus evidence-plasticity
 ## Both studies below (finished runs are kept, so an interrupted one resumes).

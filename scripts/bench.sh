@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # `make bench`: the optimizer-step sweeps of BENCHMARKS.md.
 #
-# Runs `sfnap bench --json` for every sweep (kinds, batching, scale, segments),
-# the PyTorch peer (benches/peers) when its virtual environment exists, and
-# writes BENCHMARKS.md and benches/scale.svg from the results
-# (target/bench/*.jsonl) with scripts/bench_report.py (Python's standard
-# library only).
+# Runs `sfnap bench --json` for every sweep (kinds, batching, scale, segments)
+# and `sfnap bench --train gpt|mlp --json` (whole training steps), the PyTorch
+# peers (benches/peers: the optimizer step, and the training step with a matmul
+# sweep) when their virtual environment exists, and writes BENCHMARKS.md and
+# benches/scale.svg from the results (target/bench/*.jsonl) with
+# scripts/bench_report.py (Python's standard library only).
 #
 # The adapter is sfnap's usual choice (SFNAP_BACKEND, default vulkan here: the
 # vendor's Vulkan driver on a GPU machine, Mesa's lavapipe on one without).
@@ -20,6 +21,7 @@ out=target/bench
 mkdir -p "$out"
 : >"$out/sfnap.jsonl"
 : >"$out/peers.jsonl"
+: >"$out/train_peers.jsonl"
 
 cargo build --release --bin sfnap
 bin=target/release/sfnap
@@ -80,11 +82,18 @@ for pass in $(seq "$passes"); do
         run segments --kind adamw_sf --params $M16 --max-binding $((mib << 20))
     done
 
+    # Whole training steps of `sfnap train`'s models (adamw, as the PyTorch peer).
+    run train --train gpt --kind adamw
+    run train --train mlp --kind adamw
+
     if [ -x "$venv/bin/python" ]; then
         [ -r /proc/stat ] && quiet
         sizes="$M4:1,$M16:1,$M16:16,$M16:256,$M16:4096,1024:1,4096:1,16384:1,65536:1,262144:1,1048576:1,67108864:1"
         echo "bench: pass $pass: peers --sizes $sizes" >&2
         "$venv/bin/python" benches/peers/peers.py --sizes "$sizes" --out "$out/peers.jsonl" >/dev/null
+        [ -r /proc/stat ] && quiet
+        echo "bench: pass $pass: train peer (gpt, mlp, matmul sweep)" >&2
+        "$venv/bin/python" benches/peers/train_peer.py --out "$out/train_peers.jsonl" >/dev/null
     fi
 done
 [ -x "$venv/bin/python" ] || echo "bench: no $venv: PyTorch peer numbers left out (make bench-peers installs it)" >&2

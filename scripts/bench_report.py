@@ -2,8 +2,9 @@
 
     python3 scripts/bench_report.py RESULTS_DIR BENCHMARKS.md PLOT.svg
 
-RESULTS_DIR holds sfnap.jsonl ({"sweep", "cmd", "result"} per line), peers.jsonl
-(benches/peers, possibly empty) and devices.txt. The hand-written part (what was
+RESULTS_DIR holds sfnap.jsonl ({"sweep", "cmd", "result"} per line; sweep "train"
+holds `sfnap bench --train` results), peers.jsonl and train_peers.jsonl
+(benches/peers/peers.py and train_peer.py, possibly empty or missing) and devices.txt. The hand-written part (what was
 tried, the levers; the data-parallel exchange) is benches/levers.md and benches/distributed.md, copied in. Standard library only.
 """
 
@@ -74,6 +75,95 @@ def ms(r):
     return fmt(r["step_ms"], 3) + ("*" if r.get("disturbed_trials", 0) >= 20 else "")
 
 
+def kernel_copy(r):
+    """The copy kernel's GB/s, or "-" for a result from before it was measured."""
+    return fmt(r["kernel_copy_gbps"]) if "kernel_copy_gbps" in r else "-"
+
+
+def machine_bandwidth(peers):
+    """The machine's memory bandwidth: PyTorch's `copy_` at the largest size the peer ran
+    (the copies sweep 6 tensors of that size, past any cache), as (GB/s, peer row)."""
+    if not peers:
+        return None, None
+    top = max(p["params"] for p in peers)
+    row = max((p for p in peers if p["params"] == top), key=lambda p: p["copy_gbps"])
+    return row["copy_gbps"], row
+
+
+def train_section(train_rows, train_peers, first_backend):
+    """The "Training throughput" section: `sfnap bench --train` beside the PyTorch peer."""
+    md = ["## Training throughput: whole steps of `sfnap train`'s models", ""]
+    md += ["A step is the batch drawn and written, forward, cross-entropy, backward and the optimizer",
+           "step (adamw on both sides: sfnap's `adamw`, `torch.optim.AdamW(foreach=True)`). sfnap's time is",
+           "the wall clock over a run of steps from the first batch to a drained queue (the median of 5",
+           "runs); PyTorch's is each step timed alone (the median of 30, after 5 warm-up steps), on the",
+           "same machine (its CPU threads = the cores, or CUDA where the peer ran there). gpt: `sfnap train",
+           "--model gpt --data text` (2 pre-LN blocks, width 64, 4 heads, context 64, GELU, untied head),",
+           "batch 8 sequences; mlp: `--model mlp --data digits` (64-256-256-10, Linear without bias ->",
+           "LayerNorm -> ReLU), batch 64. Throughput is tokens/s for the gpt, examples/s for the mlp;",
+           "the ratio is sfnap's throughput over PyTorch's (above 1: sfnap is faster).", ""]
+    if not train_rows:
+        md += ["Not measured in this run (scripts/bench.sh runs `sfnap bench --train gpt|mlp`).", ""]
+        return md
+    peer = {(p["model"], p["kind"]): p for p in train_peers if p.get("peer") == "train"}
+    body = []
+    for cmd, r in train_rows:
+        p = peer.get((r["model"], r["kind"]))
+        unit = "tokens/s" if r.get("tokens_per_s") else "examples/s"
+
+        def rate(x):
+            return x.get("tokens_per_s") or x["examples_per_s"]
+
+        params = f"{r['params']:,}"
+        if p and p.get("params") != r["params"]:
+            params += f" (PyTorch: {p['params']:,}: not the same model)"
+        body.append([r["model"], r["batch"], params, fmt(r["step_ms"], 3), f"{rate(r):,.0f}",
+                     fmt(p["step_ms"], 3) if p else "-", f"{rate(p):,.0f}" if p else "-",
+                     f"**{fmt(rate(r) / rate(p))}x**" if p else "-", unit])
+    md += [table(["model", "batch", "params", "sfnap ms/step", "sfnap rate", "PyTorch ms/step",
+                  "PyTorch rate", "sfnap / PyTorch", "rate in"], body), ""]
+    if not peer:
+        md += ["PyTorch peer: not measured in this run (`make bench-peers` creates target/peers-venv;",
+               "`make bench` then runs benches/peers/train_peer.py).", ""]
+    else:
+        p0 = next(iter(peer.values()))
+        md += [f"PyTorch {p0.get('torch')} on {p0['adapter']} ({p0['backend']}); sfnap on {first_backend}.", ""]
+    mm = fastest_by(train_peers, lambda p: p["n"], "gflops", lambda p: p.get("peer") == "matmul")
+    if mm:
+        peak = max(mm, key=lambda p: p["gflops"])
+        md += [f"The device's measured matmul peak: **{fmt(peak['gflops'], 1)} GFLOP/s** (`torch.matmul`, n = {peak['n']},"
+               f" {mm[0]['adapter']}; float32, 2 n^3 flops a product, the median of 7 groups of calls):", "",
+               table(["n", "GFLOP/s"], [[p["n"], fmt(p["gflops"], 1)] for p in sorted(mm, key=lambda p: p["n"])]), ""]
+    md += ["Commands:", "", "```"] + [cmd for cmd, _ in train_rows]
+    if peer:
+        md += ["benches/peers/run.sh train"]
+    md += ["```", ""]
+    return md
+
+
+def fastest_by(rows, key, field, keep):
+    """One row per key among those `keep` accepts, the one with the largest `field`."""
+    best = {}
+    for r in rows:
+        if keep(r):
+            k = key(r)
+            if k not in best or r[field] > best[k][field]:
+                best[k] = r
+    return list(best.values())
+
+
+def machine_line(peers, first):
+    """The Machine section's memory bandwidth line."""
+    gbps, row = machine_bandwidth(peers)
+    if gbps is None:
+        return ("- memory bandwidth: not measured in this run (the PyTorch peer's `copy_`; `make bench-peers`"
+                " installs it)")
+    where = "this machine's" if row["backend"] == "pytorch-cpu" else "the CUDA device's"
+    return (f"- memory bandwidth ({where}): **{fmt(gbps)} GB/s**, PyTorch's `copy_` at {human(row['params'])}"
+            f" parameters on {row['adapter']} (benches/peers); sfnap's faster copy at {human(first['params'])}:"
+            f" {fmt(max(first['copy_gbps'], first.get('kernel_copy_gbps', 0)))} GB/s")
+
+
 def kind_label(r):
     return r["kind"] + (" (inner momentum)" if r.get("inner_momentum", 0) > 0 else "")
 
@@ -132,12 +222,19 @@ def main():
     raw = load(os.path.join(results_dir, "sfnap.jsonl"))
     rows = fastest(raw, lambda r: (r["sweep"], r["cmd"]))
     peers = fastest(load(os.path.join(results_dir, "peers.jsonl")), lambda p: (p["params"], p["tensors"]))
+    train_peers = load(os.path.join(results_dir, "train_peers.jsonl"))
+    train_peers = fastest([p for p in train_peers if p.get("peer") == "train"],
+                          lambda p: (p["model"], p["kind"])) + [p for p in train_peers if p.get("peer") == "matmul"]
     passes = max(sum(1 for r in raw if (r["sweep"], r["cmd"]) == (x["sweep"], x["cmd"])) for x in rows)
     if not rows:
         raise SystemExit(f"bench_report: no results in {results_dir}/sfnap.jsonl")
     by_sweep = {}
     for r in rows:
         by_sweep.setdefault(r["sweep"], []).append(r["result"])
+    train_rows = [(r["cmd"], r["result"]) for r in rows if r["sweep"] == "train"]
+    rows = [r for r in rows if r["sweep"] != "train"]
+    if not rows:
+        raise SystemExit(f"bench_report: no optimizer-step results in {results_dir}/sfnap.jsonl")
     peer = {(p["params"], p["tensors"]): p for p in peers}
     first = rows[0]["result"]
     gpu_rows = [r["result"] for r in rows if r["result"].get("device_type") != "Cpu"]
@@ -146,10 +243,12 @@ def main():
     md += ["Generated by `make bench` (scripts/bench.sh, scripts/bench_report.py); do not edit by hand:",
            "the hand-written part is benches/levers.md.", ""]
     md += ["The step is memory-bound. Each row reports its useful bandwidth (parameters x",
-           "`bytes_per_param` / step time, `sfnap::bench::bytes_per_param` derives every figure) next to the",
-           "same adapter's `copy_buffer_to_buffer` bandwidth on buffers of the arena's size, measured in the",
-           "same run (2 x bytes / time). Their ratio, the **roofline** fraction, is what compares across",
-           "machines. Times are GPU-side (timestamp queries around each submission of up to RING = 64 steps),",
+           "`bytes_per_param` / step time, `sfnap::bench::bytes_per_param` derives every figure) next to two",
+           "copy bandwidths of the same adapter on buffers of the arena's size, measured in the same run",
+           "(2 x bytes / time): `copy_buffer_to_buffer` (copy GB/s) and a WGSL kernel copying vec4s, one",
+           "dispatch per arena segment (kernel copy GB/s; `shaders/bench.wgsl`). The **roofline** fraction is",
+           "the step's bandwidth over the **faster** of the two (on a CPU driver the buffer copy may be one",
+           "thread's memcpy while a kernel runs on every core); it is what compares across machines. Times are GPU-side (timestamp queries around each submission of up to RING = 64 steps),",
            "the fastest of 5 trials after a warm-up; a trial during which other processes took CPU time is",
            "repeated (up to 20 times; rows marked * ran out of retries). Each configuration ran in",
            f"{passes} separate process{'es' if passes > 1 else ''} (passes over all sweeps; the PyTorch peer"
@@ -158,14 +257,17 @@ def main():
            f"- adapter: **{first['adapter']}** ({first['backend']}, {first.get('device_type', '?')}),"
            f" driver {first.get('driver', '?')}",
            f"- host: {cpu_model()}, {os.cpu_count()} cores; timing: {first.get('timing', '?')}",
+           machine_line(peers, first),
            f"- sfnap {git_rev()}, {time.strftime('%Y-%m-%d')}", ""]
     if not gpu_rows:
         md += ["**GPU figures: not measured yet.** This run had no GPU, only Mesa's lavapipe (a CPU Vulkan",
                "driver). On a GPU machine `make bench` picks the vendor's Vulkan driver (SFNAP_BACKEND=vulkan)",
                "and regenerates this file.", ""]
         md += ["lavapipe's `copy_buffer_to_buffer` behaves like one thread's memcpy (it stays near 20-25",
-               "GB/s) while its kernels run on every core, and PyTorch's `copy_` on both cores is faster",
-               "(torch copy GB/s below): a roofline near 1 on lavapipe is not this machine's limit. Whole",
+               "GB/s) while its kernels run on every core, so the roofline is taken against the faster of it",
+               "and the kernel copy; the machine's own bandwidth, PyTorch's `copy_` on every core, is given",
+               "above (memory bandwidth). A roofline near 1 is the step matching the best copy sfnap's",
+               "adapter makes, not necessarily the machine's limit: compare the GB/s with that line. Whole",
                "runs of one configuration differ by up to about 1.5x between processes on this shared",
                "virtual machine, a slowdown no CPU counter shows (likely memory bandwidth shared with other",
                "guests): hence the passes.",
@@ -179,10 +281,10 @@ def main():
         for r in kinds:
             n = naps.get(kind_label(r))
             body.append([kind_label(r), r["bytes_per_param"], r["state_bytes_per_param"], ms(r),
-                         fmt(r["step_gbps"]), fmt(r["copy_gbps"]), f"**{fmt(r['roofline'])}**",
+                         fmt(r["step_gbps"]), fmt(r["copy_gbps"]), kernel_copy(r), f"**{fmt(r['roofline'])}**",
                          n["bytes_per_param"] if n else "", ms(n) if n else "",
                          fmt(n["step_gbps"]) if n else "", f"**{fmt(n['roofline'])}**" if n else ""])
-        md += [table(["kind", "B/param", "state B/param", "ms/step", "GB/s", "copy GB/s", "roofline",
+        md += [table(["kind", "B/param", "state B/param", "ms/step", "GB/s", "copy GB/s", "kernel copy GB/s", "roofline",
                       "+NaP B/param", "+NaP ms/step", "+NaP GB/s", "+NaP roofline"], body), ""]
         md += ["NaP: every tensor its own group; its norms and projection passes run after every step and",
                "their traffic is counted in +NaP B/param.", ""]
@@ -213,13 +315,16 @@ def main():
         for r in scale:
             p = peer.get((r["params"], 1))
             body.append([human(r["params"]), r["segments"], r["steps"], ms(r), fmt(r["step_gbps"]),
-                         fmt(r["copy_gbps"]), fmt(r["roofline"]),
+                         fmt(r["copy_gbps"]), kernel_copy(r), fmt(r["roofline"]),
                          ms(p) if p else "-", fmt(p["step_gbps"]) if p else "-",
                          f"{fmt(p['step_ms'] / r['step_ms'])}x" if p else "-"])
-        md += [table(["params", "segments", "steps", "ms/step", "GB/s", "copy GB/s", "roofline",
+        md += [table(["params", "segments", "steps", "ms/step", "GB/s", "copy GB/s", "kernel copy GB/s", "roofline",
                       "PyTorch ms/step", "PyTorch GB/s", "PyTorch / sfnap"], body), ""]
         series = [("sfnap adamw_sf", "#c0392b", "", [(r["params"], r["step_gbps"]) for r in scale]),
                   ("adapter copy", "#7f8c8d", "6 4", [(r["params"], r["copy_gbps"]) for r in scale])]
+        kc = [(r["params"], r["kernel_copy_gbps"]) for r in scale if "kernel_copy_gbps" in r]
+        if kc:
+            series.append(("kernel copy", "#27ae60", "2 3", kc))
         ps = [p for p in peers if p["tensors"] == 1]
         if ps:
             series.append(("PyTorch (CPU)" if ps[0]["backend"] == "pytorch-cpu" else "PyTorch (CUDA)", "#2e86c1", "",
@@ -256,6 +361,8 @@ def main():
     else:
         md += ["Not measured in this run: `make bench-peers` creates target/peers-venv (torch and schedulefree",
                "from PyPI); `make bench` then includes the peer.", ""]
+
+    md += train_section(train_rows, train_peers, f"{first['adapter']} ({first['backend']})")
 
     md += ["## Commands", "", "`make bench` runs, with SFNAP_BACKEND=vulkan:", "", "```"]
     md += sorted({r["cmd"] for r in rows}, key=[r["cmd"] for r in rows].index)

@@ -1,12 +1,16 @@
-//! `sfnap bench`: times the optimizer step against the adapter's own copy bandwidth.
+//! `sfnap bench`: times the optimizer step against the adapter's own copy bandwidth,
+//! or whole training steps of `sfnap train`'s models ([`run_train`]).
 //!
 //! The step is memory-bound, so its speed is reported as bytes moved per second
-//! ([`crate::optim::KindSpec::bytes_per_param`] times the parameters, per step) next to the bandwidth of
-//! `copy_buffer_to_buffer` on buffers of the arena's size, measured in the same
-//! run (the copies read the step's own buffers in turn, so that they sweep as
-//! much memory as a step and no cache flatters them). Their ratio, the roofline fraction, is comparable across machines; an
-//! absolute time is not. Times are GPU-side (timestamp queries around each
-//! submission) where the adapter has them, else wall clock around a full drain
+//! ([`crate::optim::KindSpec::bytes_per_param`] times the parameters, per step) next to two
+//! copy bandwidths on buffers of the arena's size, measured in the same run:
+//! `copy_buffer_to_buffer`, and a WGSL kernel that copies vec4s (`shaders/bench.wgsl`;
+//! on a CPU driver such as lavapipe the first may be one thread's memcpy while a
+//! kernel runs on every core). The copies read the step's own buffers in turn, so
+//! that they sweep as much memory as a step and no cache flatters them. The step's
+//! bandwidth over the faster of the two, the roofline fraction, is comparable across
+//! machines; an absolute time is not. Times are GPU-side (timestamp queries around
+//! each submission) where the adapter has them, else wall clock around a full drain
 //! of the queue. See `BENCHMARKS.md` for the sweeps.
 
 use std::cell::RefCell;
@@ -14,12 +18,16 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::arena::{Arena, TensorSpec, ALIGN, CHUNK};
+use crate::arena::{Arena, Segment, TensorSpec, ALIGN, CHUNK};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::buffers::range;
+use crate::gpu::{Dispatch, Gpu};
+use crate::model::Model;
 use crate::nap::{NapConfig, NapGroup};
 use crate::optim::config::{Kind, OptimConfig};
+use crate::optim::plan::elem_workgroups;
 use crate::optim::{GpuOptimizer, RING};
+use crate::train::{DataKind, ModelConfig, TrainConfig};
 
 /// What to time.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,7 +118,14 @@ pub struct BenchResult {
     /// The copies read the step's own buffers in turn into two scratch buffers, so
     /// they sweep as much memory as a step does.
     pub copy_gbps: f64,
-    /// step_gbps / copy_gbps.
+    /// The same copies by the WGSL kernel `copy_vec4` (`shaders/bench.wgsl`, one
+    /// dispatch per arena segment): 2 * bytes / time, GB/s.
+    pub kernel_copy_gbps: f64,
+    /// The faster of copy_gbps and kernel_copy_gbps: the roofline's reference, GB/s.
+    pub reference_gbps: f64,
+    /// Which copy is the reference: "copy_buffer_to_buffer" or "kernel_copy".
+    pub reference: String,
+    /// step_gbps / reference_gbps: the step against the faster copy.
     pub roofline: f64,
     /// Optimizer state beyond parameters and gradients, bytes per parameter.
     pub state_bytes_per_param: u64,
@@ -138,7 +153,7 @@ impl BenchResult {
         };
         format!(
             "{}{extra}: {} params in {} tensors ({} segment{}): {:.3} ms/step, {} B/param, {:.2} GB/s; \
-             copy {:.2} GB/s; roofline {:.2} [{}, {}, {} steps, {}]",
+             copy {:.2} GB/s, kernel copy {:.2} GB/s; roofline {:.2} (against {}) [{}, {}, {} steps, {}]",
             self.kind,
             self.params,
             self.tensors,
@@ -148,7 +163,9 @@ impl BenchResult {
             self.bytes_per_param,
             self.step_gbps,
             self.copy_gbps,
+            self.kernel_copy_gbps,
             self.roofline,
+            self.reference,
             self.adapter,
             self.backend,
             self.steps,
@@ -308,9 +325,38 @@ fn time(
     }
 }
 
+/// The WGSL copy kernel (`shaders/bench.wgsl`, `copy_vec4`) from `src` into `dst`,
+/// one call per segment (f32 elements, as the step binds the arena), each over the
+/// grid of the optimizer's element passes.
+pub fn copy_kernel(gpu: &Gpu, src: &wgpu::Buffer, dst: &wgpu::Buffer, segments: &[Segment]) -> Result<Dispatch> {
+    gpu.dispatch_each(
+        "bench",
+        "copy_vec4",
+        segments.iter().map(|s| {
+            let (offset, bytes) = (4 * s.start as u64, 4 * s.len as u64);
+            let groups = elem_workgroups(s.len / 4).max(1);
+            (
+                vec![(0, range(src, offset, bytes)), (1, range(dst, offset, bytes))],
+                [groups, 1, 1],
+            )
+        }),
+    )
+}
+
+/// The roofline's reference: the faster copy, as (GB/s, [`BenchResult::reference`]).
+/// A tie goes to `copy_buffer_to_buffer`.
+pub fn reference(copy_gbps: f64, kernel_copy_gbps: f64) -> (f64, &'static str) {
+    if kernel_copy_gbps > copy_gbps {
+        (kernel_copy_gbps, "kernel_copy")
+    } else {
+        (copy_gbps, "copy_buffer_to_buffer")
+    }
+}
+
 /// Sets up an arena of `opts.params` parameters over `opts.tensors` tensors,
-/// warms up, and times `opts.steps` optimizer steps and as many buffer copies
-/// (see [`BenchResult::copy_gbps`]), [`TRIALS`] times each.
+/// warms up, and times `opts.steps` optimizer steps and as many buffer copies, by
+/// `copy_buffer_to_buffer` and by the copy kernel (see [`BenchResult::copy_gbps`],
+/// [`BenchResult::kernel_copy_gbps`]), [`TRIALS`] times each.
 pub fn run(gpu: &Gpu, opts: &BenchOptions) -> Result<BenchResult> {
     opts.validate()?;
     let sizes = ragged_sizes(opts.params, opts.tensors)?;
@@ -378,19 +424,42 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions) -> Result<BenchResult> {
         copies += 1;
         Ok(())
     };
+    // The kernel copies the same sources into the same scratch buffers, in the
+    // same order, segment by segment.
+    let kernels = sources
+        .iter()
+        .map(|src| {
+            scratch
+                .iter()
+                .map(|dst| copy_kernel(gpu, src, dst, &arena.layout.segments))
+                .collect::<Result<Vec<_>>>()
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut kernel_copies = 0;
+    let mut kernel_copy = |enc: &mut wgpu::CommandEncoder| {
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("bench kernel copy"),
+            timestamp_writes: None,
+        });
+        kernels[kernel_copies % sources.len()][kernel_copies % 2].record(&mut pass);
+        kernel_copies += 1;
+        Ok(())
+    };
     let opt = RefCell::new(opt);
     let mut record = |enc: &mut wgpu::CommandEncoder| opt.borrow_mut().record_step(gpu, enc);
     let mut submitted = || opt.borrow_mut().submitted();
     let warmup = (steps / 4).clamp(2, RING);
     time(gpu, warmup, &mut record, &mut submitted)?;
     time(gpu, warmup, &mut copy, &mut || {})?;
+    time(gpu, warmup, &mut kernel_copy, &mut || {})?;
     // A trial during which other processes took more than a tick plus 5% of one
     // core is repeated (at most MAX_DISTURBED times in all).
-    let (mut step_times, mut copy_times, mut disturbed) = (Vec::new(), Vec::new(), 0);
+    let (mut step_times, mut copy_times, mut kernel_times, mut disturbed) = (Vec::new(), Vec::new(), Vec::new(), 0);
     while step_times.len() < TRIALS {
         let (before, start) = (others_ticks(), Instant::now());
         let step_s = time(gpu, steps, &mut record, &mut submitted)?;
         let copy_s = time(gpu, steps, &mut copy, &mut || {})?;
+        let kernel_s = time(gpu, steps, &mut kernel_copy, &mut || {})?;
         let allowed = 1 + (start.elapsed().as_secs_f64() * 5.0) as i64;
         let quiet = match (before, others_ticks()) {
             (Some(a), Some(b)) => b - a <= allowed,
@@ -399,16 +468,19 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions) -> Result<BenchResult> {
         if quiet || disturbed == MAX_DISTURBED {
             step_times.push(step_s);
             copy_times.push(copy_s);
+            kernel_times.push(kernel_s);
         } else {
             disturbed += 1;
         }
     }
-    let (step_s, copy_s) = (fastest(&step_times), fastest(&copy_times));
+    let (step_s, copy_s, kernel_s) = (fastest(&step_times), fastest(&copy_times), fastest(&kernel_times));
     let opt = opt.into_inner();
     opt.check(gpu)?;
 
     let step_gbps = step_bytes * steps as f64 / step_s / 1e9;
     let copy_gbps = 2.0 * copy_bytes as f64 * steps as f64 / copy_s / 1e9;
+    let kernel_copy_gbps = 2.0 * copy_bytes as f64 * steps as f64 / kernel_s / 1e9;
+    let (reference_gbps, reference_name) = reference(copy_gbps, kernel_copy_gbps);
     Ok(BenchResult {
         kind: opts.kind.name().to_string(),
         params: opts.params,
@@ -421,7 +493,10 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions) -> Result<BenchResult> {
         bytes_per_param: bpp,
         step_gbps,
         copy_gbps,
-        roofline: step_gbps / copy_gbps,
+        kernel_copy_gbps,
+        reference_gbps,
+        reference: reference_name.to_string(),
+        roofline: step_gbps / reference_gbps,
         state_bytes_per_param: opt.state_bytes_per_param(),
         nap: opts.nap,
         inner_momentum: opts.inner_momentum,
@@ -431,6 +506,180 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions) -> Result<BenchResult> {
             .trim()
             .to_string(),
         disturbed_trials: disturbed,
+    })
+}
+
+/// What `sfnap bench --train` times: whole training steps of one of `sfnap train`'s models.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainBenchOptions {
+    /// "gpt" (`sfnap train --model gpt --data text`) or "mlp" (`--model mlp --data digits`).
+    pub model: String,
+    /// The optimizer.
+    pub kind: Kind,
+    /// Sequences (gpt) or examples (mlp) per batch; `None`: [`train_batch`].
+    pub batch: Option<usize>,
+    /// Timed steps per trial; `None` picks enough for about half a second (5 to 1000).
+    pub steps: Option<usize>,
+}
+
+/// The default batch of `sfnap bench --train MODEL`: 8 sequences for the gpt (as
+/// BENCHMARKS.md's training figures), 64 examples for the mlp (`sfnap train`'s default).
+pub fn train_batch(model: &str) -> usize {
+    if model == "gpt" {
+        8
+    } else {
+        64
+    }
+}
+
+impl TrainBenchOptions {
+    /// The training settings timed: the data's default model, this optimizer with
+    /// its defaults, no NaP; the error names the command-line flag at fault.
+    pub fn config(&self) -> Result<TrainConfig> {
+        let data = match self.model.as_str() {
+            "gpt" => DataKind::Text,
+            "mlp" => DataKind::Digits,
+            other => {
+                return Err(Error::invalid(
+                    "--train",
+                    format!("unknown model `{other}` (expected gpt or mlp)"),
+                ))
+            }
+        };
+        let batch = self.batch.unwrap_or_else(|| train_batch(&self.model));
+        if batch == 0 {
+            return Err(Error::invalid("--batch", "must be at least 1"));
+        }
+        if let Some(steps) = self.steps.filter(|s| !(1..=1000).contains(s)) {
+            return Err(Error::invalid("--steps", format!("must lie in [1, 1000], got {steps}")));
+        }
+        Ok(TrainConfig {
+            model: TrainConfig::default_model(&data),
+            data,
+            optimizer: OptimConfig::new(self.kind),
+            nap: false,
+            steps: u64::MAX,
+            batch,
+            eval_every: u64::MAX,
+            metrics_every: u64::MAX,
+            seed: 0,
+            task_steps: 500,
+        })
+    }
+}
+
+/// One training benchmark: the `--json` object of `sfnap bench --train`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainBenchResult {
+    /// "gpt" or "mlp".
+    pub model: String,
+    /// Optimizer kind.
+    pub kind: String,
+    /// Sequences (gpt) or examples (mlp) per batch.
+    pub batch: usize,
+    /// Tokens per sequence (gpt); `None` for the mlp.
+    pub context: Option<usize>,
+    /// The model's parameters.
+    pub params: usize,
+    /// Timed steps per trial.
+    pub steps: usize,
+    /// Trials ([`TRIALS`]).
+    pub trials: usize,
+    /// Milliseconds per training step, the median trial's.
+    pub step_ms: f64,
+    /// Milliseconds per training step, the fastest trial's.
+    pub step_ms_best: f64,
+    /// Examples (sequences for the gpt) per second at the median.
+    pub examples_per_s: f64,
+    /// Tokens per second at the median (gpt); `None` for the mlp.
+    pub tokens_per_s: Option<f64>,
+    /// Adapter name.
+    pub adapter: String,
+    /// wgpu backend.
+    pub backend: String,
+    /// Adapter type: DiscreteGpu, IntegratedGpu, VirtualGpu, Cpu or Other.
+    pub device_type: String,
+    /// Driver and its version.
+    pub driver: String,
+    /// Always "wall clock": host work of a step counts, as in training.
+    pub timing: String,
+}
+
+impl TrainBenchResult {
+    /// One readable line.
+    pub fn line(&self) -> String {
+        let tokens = self
+            .tokens_per_s
+            .map_or(String::new(), |t| format!(", {t:.0} tokens/s"));
+        format!(
+            "train {} ({} params, batch {}, {}): {:.3} ms/step (median; best {:.3}), {:.1} examples/s{tokens} [{}, {}, {} x {} steps]",
+            self.model,
+            self.params,
+            self.batch,
+            self.kind,
+            self.step_ms,
+            self.step_ms_best,
+            self.examples_per_s,
+            self.adapter,
+            self.backend,
+            self.trials,
+            self.steps,
+        )
+    }
+}
+
+/// The median of `xs` (not empty).
+fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+/// Times whole training steps ([`crate::train::time_steps`]): 5 warm-up steps, then
+/// [`TRIALS`] trials of `opts.steps` steps (default: about half a second's worth).
+pub fn run_train(gpu: &Gpu, opts: &TrainBenchOptions) -> Result<TrainBenchResult> {
+    let cfg = opts.config()?;
+    const WARMUP: usize = 5;
+    let steps = match opts.steps {
+        Some(s) => s,
+        None => {
+            // WARMUP steps after the warm-up (which compiles the pipelines) set the pace.
+            let (_, probe) = crate::train::time_steps(gpu, &cfg, WARMUP, WARMUP, 1)?;
+            (0.5 / (probe[0] / WARMUP as f64).max(1e-6)).ceil().clamp(5.0, 1000.0) as usize
+        }
+    };
+    let (_, times) = crate::train::time_steps(gpu, &cfg, WARMUP, steps, TRIALS)?;
+    let per_step: Vec<f64> = times.iter().map(|t| t / steps as f64).collect();
+    let (step_s, best_s) = (median(&per_step), fastest(&per_step));
+    let (model, context): (&dyn Model, Option<usize>) = match &cfg.model {
+        ModelConfig::Gpt(g) => (g, Some(g.context)),
+        ModelConfig::Mlp(m) => (m, None),
+    };
+    let params = model.tensors().iter().map(|t| t.shape.iter().product::<usize>()).sum();
+    Ok(TrainBenchResult {
+        model: opts.model.clone(),
+        kind: opts.kind.name().to_string(),
+        batch: cfg.batch,
+        context,
+        params,
+        steps,
+        trials: TRIALS,
+        step_ms: step_s * 1e3,
+        step_ms_best: best_s * 1e3,
+        examples_per_s: cfg.batch as f64 / step_s,
+        tokens_per_s: context.map(|t| (cfg.batch * t) as f64 / step_s),
+        adapter: gpu.info.name.clone(),
+        backend: format!("{:?}", gpu.info.backend),
+        device_type: format!("{:?}", gpu.info.device_type),
+        driver: format!("{} {}", gpu.info.driver, gpu.info.driver_info)
+            .trim()
+            .to_string(),
+        timing: "wall clock".into(),
     })
 }
 
@@ -527,6 +776,90 @@ mod tests {
             );
             assert!(r.segments >= 2, "{}", r.segments);
             assert!(r.step_ms > 0.0 && r.copy_gbps > 0.0 && r.roofline > 0.0, "{}", r.line());
+            assert!(r.kernel_copy_gbps > 0.0, "{}", r.line());
+            assert_eq!(
+                (r.reference_gbps, r.reference.as_str()),
+                reference(r.copy_gbps, r.kernel_copy_gbps)
+            );
+            assert_eq!(r.roofline, r.step_gbps / r.reference_gbps);
+        }
+    }
+
+    #[test]
+    fn the_reference_is_the_faster_copy() {
+        assert_eq!(reference(20.0, 35.0), (35.0, "kernel_copy"));
+        assert_eq!(reference(300.0, 250.0), (300.0, "copy_buffer_to_buffer"));
+        assert_eq!(reference(7.0, 7.0), (7.0, "copy_buffer_to_buffer"));
+    }
+
+    /// The copy kernel copies every element of every segment, and nothing past them.
+    #[test]
+    fn the_copy_kernel_copies_every_segment() {
+        let gpu = Gpu::from_env().expect("a GPU adapter (make setup installs lavapipe)");
+        let specs = [
+            TensorSpec::new("a", &[3 * CHUNK + 5]),
+            TensorSpec::new("b", &[CHUNK + 1]),
+        ];
+        let arena = Arena::new(&gpu, &specs, Some((2 * CHUNK * 4) as u64)).unwrap();
+        assert!(arena.layout.segments.len() >= 2);
+        let n = arena.layout.total;
+        let values = pattern(n, 7, 1.0);
+        let src = gpu.storage_init("src", &values);
+        let dst = gpu.storage_init("dst", &vec![-9.0f32; n + 64]);
+        let copy = copy_kernel(&gpu, &src, &dst, &arena.layout.segments).unwrap();
+        gpu.run(&[&copy]);
+        let out: Vec<f32> = gpu.read(&dst, 0, n + 64).unwrap();
+        assert_eq!(&out[..n], &values[..]);
+        assert!(out[n..].iter().all(|&x| x == -9.0));
+    }
+
+    #[test]
+    fn bad_train_options_name_their_flag() {
+        let t = |model: &str, batch, steps| TrainBenchOptions {
+            model: model.into(),
+            kind: Kind::Adamw,
+            batch,
+            steps,
+        };
+        for (o, flag) in [
+            (t("cnn", None, None), "--train"),
+            (t("gpt", Some(0), None), "--batch"),
+            (t("mlp", None, Some(0)), "--steps"),
+            (t("mlp", None, Some(1001)), "--steps"),
+        ] {
+            let e = o.config().unwrap_err().to_string();
+            assert!(e.starts_with(flag), "{e}");
+        }
+        assert_eq!(t("gpt", None, None).config().unwrap().batch, 8);
+        assert_eq!(t("mlp", None, None).config().unwrap().batch, 64);
+    }
+
+    /// Both models time on the test adapter: the shapes of `sfnap train`'s defaults.
+    #[test]
+    fn a_tiny_train_bench_runs_on_the_device() {
+        let gpu = Gpu::from_env().expect("a GPU adapter (make setup installs lavapipe)");
+        for (model, kind) in [("gpt", Kind::Adamw), ("mlp", Kind::SfPlus)] {
+            let o = TrainBenchOptions {
+                model: model.into(),
+                kind,
+                batch: Some(2),
+                steps: Some(1),
+            };
+            let r = run_train(&gpu, &o).unwrap();
+            assert_eq!((r.batch, r.steps, r.trials), (2, 1, TRIALS));
+            assert!(r.step_ms > 0.0 && r.step_ms_best <= r.step_ms, "{}", r.line());
+            match model {
+                "gpt" => {
+                    assert_eq!(r.context, Some(64));
+                    let tokens = r.tokens_per_s.unwrap();
+                    assert!((tokens / r.examples_per_s - 64.0).abs() < 1e-9, "{}", r.line());
+                }
+                _ => {
+                    // 64-256-256-10: two Linear without bias, two LayerNorms, the head with its bias.
+                    assert_eq!(r.params, 64 * 256 + 256 * 256 + 4 * 256 + 256 * 10 + 10);
+                    assert_eq!(r.tokens_per_s, None);
+                }
+            }
         }
     }
 }

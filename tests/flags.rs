@@ -241,3 +241,25 @@ fn settings_that_change_nothing_are_refused() {
     let o = sfnap(&["train", "--model", "gpt", "--data", "text", "--no-norm", "--steps", "1"]);
     refused(&o, "--no-norm", "gpt");
 }
+
+/// `sfnap bench --train` times training steps: the optimizer-step flags are refused
+/// with it, `--batch` without it, and a bad model or batch by name (before the GPU opens).
+#[test]
+fn bench_train_refuses_what_it_would_ignore() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--train", "gpt", "--params", "5"], "--params"),
+        (&["--train", "gpt", "--tensors", "2"], "--tensors"),
+        (&["--train", "mlp", "--nap"], "--nap"),
+        (&["--train", "mlp", "--max-binding", "4096"], "--max-binding"),
+        (&["--train", "gpt", "--inner-momentum", "0.5"], "--inner-momentum"),
+        (&["--kind", "adamw", "--params", "10", "--batch", "3"], "--batch"),
+        (&["--train", "cnn"], "--train"),
+        (&["--train", "gpt", "--batch", "0"], "--batch"),
+        (&["--train", "mlp", "--steps", "0"], "--steps"),
+    ];
+    for (extra, flag) in cases {
+        let mut args = vec!["bench"];
+        args.extend_from_slice(extra);
+        refused(&sfnap(&args), flag, &extra.join(" "));
+    }
+}

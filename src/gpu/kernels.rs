@@ -62,13 +62,15 @@ pub const FILES: &[(&str, &str)] = &[
     ("embedding", include_str!("../../shaders/embedding.wgsl")),
     ("attention", include_str!("../../shaders/attention.wgsl")),
     ("residual", include_str!("../../shaders/residual.wgsl")),
+    // `sfnap bench`'s bandwidth reference (numbers its own bindings).
+    ("bench", include_str!("../../shaders/bench.wgsl")),
 ];
 
 /// The bindings each built-in entry point uses: (file, entry, bindings). In the
 /// optimizer files binding numbers mean the same everywhere (0 step, 1 segment,
 /// 2 y, 3 g, 4 z, 5 v, 6 m, 7 x, 8 partials, 9 chunks, 10 groups, 11 sf_plus
 /// state, 12 loss, 13 group norms, 14-16 trace test, 17 chunk ids, 18 export
-/// destination, 19 health flags); the layer files number their own, listed at their top.
+/// destination, 19 health flags); the layer files and `bench` number their own, listed at their top.
 pub const ENTRIES: &[(&str, &str, &[u32])] = &[
     ("sf_step", "sgd_sf_step", &[0, 1, 2, 3, 4, 19]),
     ("sf_step", "adam_sf_step", &[0, 1, 2, 3, 4, 5, 19]),
@@ -123,6 +125,7 @@ pub const ENTRIES: &[(&str, &str, &[u32])] = &[
     ("attention", "attention_dsoftmax_rows", &[0, 2, 5]),
     ("attention", "attention_dqkv_block", &[0, 1, 2, 4, 5, 6]),
     ("residual", "add", &[0, 1, 2, 3]),
+    ("bench", "copy_vec4", &[0, 1]),
 ];
 
 /// The full source of built-in kernel file `name` (prelude included).

@@ -19,6 +19,7 @@ mod metrics;
 mod parallel;
 mod rundir;
 mod source;
+mod timing;
 
 use std::path::PathBuf;
 
@@ -29,6 +30,7 @@ pub use inspect::{evaluate_data, export, sample, DataEval, SampleOptions, EXPORT
 pub use merge::{checkpoint_path, evaluate_checkpoint, merge, MergeWeights};
 pub use metrics::{read_metrics, MetricsRow};
 pub use parallel::Parallel;
+pub use timing::time_steps;
 
 use crate::arena::Arena;
 use crate::checkpoint::{self, Meta};

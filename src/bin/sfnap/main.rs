@@ -89,14 +89,16 @@ enum Command {
         /// The directory to write model.safetensors and model.json to.
         out: PathBuf,
     },
-    /// Time optimizer steps against the adapter's copy bandwidth (see BENCHMARKS.md).
+    /// Time optimizer steps against the adapter's copy bandwidth, or with --train whole
+    /// training steps (see BENCHMARKS.md).
     Bench {
-        /// Optimizer kind: sgd_sf, adamw_sf, adamw_sf_paper, radam_sf, sf_plus or adamw.
-        #[arg(long)]
-        kind: String,
+        /// Optimizer kind: sgd_sf, adamw_sf, adamw_sf_paper, radam_sf, sf_plus or adamw
+        /// [--train: default adamw].
+        #[arg(long, required_unless_present = "train")]
+        kind: Option<String>,
         /// Parameters in all.
-        #[arg(long)]
-        params: usize,
+        #[arg(long, required_unless_present = "train")]
+        params: Option<usize>,
         /// Tensors the parameters are split over (ragged sizes).
         #[arg(long, default_value_t = 1)]
         tensors: usize,
@@ -106,12 +108,20 @@ enum Command {
         /// adamw_sf's inner momentum (0: none).
         #[arg(long, default_value_t = 0.0)]
         inner_momentum: f64,
-        /// Timed steps per trial (default: enough to move about 1 GB, 8 to 1000); the fastest of 5 trials is reported.
+        /// Timed steps per trial (default: enough to move about 1 GB, 8 to 1000; --train: about
+        /// half a second's worth, 5 to 1000); the fastest of 5 trials is reported (--train: the median).
         #[arg(long)]
         steps: Option<usize>,
         /// Storage binding limit in bytes, below the device's, to force more arena segments.
         #[arg(long)]
         max_binding: Option<u64>,
+        /// Time whole training steps (batch, forward, backward, optimizer) of `sfnap train`'s
+        /// model instead: gpt (--data text) or mlp (--data digits).
+        #[arg(long, value_name = "MODEL", conflicts_with_all = ["params", "tensors", "nap", "inner_momentum", "max_binding"])]
+        train: Option<String>,
+        /// --train only: sequences (gpt) or examples (mlp) per batch [default: gpt 8, mlp 64].
+        #[arg(long)]
+        batch: Option<usize>,
         /// Print one JSON object instead of a readable line.
         #[arg(long)]
         json: bool,
@@ -638,6 +648,19 @@ fn replay_cmd(backend: BackendChoice, case: &std::path::Path, out: Option<&std::
     }
 }
 
+fn bench_train_cmd(backend: BackendChoice, opts: &sfnap::bench::TrainBenchOptions, json: bool) -> Result<(), Error> {
+    opts.config()?;
+    let gpu = Gpu::new(backend)?;
+    let result = sfnap::bench::run_train(&gpu, opts)?;
+    if json {
+        let text = serde_json::to_string(&result).map_err(|e| Error::Gpu(format!("bench result as JSON: {e}")))?;
+        println!("{text}");
+    } else {
+        println!("{}", result.line());
+    }
+    Ok(())
+}
+
 fn bench_cmd(backend: BackendChoice, opts: &sfnap::bench::BenchOptions, json: bool) -> Result<(), Error> {
     opts.validate()?;
     let gpu = Gpu::new(backend)?;
@@ -686,17 +709,31 @@ fn main() -> ExitCode {
             inner_momentum,
             steps,
             max_binding,
+            train,
+            batch,
             json,
-        } => sfnap::optim::Kind::parse(kind)
+        } => sfnap::optim::Kind::parse(kind.as_deref().unwrap_or("adamw"))
             .map_err(|e| match e {
                 Error::Invalid { msg, .. } => Error::invalid("--kind", msg),
                 other => other,
             })
             .and_then(|kind| {
+                if let Some(model) = train {
+                    let opts = sfnap::bench::TrainBenchOptions {
+                        model: model.clone(),
+                        kind,
+                        batch: *batch,
+                        steps: *steps,
+                    };
+                    return bench_train_cmd(backend, &opts, *json);
+                }
+                if batch.is_some() {
+                    return Err(Error::invalid("--batch", "applies to --train only"));
+                }
                 let opts = sfnap::bench::BenchOptions {
                     kind,
                     inner_momentum: *inner_momentum,
-                    params: *params,
+                    params: params.expect("clap requires --params without --train"),
                     tensors: *tensors,
                     nap: *nap,
                     steps: *steps,
