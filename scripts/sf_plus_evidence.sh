@@ -10,7 +10,9 @@
 #   adamw_sf, adamw + wsd, adamw + cosine   at each learning rate of LRS (warmup
 #                  50 steps on the GPT, 100 on digits)
 # The GPT runs the whole grid at each length of GRID_STEPS over SEEDS, and the
-# long-run subset LONG_OPTS at each length of LONG_STEPS over LONG_SEEDS.
+# long-run subset LONG_OPTS at each length of LONG_STEPS over LONG_SEEDS. Both
+# sf_plus also run the continual stream (--data continual --nap, 6,000 steps):
+# do they diverge?
 #
 # Runs land in target/evidence/runs/ (a finished run is not run again; delete the
 # directory to start over). JOBS runs go at once. The order puts the most telling
@@ -66,6 +68,9 @@ gpt() { # opt steps seed
 digits() { # opt seed
     jobs_list+=("digits-$1-s$2 --data digits --nap --steps 2000 --seed $2 --eval-every 100 $(opt_args "$1" 100)")
 }
+continual() { # opt seed
+    jobs_list+=("continual-$1-s$2 --data continual --nap --steps 6000 --seed $2 --eval-every 250 $(opt_args "$1" 0)")
+}
 first_seed=${SEEDS%% *}
 long_seed=${LONG_SEEDS%% *}
 long_first=${LONG_STEPS%% *}
@@ -81,6 +86,7 @@ for n in $LONG_STEPS; do
     done
 done
 for o in $(grid); do digits "$o" "$first_seed"; done
+for o in sf_plus sf_plus_ref; do continual "$o" "$first_seed"; done
 for seed in ${SEEDS#"$first_seed"}; do
     for s in $GRID_STEPS; do for o in $(grid); do gpt "$o" "$s" "$seed"; done; done
     for o in $(grid); do digits "$o" "$seed"; done
