@@ -79,18 +79,30 @@ def best(values, fam, lower):
     return (min if lower else max)(cands, key=lambda c: c[1])
 
 
-def table(values, seeds, key_fmt, lower):
-    """Markdown rows: optimizer | per seed | mean; the best of each family in bold."""
+def lowest(runs, task, steps):
+    """{opt: mean over seeds of the lowest eval loss along the run}."""
+    out = {}
+    for (t, opt, n, _), (rows, status) in sorted(runs.items()):
+        if t == task and n == steps and status == 0 and rows:
+            out.setdefault(opt, []).append(min(r["eval_loss"] for r in rows))
+    return {o: mean(v) for o, v in out.items()}
+
+
+def table(values, seeds, key_fmt, lower, extra=None):
+    """Markdown rows: optimizer | per seed | mean (| extra column); the best of each
+    family in bold. `extra`: (title, {opt: value})."""
     bests = {best(values, fam, lower)[0] for fam, _ in FAMILIES}
-    lines = ["| optimizer | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |",
-             "|---|" + "---|" * (len(seeds) + 1)]
+    lines = ["| optimizer | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |"
+             + (f" {extra[0]} |" if extra else ""),
+             "|---|" + "---|" * (len(seeds) + 1 + (1 if extra else 0))]
     order = sorted(values, key=lambda o: ([f for f, _ in FAMILIES].index(family(o)[0])
                                           if family(o)[0] in dict(FAMILIES) else 99, family(o)[1] or 0))
     for o in order:
         v = values[o]
         m = fmt(mean(v), key_fmt)
         name = f"**{label(o)}**" if o in bests and family(o)[1] is not None else label(o)
-        lines.append(f"| {name} | " + " | ".join(fmt(x, key_fmt) for x in v) + f" | {m} |")
+        more = f" {fmt(extra[1].get(o, math.nan), key_fmt)} |" if extra else ""
+        lines.append(f"| {name} | " + " | ".join(fmt(x, key_fmt) for x in v) + f" | {m} |" + more)
     return lines
 
 
@@ -116,7 +128,8 @@ def gpt_section(runs, docs, lines):
     for n in lengths:
         values, seeds = by_opt(runs, "gpt", n, "eval_loss")
         lines += [f"### {n:,} steps ({n * 8 * 64:,} tokens)", ""]
-        lines += table(values, seeds, ".3f", lower=True) + [""]
+        lines += table(values, seeds, ".3f", lower=True,
+                       extra=("lowest along the run (mean)", lowest(runs, "gpt", n))) + [""]
         ours, ref = mean(values.get("sf_plus", [])), mean(values.get("sf_plus_ref", []))
         wsd_opt, wsd = best(values, "wsd", True)
         sf_opt, sf = best(values, "adamw_sf", True)
