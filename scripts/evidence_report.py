@@ -248,7 +248,8 @@ def main():
     if len(gaps) > 1:
         trend = " -> ".join(f"{g:+.3f} at {n:,}" for n, g in gaps)
         grows = all(b[1] > a[1] for a, b in zip(gaps, gaps[1:]))
-        lines.append(f"| ... by more the longer the run | WSD minus sf_plus: {trend} nats: "
+        lines.append(f"| ... by more the longer the run | the best WSD minus sfnap's sf_plus (positive: sf_plus "
+                     f"ahead): {trend} nats: sf_plus's lead "
                      f"{'grows with the length' if grows else 'does not grow steadily with the length'} |")
     if dvalues:
         ours_d = mean(dvalues.get("sf_plus", []))
@@ -258,7 +259,7 @@ def main():
                      f"the paper's {fmt(100 * ref_d, '.1f')}%, best WSD {fmt(100 * wsd_d, '.1f')}% |")
     for (_, opt, _, seed), (rows, status) in sorted((k, v) for k, v in runs.items() if k[0] == "continual"):
         worst = max((r["eval_loss"] for r in rows), default=math.nan)
-        lines.append(f"| (sfnap) sf_plus survives the continual stream without diverging | {label(opt)}, seed {seed}: "
+        lines.append(f"| sf_plus survives the continual stream without diverging | {label(opt)}, seed {seed}: "
                      f"exit status {status}, largest eval loss {fmt(worst, '.3g')} |")
     if scale:
         learned = [f"{w}x{b}" for w, b, _, _, end in scale if end < UNIGRAM - 0.1]
