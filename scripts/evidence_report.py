@@ -40,6 +40,13 @@ def label(opt):
     return f"{name}, lr {lr:g}" if lr is not None else name
 
 
+def short_label(opt):
+    """A plot legend's name: sf_plus (sfnap), WSD 0.003."""
+    fam, lr = family(opt)
+    name = {"sf_plus": "sf_plus (sfnap)", "sf_plus_ref": "sf_plus (paper)", "wsd": "WSD"}.get(fam, fam)
+    return f"{name} {lr:g}" if lr is not None else name
+
+
 def final(rows, key):
     return rows[-1][key] if rows else math.nan
 
@@ -117,7 +124,7 @@ def curves(runs, task, steps, opts, key):
         for rows in seqs:
             for r in rows:
                 pts.setdefault(int(r["step"]), []).append(r[key])
-        series.append((label(o), COLOURS[i % len(COLOURS)], "6,3" if o == "sf_plus_ref" else "",
+        series.append((short_label(o), COLOURS[i % len(COLOURS)], "6,3" if o == "sf_plus_ref" else "",
                        sorted((s, mean(v)) for s, v in pts.items())))
     return series
 
