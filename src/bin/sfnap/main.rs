@@ -650,26 +650,23 @@ fn replay_cmd(backend: BackendChoice, case: &std::path::Path, out: Option<&std::
 
 fn bench_train_cmd(backend: BackendChoice, opts: &sfnap::bench::TrainBenchOptions, json: bool) -> Result<(), Error> {
     opts.config()?;
-    let gpu = Gpu::new(backend)?;
-    let result = sfnap::bench::run_train(&gpu, opts)?;
-    if json {
-        let text = serde_json::to_string(&result).map_err(|e| Error::Gpu(format!("bench result as JSON: {e}")))?;
-        println!("{text}");
-    } else {
-        println!("{}", result.line());
-    }
-    Ok(())
+    let result = sfnap::bench::run_train(&Gpu::new(backend)?, opts)?;
+    print_bench(&result, result.line(), json)
 }
 
 fn bench_cmd(backend: BackendChoice, opts: &sfnap::bench::BenchOptions, json: bool) -> Result<(), Error> {
     opts.validate()?;
-    let gpu = Gpu::new(backend)?;
-    let result = sfnap::bench::run(&gpu, opts)?;
+    let result = sfnap::bench::run(&Gpu::new(backend)?, opts)?;
+    print_bench(&result, result.line(), json)
+}
+
+/// A bench result as one line of JSON (`--json`) or of text.
+fn print_bench(result: &impl serde::Serialize, line: String, json: bool) -> Result<(), Error> {
     if json {
-        let text = serde_json::to_string(&result).map_err(|e| Error::Gpu(format!("bench result as JSON: {e}")))?;
+        let text = serde_json::to_string(result).map_err(|e| Error::Gpu(format!("bench result as JSON: {e}")))?;
         println!("{text}");
     } else {
-        println!("{}", result.line());
+        println!("{line}");
     }
     Ok(())
 }
