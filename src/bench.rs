@@ -21,13 +21,14 @@ use serde::Serialize;
 use crate::arena::{Arena, Segment, TensorSpec, ALIGN, CHUNK};
 use crate::error::{Error, Result};
 use crate::gpu::buffers::range;
+use crate::gpu::stamps::Stamps;
 use crate::gpu::{Dispatch, Gpu};
 use crate::model::Model;
 use crate::nap::{NapConfig, NapGroup};
 use crate::optim::config::{Kind, OptimConfig};
 use crate::optim::plan::elem_workgroups;
 use crate::optim::{GpuOptimizer, RING};
-use crate::train::{DataKind, ModelConfig, TrainConfig};
+use crate::train::{DataKind, ModelConfig, StepProfile, TrainConfig};
 
 /// What to time.
 #[derive(Debug, Clone, PartialEq)]
@@ -244,50 +245,6 @@ fn pattern(len: usize, seed: u64, scale: f32) -> Vec<f32> {
         .collect()
 }
 
-/// Timestamp queries: one (begin, end) pair per submission.
-struct Stamps {
-    set: wgpu::QuerySet,
-    resolve: wgpu::Buffer,
-    pairs: u32,
-}
-
-impl Stamps {
-    fn new(gpu: &Gpu, pairs: u32) -> Stamps {
-        let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
-            label: Some("bench timestamps"),
-            ty: wgpu::QueryType::Timestamp,
-            count: 2 * pairs,
-        });
-        let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("bench timestamps"),
-            size: 16 * pairs as u64,
-            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        Stamps { set, resolve, pairs }
-    }
-
-    /// An empty compute pass that writes timestamp `index` (at its start).
-    fn write(&self, enc: &mut wgpu::CommandEncoder, index: u32) {
-        enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("timestamp"),
-            timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                query_set: &self.set,
-                beginning_of_pass_write_index: Some(index),
-                end_of_pass_write_index: None,
-            }),
-        });
-    }
-
-    /// Seconds between the two stamps of each pair, summed.
-    fn seconds(&self, gpu: &Gpu) -> Result<f64> {
-        gpu.submit(|enc| enc.resolve_query_set(&self.set, 0..2 * self.pairs, &self.resolve, 0));
-        let ticks: Vec<u64> = gpu.read(&self.resolve, 0, 2 * self.pairs as usize)?;
-        let ns: f64 = ticks.chunks(2).map(|p| p[1].saturating_sub(p[0]) as f64).sum();
-        Ok(ns * gpu.queue.get_timestamp_period() as f64 * 1e-9)
-    }
-}
-
 /// Runs `reps` repetitions of `record` (each records one unit of work),
 /// [`RING`] to a submission, calling `submitted` after each submit, and returns
 /// the seconds they took: GPU-side when the adapter has timestamps, else wall
@@ -299,7 +256,7 @@ fn time(
     submitted: &mut dyn FnMut(),
 ) -> Result<f64> {
     let batches = reps.div_ceil(RING);
-    let stamps = gpu.timestamps.then(|| Stamps::new(gpu, batches as u32));
+    let stamps = gpu.timestamps.then(|| Stamps::new(gpu, 2 * batches as u32));
     gpu.wait()?;
     let start = Instant::now();
     for b in 0..batches {
@@ -320,7 +277,8 @@ fn time(
     gpu.wait()?;
     let wall = start.elapsed().as_secs_f64();
     match &stamps {
-        Some(s) => s.seconds(gpu),
+        // The seconds between the two stamps of each submission, summed.
+        Some(s) => Ok(s.read_ns(gpu)?.chunks(2).map(|p| (p[1] - p[0]).max(0.0)).sum::<f64>() * 1e-9),
         None => Ok(wall),
     }
 }
@@ -520,6 +478,8 @@ pub struct TrainBenchOptions {
     pub batch: Option<usize>,
     /// Timed steps per trial; `None` picks enough for about half a second (5 to 1000).
     pub steps: Option<usize>,
+    /// Also time every dispatch of a step on its own ([`crate::train::profile_step`]).
+    pub profile: bool,
 }
 
 /// The default batch of `sfnap bench --train MODEL`: 8 sequences for the gpt (as
@@ -603,6 +563,8 @@ pub struct TrainBenchResult {
     pub driver: String,
     /// Always "wall clock": host work of a step counts, as in training.
     pub timing: String,
+    /// With `--profile`: where a step's GPU time goes.
+    pub profile: Option<StepProfile>,
 }
 
 impl TrainBenchResult {
@@ -611,7 +573,7 @@ impl TrainBenchResult {
         let tokens = self
             .tokens_per_s
             .map_or(String::new(), |t| format!(", {t:.0} tokens/s"));
-        format!(
+        let line = format!(
             "train {} ({} params, batch {}, {}): {:.3} ms/step (median; best {:.3}), {:.1} examples/s{tokens} [{}, {}, {} x {} steps]",
             self.model,
             self.params,
@@ -624,8 +586,42 @@ impl TrainBenchResult {
             self.backend,
             self.trials,
             self.steps,
-        )
+        );
+        match &self.profile {
+            Some(p) => format!("{line}\n{}", profile_table(p)),
+            None => line,
+        }
     }
+}
+
+/// A step's profile as a text table: one line per label, then the totals.
+fn profile_table(p: &StepProfile) -> String {
+    let lines = &p.lines;
+    let total: f64 = lines.iter().map(|l| l.ms).sum();
+    let calls: usize = lines.iter().map(|l| l.calls).sum();
+    let mut out = format!(
+        "{:>9} {:>6} {:>6} {:>10}  dispatch\n",
+        "ms/step", "share", "calls", "workgroups"
+    );
+    for l in lines {
+        out += &format!(
+            "{:>9.3} {:>5.1}% {:>6} {:>10}  {}\n",
+            l.ms,
+            100.0 * l.ms / total,
+            l.calls,
+            l.workgroups,
+            l.label
+        );
+    }
+    out += &format!(
+        "{total:>9.3} {:>6} {calls:>6} {:>10}  in all, each dispatch in a pass of its own\n",
+        "", ""
+    );
+    out += &format!(
+        "{:>9.3}  the whole step on the GPU, recorded as training records it",
+        p.step_ms
+    );
+    out
 }
 
 /// The median of `xs` (not empty).
@@ -680,6 +676,10 @@ pub fn run_train(gpu: &Gpu, opts: &TrainBenchOptions) -> Result<TrainBenchResult
             .trim()
             .to_string(),
         timing: "wall clock".into(),
+        profile: opts
+            .profile
+            .then(|| crate::train::profile_step(gpu, &cfg, WARMUP, TRIALS))
+            .transpose()?,
     })
 }
 
@@ -820,6 +820,7 @@ mod tests {
             kind: Kind::Adamw,
             batch,
             steps,
+            profile: false,
         };
         for (o, flag) in [
             (t("cnn", None, None), "--train"),
@@ -844,8 +845,27 @@ mod tests {
                 kind,
                 batch: Some(2),
                 steps: Some(1),
+                profile: gpu.timestamps,
             };
             let r = run_train(&gpu, &o).unwrap();
+            if let Some(StepProfile { lines: p, step_ms }) = &r.profile {
+                assert!(*step_ms > 0.0, "{}", r.line());
+                // Every dispatch is counted once, under its label, and the optimizer step once.
+                let mut graph_dispatches = Vec::new();
+                let cfg = o.config().unwrap();
+                let arena = Arena::new(&gpu, &crate::train::describe(&cfg.model).tensors(), None).unwrap();
+                let g = crate::train::graph(&gpu, &cfg.model, crate::model::Weights::train(&arena), 2).unwrap();
+                g.record_forward(&mut graph_dispatches);
+                g.record_backward(&mut graph_dispatches);
+                assert_eq!(p.iter().map(|l| l.calls).sum::<usize>(), graph_dispatches.len() + 1);
+                assert!(p.iter().any(|l| l.label == "optimizer step"));
+                assert!(p.iter().any(|l| l.label.starts_with("linear.matmul")), "{}", r.line());
+                assert!(
+                    p.windows(2).all(|w| w[0].ms >= w[1].ms && w[1].ms >= 0.0),
+                    "{}",
+                    r.line()
+                );
+            }
             assert_eq!((r.batch, r.steps, r.trials), (2, 1, TRIALS));
             assert!(r.step_ms > 0.0 && r.step_ms_best <= r.step_ms, "{}", r.line());
             match model {

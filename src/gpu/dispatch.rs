@@ -11,11 +11,48 @@ pub type Resource<'a> = (u32, wgpu::BindingResource<'a>);
 /// One pipeline and its calls, each a bind group and a workgroup grid.
 #[derive(Debug, Clone)]
 pub struct Dispatch {
+    label: String,
     pipeline: wgpu::ComputePipeline,
     calls: Vec<(wgpu::BindGroup, [u32; 3])>,
 }
 
+/// Where a graph's dispatches go: a compute pass records them in order; a
+/// `Vec<Dispatch>` collects them (as the training step's profile does, to time
+/// each in a pass of its own).
+pub trait Recorder {
+    /// Takes the next dispatch.
+    fn dispatch(&mut self, dispatch: &Dispatch);
+}
+
+impl Recorder for wgpu::ComputePass<'_> {
+    fn dispatch(&mut self, dispatch: &Dispatch) {
+        dispatch.record(self);
+    }
+}
+
+impl Recorder for Vec<Dispatch> {
+    fn dispatch(&mut self, dispatch: &Dispatch) {
+        self.push(dispatch.clone());
+    }
+}
+
 impl Dispatch {
+    /// What it runs, `file.entry` (a layer's dispatches: `layer file.entry`).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The same dispatch under another label.
+    pub fn labelled(mut self, label: String) -> Dispatch {
+        self.label = label;
+        self
+    }
+
+    /// Workgroups in all, over its calls.
+    pub fn workgroups(&self) -> u64 {
+        self.calls.iter().map(|(_, [x, y, z])| (*x * *y * *z) as u64).sum()
+    }
+
     /// Records every call into `pass` (calls with an empty grid are skipped).
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.set_pipeline(&self.pipeline);
@@ -87,7 +124,11 @@ impl Gpu {
             .into_iter()
             .map(|(resources, grid)| Ok((self.bind(&layout, &used, (file, entry), &resources)?, grid)))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Dispatch { pipeline, calls })
+        Ok(Dispatch {
+            label: format!("{file}.{entry}"),
+            pipeline,
+            calls,
+        })
     }
 
     /// Creates a command encoder, lets `record` fill it, and submits it.

@@ -7,9 +7,11 @@ pub mod context;
 pub mod dispatch;
 pub mod kernels;
 pub mod readback;
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) mod stamps;
 pub mod support;
 
 pub use context::{BackendChoice, Gpu};
-pub use dispatch::{Dispatch, Resource};
+pub use dispatch::{Dispatch, Recorder, Resource};
 pub use kernels::KernelFile;
 pub use readback::{Packed, PackedReadback, Part, PendingRead};

@@ -13,7 +13,7 @@ use super::{activation, check_rows, Graph, Inputs, Model, Weights};
 use crate::arena::TensorSpec;
 use crate::data::Rng;
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Recorder};
 use crate::nap::{NapConfig, NapGroup};
 use crate::nn::{
     Activation, ActivationDesc, ActivationKind, Add, Attention, AttentionDesc, CrossEntropy, CrossEntropyDesc,
@@ -469,45 +469,45 @@ impl GptGraph {
 }
 
 impl Graph for GptGraph {
-    fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        self.tok.record_forward(pass);
-        self.pos.record_forward(pass);
-        self.add_emb.record(pass);
+    fn record_forward(&self, rec: &mut dyn Recorder) {
+        self.tok.record_forward(rec);
+        self.pos.record_forward(rec);
+        self.add_emb.record(rec);
         for b in &self.blocks {
-            b.ln1.record_forward(pass);
-            b.qkv.record_forward(pass);
-            b.attn.record_forward(pass);
-            b.proj.record_forward(pass);
-            b.add1.record(pass);
-            b.ln2.record_forward(pass);
-            b.fc.record_forward(pass);
-            b.gelu.record_forward(pass);
-            b.fc_proj.record_forward(pass);
-            b.add2.record(pass);
+            b.ln1.record_forward(rec);
+            b.qkv.record_forward(rec);
+            b.attn.record_forward(rec);
+            b.proj.record_forward(rec);
+            b.add1.record(rec);
+            b.ln2.record_forward(rec);
+            b.fc.record_forward(rec);
+            b.gelu.record_forward(rec);
+            b.fc_proj.record_forward(rec);
+            b.add2.record(rec);
         }
-        self.lnf.record_forward(pass);
-        self.head.record_forward(pass);
-        self.loss.record_forward(pass);
+        self.lnf.record_forward(rec);
+        self.head.record_forward(rec);
+        self.loss.record_forward(rec);
     }
 
-    fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        self.loss.record_backward(pass);
-        self.head.record_backward(pass);
-        self.lnf.record_backward(pass);
+    fn record_backward(&self, rec: &mut dyn Recorder) {
+        self.loss.record_backward(rec);
+        self.head.record_backward(rec);
+        self.lnf.record_backward(rec);
         for b in self.blocks.iter().rev() {
-            b.fc_proj.record_backward(pass);
-            b.gelu.record_backward(pass);
-            b.fc.record_backward(pass);
-            b.ln2.record_backward(pass);
-            b.grad_r.record(pass);
-            b.proj.record_backward(pass);
-            b.attn.record_backward(pass);
-            b.qkv.record_backward(pass);
-            b.ln1.record_backward(pass);
-            b.grad_x.record(pass);
+            b.fc_proj.record_backward(rec);
+            b.gelu.record_backward(rec);
+            b.fc.record_backward(rec);
+            b.ln2.record_backward(rec);
+            b.grad_r.record(rec);
+            b.proj.record_backward(rec);
+            b.attn.record_backward(rec);
+            b.qkv.record_backward(rec);
+            b.ln1.record_backward(rec);
+            b.grad_x.record(rec);
         }
-        self.tok.record_backward(pass);
-        self.pos.record_backward(pass);
+        self.tok.record_backward(rec);
+        self.pos.record_backward(rec);
     }
 
     fn loss(&self) -> &CrossEntropy {

@@ -12,7 +12,7 @@ use super::{activation, check_rows, Graph, Inputs, Model, Weights};
 use crate::arena::TensorSpec;
 use crate::data::Rng;
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Recorder};
 use crate::nap::{NapConfig, NapGroup};
 use crate::nn::{
     Activation, ActivationDesc, ActivationKind, CrossEntropy, CrossEntropyDesc, Linear, LinearDesc, Norm, NormDesc,
@@ -279,27 +279,27 @@ impl MlpGraph {
 }
 
 impl Graph for MlpGraph {
-    fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>) {
+    fn record_forward(&self, rec: &mut dyn Recorder) {
         for (linear, norm, relu) in &self.layers {
-            linear.record_forward(pass);
+            linear.record_forward(rec);
             if let Some(norm) = norm {
-                norm.record_forward(pass);
+                norm.record_forward(rec);
             }
-            relu.record_forward(pass);
+            relu.record_forward(rec);
         }
-        self.head.record_forward(pass);
-        self.loss.record_forward(pass);
+        self.head.record_forward(rec);
+        self.loss.record_forward(rec);
     }
 
-    fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        self.loss.record_backward(pass);
-        self.head.record_backward(pass);
+    fn record_backward(&self, rec: &mut dyn Recorder) {
+        self.loss.record_backward(rec);
+        self.head.record_backward(rec);
         for (linear, norm, relu) in self.layers.iter().rev() {
-            relu.record_backward(pass);
+            relu.record_backward(rec);
             if let Some(norm) = norm {
-                norm.record_backward(pass);
+                norm.record_backward(rec);
             }
-            linear.record_backward(pass);
+            linear.record_backward(rec);
         }
     }
 

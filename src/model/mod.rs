@@ -7,7 +7,7 @@ pub mod mlp;
 use crate::arena::{Arena, TensorSpec};
 use crate::data::Rng;
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Recorder};
 use crate::nap::NapConfig;
 use crate::nn::{CrossEntropy, Param, View};
 
@@ -55,9 +55,9 @@ pub enum Inputs {
 /// A model instantiated for a fixed number of rows: buffers, layers, and the recording of its passes.
 pub trait Graph {
     /// Records the forward pass and the loss (per-row losses, mean, hits).
-    fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>);
+    fn record_forward(&self, rec: &mut dyn Recorder);
     /// Records the loss's and every layer's backward pass (gradients into the arena).
-    fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>);
+    fn record_backward(&self, rec: &mut dyn Recorder);
     /// The loss layer (its stats buffer holds the mean loss and hit count).
     fn loss(&self) -> &CrossEntropy;
     /// Uploads a batch (inputs and targets; lengths must match the graph's rows).

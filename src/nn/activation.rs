@@ -2,7 +2,7 @@
 
 use super::{check_view, dim, groups_for, layer_dispatch, read, record_all, write, Dispatch, View};
 use crate::error::Result;
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Recorder};
 
 /// Which activation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,12 +69,12 @@ impl Activation {
     }
 
     /// Records y = f(x).
-    pub fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        record_all(&self.forward, pass);
+    pub fn record_forward(&self, rec: &mut dyn Recorder) {
+        record_all(&self.forward, rec);
     }
 
     /// Records dx = dy f'(x), overwritten.
-    pub fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        record_all(&self.backward, pass);
+    pub fn record_backward(&self, rec: &mut dyn Recorder) {
+        record_all(&self.backward, rec);
     }
 }

@@ -5,7 +5,7 @@ use super::{
     View,
 };
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Recorder};
 
 /// Shapes and buffers of an [`Attention`] layer.
 pub struct AttentionDesc<'a> {
@@ -159,13 +159,13 @@ impl Attention {
     }
 
     /// Records the attention probabilities and out.
-    pub fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        record_all(&self.forward, pass);
+    pub fn record_forward(&self, rec: &mut dyn Recorder) {
+        record_all(&self.forward, rec);
     }
 
     /// Records dqkv, overwritten. Needs this step's forward pass recorded before
     /// it (it reads the probabilities).
-    pub fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        record_all(&self.backward, pass);
+    pub fn record_backward(&self, rec: &mut dyn Recorder) {
+        record_all(&self.backward, rec);
     }
 }

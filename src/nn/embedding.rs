@@ -3,7 +3,7 @@
 
 use super::{check_param, check_view, dim, groups_for, layer_dispatch, read, record_all, write, Dispatch, Param, View};
 use crate::error::Result;
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Recorder};
 
 /// Shapes and buffers of an [`Embedding`].
 pub struct EmbeddingDesc<'a> {
@@ -102,12 +102,12 @@ impl Embedding {
     }
 
     /// Records `out = table[ids]`.
-    pub fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        record_all(&self.forward, pass);
+    pub fn record_forward(&self, rec: &mut dyn Recorder) {
+        record_all(&self.forward, rec);
     }
 
     /// Records the table gradient (every row overwritten).
-    pub fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        record_all(&self.backward, pass);
+    pub fn record_backward(&self, rec: &mut dyn Recorder) {
+        record_all(&self.backward, rec);
     }
 }

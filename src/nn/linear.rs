@@ -1,8 +1,10 @@
 //! Linear layer `y = x W + b` with a tiled matrix product (`shaders/linear.wgsl`).
 
-use super::{check_param, check_view, dim, groups_for, layer_dispatch, read, record_all, write, Dispatch, Param, View};
+use super::{
+    check_param, check_view, dim, groups_for, layer_dispatch, read, record_all, write, Bound, Dispatch, Param, View,
+};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Recorder};
 
 /// Shapes and buffers of a [`Linear`] layer.
 pub struct LinearDesc<'a> {
@@ -52,12 +54,45 @@ const TILE: usize = 64;
 pub const SMALL_PRODUCT: usize = 1 << 24;
 
 /// The kernel for a product of `m·n·k` multiply-adds: `(plain, with bias)`.
-fn matmul_entries(m: usize, n: usize, k: usize) -> (&'static str, &'static str) {
-    if m.saturating_mul(n).saturating_mul(k) <= SMALL_PRODUCT {
+fn matmul_entries(m: u32, n: u32, k: u32) -> (&'static str, &'static str) {
+    if (m as usize).saturating_mul(n as usize).saturating_mul(k as usize) <= SMALL_PRODUCT {
         ("matmul_block", "matmul_block_bias")
     } else {
         ("matmul", "matmul_bias")
     }
+}
+
+/// One product C = A B (+ bias) as a dispatch; `a`, `b`, `c` are A's, B's and
+/// C's views (A and B as `d`'s strides read them). Labelled `[m x k] [k x n]`
+/// for profiles.
+fn product<'a>(
+    gpu: &Gpu,
+    d: MatmulDims,
+    label: &str,
+    a: Bound<'a>,
+    b: Bound<'a>,
+    c: Bound<'a>,
+    bias: Option<Bound<'a>>,
+) -> Result<Dispatch> {
+    const L: &str = "linear";
+    let (gx, gy) = ((d.n as usize).div_ceil(TILE), (d.m as usize).div_ceil(TILE));
+    if gx > super::MAX_GROUPS || gy > super::MAX_GROUPS {
+        return Err(Error::invalid(
+            L,
+            format!(
+                "a [{}, {}] product needs more than 65535 tiles in one dimension",
+                d.m, d.n
+            ),
+        ));
+    }
+    let uniform = gpu.uniform(label, &d);
+    let (plain, with_bias) = matmul_entries(d.m, d.n, d.k);
+    let entry = if bias.is_some() { with_bias } else { plain };
+    let mut views = vec![a, b, c];
+    views.extend(bias);
+    let dispatch = layer_dispatch(gpu, L, "linear", entry, &uniform, &views, (gx as u32, gy as u32))?;
+    let shape = format!("{} [{}x{}] [{}x{}]", dispatch.label(), d.m, d.k, d.k, d.n);
+    Ok(dispatch.labelled(shape))
 }
 
 /// A linear layer: y `[M, N]` = x `[M, K]` W `[K, N]` (+ b `[N]`).
@@ -92,16 +127,6 @@ impl Linear {
         if let Some(b) = &desc.bias {
             check_param(gpu, L, "bias", b, &[outputs])?;
         }
-        let grid = |rows: usize, cols: usize| -> Result<(u32, u32)> {
-            let (gx, gy) = (cols.div_ceil(TILE), rows.div_ceil(TILE));
-            if gx > super::MAX_GROUPS || gy > super::MAX_GROUPS {
-                return Err(Error::invalid(
-                    L,
-                    format!("a [{rows}, {cols}] product needs more than 65535 tiles of 64 in one dimension"),
-                ));
-            }
-            Ok((gx as u32, gy as u32))
-        };
         let dims = |m: u32, n: u32, k: u32, a: (u32, u32), b: (u32, u32)| MatmulDims {
             m,
             n,
@@ -112,64 +137,55 @@ impl Linear {
             b_row: b.0,
             b_col: b.1,
         };
-        // y = x W: A = x (row stride K), B = W (row stride N).
-        let fwd_dims = gpu.uniform("linear y = x W", &dims(m, n, k, (k, 1), (n, 1)));
-        // dx = dy W^T: A = dy [M, N], B(j, i) = W[i, j] (stride 1 down, N across).
-        let dx_dims = gpu.uniform("linear dx = dy W^T", &dims(m, k, n, (n, 1), (1, n)));
-        // dW = x^T dy: A(i, r) = x[r, i] (stride 1 down, K across), B = dy.
-        let dw_dims = gpu.uniform("linear dW = x^T dy", &dims(k, n, m, (1, k), (n, 1)));
-
-        let mut forward = Vec::new();
-        let mut views = vec![
+        // y = x W (+ b): A = x (row stride K), B = W (row stride N).
+        let forward = vec![product(
+            gpu,
+            dims(m, n, k, (k, 1), (n, 1)),
+            "linear y = x W",
             read(1, "x", desc.x),
             read(2, "weight", desc.weight.value),
             write(4, "y", desc.y),
-        ];
-        let (plain, with_bias) = matmul_entries(rows, outputs, inputs);
-        let entry = match &desc.bias {
-            Some(b) => {
-                views.push(read(3, "bias", b.value));
-                with_bias
-            }
-            None => plain,
-        };
-        let g = grid(rows, outputs)?;
-        forward.push(layer_dispatch(gpu, L, "linear", entry, &fwd_dims, &views, g)?);
-
+            desc.bias.as_ref().map(|b| read(3, "bias", b.value)),
+        )?];
         let mut backward = Vec::new();
         if let Some(dx) = desc.dx {
-            let views = [
+            // dx = dy W^T: A = dy [M, N], B(j, i) = W[i, j] (stride 1 down, N across).
+            backward.push(product(
+                gpu,
+                dims(m, k, n, (n, 1), (1, n)),
+                "linear dx = dy W^T",
                 read(1, "dy", desc.dy),
                 read(2, "weight", desc.weight.value),
                 write(4, "dx", dx),
-            ];
-            let g = grid(rows, inputs)?;
-            let entry = matmul_entries(rows, inputs, outputs).0;
-            backward.push(layer_dispatch(gpu, L, "linear", entry, &dx_dims, &views, g)?);
+                None,
+            )?);
         }
-        let views = [
+        // dW = x^T dy: A(i, r) = x[r, i] (stride 1 down, K across), B = dy.
+        backward.push(product(
+            gpu,
+            dims(k, n, m, (1, k), (n, 1)),
+            "linear dW = x^T dy",
             read(1, "x", desc.x),
             read(2, "dy", desc.dy),
             write(4, "weight.grad", desc.weight.grad),
-        ];
-        let g = grid(inputs, outputs)?;
-        let entry = matmul_entries(inputs, outputs, rows).0;
-        backward.push(layer_dispatch(gpu, L, "linear", entry, &dw_dims, &views, g)?);
+            None,
+        )?);
         if let Some(b) = &desc.bias {
             let views = [read(5, "dy", desc.dy), write(6, "bias.grad", b.grad)];
             let g = (groups_for(outputs), 1);
-            backward.push(layer_dispatch(gpu, L, "linear", "column_sums", &fwd_dims, &views, g)?);
+            let sums = gpu.uniform("linear db", &dims(m, n, k, (k, 1), (n, 1)));
+            backward.push(layer_dispatch(gpu, L, "linear", "column_sums", &sums, &views, g)?);
         }
         Ok(Linear { forward, backward })
     }
 
     /// Records y = x W (+ b).
-    pub fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        record_all(&self.forward, pass);
+    pub fn record_forward(&self, rec: &mut dyn Recorder) {
+        record_all(&self.forward, rec);
     }
 
     /// Records dx = dy Wᵀ (if dx was given), dW = xᵀ dy and db = Σ_rows dy, all overwritten.
-    pub fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        record_all(&self.backward, pass);
+    pub fn record_backward(&self, rec: &mut dyn Recorder) {
+        record_all(&self.backward, rec);
     }
 }

@@ -5,7 +5,7 @@ use super::{
     View,
 };
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Recorder};
 
 /// Shapes and buffers of a [`CrossEntropy`] loss.
 pub struct CrossEntropyDesc<'a> {
@@ -132,14 +132,14 @@ impl CrossEntropy {
     }
 
     /// Records the per-row losses, the mean loss and the hit count.
-    pub fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        record_all(&self.forward, pass);
+    pub fn record_forward(&self, rec: &mut dyn Recorder) {
+        record_all(&self.forward, rec);
     }
 
     /// Records dlogits = (softmax − onehot) / B, overwritten. Needs this step's
     /// forward pass recorded before it (it reads the rows' log-sum-exp).
-    pub fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        record_all(&self.backward, pass);
+    pub fn record_backward(&self, rec: &mut dyn Recorder) {
+        record_all(&self.backward, rec);
     }
 
     /// Per-row losses `[rows]` (f32), written by the forward pass.

@@ -39,7 +39,7 @@ pub use residual::Add;
 use crate::arena::Arena;
 use crate::error::{Error, Result};
 use crate::gpu::buffers::range;
-use crate::gpu::{Dispatch, Gpu};
+use crate::gpu::{Dispatch, Gpu, Recorder};
 
 /// `len` 4-byte elements (f32, or u32 for ids and targets) of `buffer` from
 /// element `offset`: a tensor a layer reads or writes.
@@ -238,8 +238,8 @@ fn layer_dispatch(
 }
 
 /// Records `dispatches` in order.
-fn record_all(dispatches: &[Dispatch], pass: &mut wgpu::ComputePass<'_>) {
+fn record_all(dispatches: &[Dispatch], rec: &mut dyn Recorder) {
     for d in dispatches {
-        d.record(pass);
+        rec.dispatch(d);
     }
 }

@@ -5,7 +5,7 @@ use super::{
     Dispatch, Param, View,
 };
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Recorder};
 
 /// Which normalization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,13 +190,13 @@ impl Norm {
     }
 
     /// Records y = x̂ g + o (and the per-row statistics the backward pass uses).
-    pub fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        record_all(&self.forward, pass);
+    pub fn record_forward(&self, rec: &mut dyn Recorder) {
+        record_all(&self.forward, rec);
     }
 
     /// Records dx (if given), dgain and doffset (if present), all overwritten.
     /// Needs this step's forward pass recorded before it.
-    pub fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        record_all(&self.backward, pass);
+    pub fn record_backward(&self, rec: &mut dyn Recorder) {
+        record_all(&self.backward, rec);
     }
 }

@@ -3,7 +3,7 @@
 
 use super::{check_view, dim, groups_for, layer_dispatch, read, record_all, write, Dispatch, View};
 use crate::error::Result;
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Recorder};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -32,7 +32,7 @@ impl Add {
     }
 
     /// Records the sum.
-    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        record_all(&self.dispatch, pass);
+    pub fn record(&self, rec: &mut dyn Recorder) {
+        record_all(&self.dispatch, rec);
     }
 }

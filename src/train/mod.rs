@@ -30,7 +30,7 @@ pub use inspect::{evaluate_data, export, sample, DataEval, SampleOptions, EXPORT
 pub use merge::{checkpoint_path, evaluate_checkpoint, merge, MergeWeights};
 pub use metrics::{read_metrics, MetricsRow};
 pub use parallel::Parallel;
-pub use timing::time_steps;
+pub use timing::{profile_step, time_steps, KernelTime, StepProfile};
 
 use crate::arena::Arena;
 use crate::checkpoint::{self, Meta};
@@ -55,14 +55,14 @@ use source::Source;
 /// and at the end, unless [`RunOptions::checkpoint_every`] says otherwise.
 const CHECKPOINT_EVERY: u64 = 1000;
 
-fn graph(gpu: &Gpu, model: &ModelConfig, weights: Weights<'_>, rows: usize) -> Result<Box<dyn Graph>> {
+pub(crate) fn graph(gpu: &Gpu, model: &ModelConfig, weights: Weights<'_>, rows: usize) -> Result<Box<dyn Graph>> {
     Ok(match model {
         ModelConfig::Mlp(m) => Box::new(MlpGraph::new(gpu, m, weights, rows)?),
         ModelConfig::Gpt(g) => Box::new(GptGraph::new(gpu, g, weights, rows)?),
     })
 }
 
-fn describe(model: &ModelConfig) -> &dyn Model {
+pub(crate) fn describe(model: &ModelConfig) -> &dyn Model {
     match model {
         ModelConfig::Mlp(m) => m,
         ModelConfig::Gpt(g) => g,

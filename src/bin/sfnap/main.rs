@@ -122,6 +122,10 @@ enum Command {
         /// --train only: sequences (gpt) or examples (mlp) per batch [default: gpt 8, mlp 64].
         #[arg(long)]
         batch: Option<usize>,
+        /// --train only: also time every dispatch of a step in a pass of its own and print
+        /// where the step's GPU time goes (needs timestamp queries).
+        #[arg(long, requires = "train")]
+        profile: bool,
         /// Print one JSON object instead of a readable line.
         #[arg(long)]
         json: bool,
@@ -708,6 +712,7 @@ fn main() -> ExitCode {
             max_binding,
             train,
             batch,
+            profile,
             json,
         } => sfnap::optim::Kind::parse(kind.as_deref().unwrap_or("adamw"))
             .map_err(|e| match e {
@@ -721,6 +726,7 @@ fn main() -> ExitCode {
                         kind,
                         batch: *batch,
                         steps: *steps,
+                        profile: *profile,
                     };
                     return bench_train_cmd(backend, &opts, *json);
                 }
