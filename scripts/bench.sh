@@ -82,9 +82,10 @@ for pass in $(seq "$passes"); do
         run segments --kind adamw_sf --params $M16 --max-binding $((mib << 20))
     done
 
-    # Whole training steps of `sfnap train`'s models (adamw, as the PyTorch peer).
-    run train --train gpt --kind adamw
-    run train --train mlp --kind adamw
+    # Whole training steps of `sfnap train`'s models (adamw, as the PyTorch peer), and
+    # where their GPU time goes, dispatch by dispatch.
+    run train --train gpt --kind adamw --profile
+    run train --train mlp --kind adamw --profile
 
     if [ -x "$venv/bin/python" ]; then
         [ -r /proc/stat ] && quiet

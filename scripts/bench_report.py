@@ -134,11 +134,36 @@ def train_section(train_rows, train_peers, first_backend):
         md += [f"The device's measured matmul peak: **{fmt(peak['gflops'], 1)} GFLOP/s** (`torch.matmul`, n = {peak['n']},"
                f" {mm[0]['adapter']}; float32, 2 n^3 flops a product, the median of 7 groups of calls):", "",
                table(["n", "GFLOP/s"], [[p["n"], fmt(p["gflops"], 1)] for p in sorted(mm, key=lambda p: p["n"])]), ""]
+    for cmd, r in train_rows:
+        md += profile_table(r)
     md += ["Commands:", "", "```"] + [cmd for cmd, _ in train_rows]
     if peer:
         md += ["benches/peers/run.sh train"]
     md += ["```", ""]
     return md
+
+
+def profile_table(r, top=12):
+    """Where one model's training step goes (`sfnap bench --train --profile`): GPU ms per
+    dispatch label, the largest first, the rest summed on one line."""
+    prof = r.get("profile")
+    if not prof:
+        return []
+    lines = prof["lines"]
+    total = sum(l["ms"] for l in lines)
+    rows = [[fmt(l["ms"], 3), f"{100 * l['ms'] / total:.1f}%", l["calls"], l["workgroups"], f"`{l['label']}`"]
+            for l in lines[:top]]
+    rest = lines[top:]
+    if rest:
+        ms = sum(l["ms"] for l in rest)
+        rows.append([fmt(ms, 3), f"{100 * ms / total:.1f}%", sum(l["calls"] for l in rest), "",
+                     f"the other {len(rest)} labels"])
+    calls = sum(l["calls"] for l in lines)
+    return [f"Where a {r['model']} step's GPU time goes (`--profile`: each of its {calls} dispatches timed in",
+            f"a compute pass of its own, summed by kernel; a matmul's label gives its product's shape). They add",
+            f"up to {fmt(total, 3)} ms; the whole step, recorded as training records it, takes {fmt(prof['step_ms'], 3)} ms",
+            f"on the GPU and {fmt(r['step_ms'], 3)} ms of wall time:", "",
+            table(["ms/step", "share", "dispatches", "workgroups", "kernel"], rows), ""]
 
 
 def fastest_by(rows, key, field, keep):
