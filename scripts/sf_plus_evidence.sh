@@ -48,17 +48,8 @@ grid() {
     for lr in $LRS; do echo "adamw_sf-$lr wsd-$lr cosine-$lr"; done
 }
 
-run() { # name args...
-    local name=$1
-    shift
-    local dir="$out/$name"
-    if [ -f "$dir/done" ]; then return; fi
-    rm -rf "$dir"
-    local start=$SECONDS
-    "$bin" train --out "$dir" "$@" >"$out/$name.log" 2>&1
-    echo "$? $((SECONDS - start))" >"$dir/done"
-    echo "evidence: $name done (exit status, seconds: $(cat "$dir/done"))"
-}
+# shellcheck source=scripts/runs_lib.sh
+source scripts/runs_lib.sh
 
 jobs_list=()
 gpt() { # opt steps seed
@@ -91,11 +82,6 @@ for seed in ${SEEDS#"$first_seed"}; do
     for s in $GRID_STEPS; do for o in $(grid); do gpt "$o" "$s" "$seed"; done; done
     for o in $(grid); do digits "$o" "$seed"; done
 done
-for j in "${jobs_list[@]}"; do
-    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 1; done
-    # shellcheck disable=SC2086
-    run $j &
-done
-wait
+run_all
 SFNAP_BIN="$bin" bash scripts/sf_plus_scale.sh
 python3 scripts/evidence_report.py target/evidence docs/evidence.md

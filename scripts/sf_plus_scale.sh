@@ -20,32 +20,18 @@ out=target/evidence/scale
 mkdir -p "$out"
 bin="${SFNAP_BIN:-${CARGO_TARGET_DIR:-target}/release/sfnap}"
 
-run() { # name args...
-    local name=$1
-    shift
-    local dir="$out/$name"
-    if [ -f "$dir/done" ]; then return; fi
-    rm -rf "$dir"
-    local start=$SECONDS
-    "$bin" train --model gpt --data text --opt sf_plus $REF_ARGS --eval-every 10 \
-        --out "$dir" "$@" >"$out/$name.log" 2>&1
-    echo "$? $((SECONDS - start))" >"$dir/done"
-    echo "scale: $name done ($(cat "$dir/done"))"
-}
+# shellcheck source=scripts/runs_lib.sh
+source scripts/runs_lib.sh
 
+common="--model gpt --data text --opt sf_plus $REF_ARGS --eval-every 10"
 jobs_list=()
 for w in $WIDTHS; do
     steps=$STEPS
     [ "$w" -ge 256 ] && steps=$WIDE_STEPS
-    jobs_list+=("w$w-b8 --width $w --batch 8 --steps $steps")
+    jobs_list+=("w$w-b8 $common --width $w --batch 8 --steps $steps")
 done
 for b in $BATCHES; do
     [ "$b" = 8 ] && continue
-    jobs_list+=("w64-b$b --width 64 --batch $b --steps $STEPS")
+    jobs_list+=("w64-b$b $common --width 64 --batch $b --steps $STEPS")
 done
-for j in "${jobs_list[@]}"; do
-    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 1; done
-    # shellcheck disable=SC2086
-    run $j &
-done
-wait
+run_all
