@@ -45,8 +45,8 @@ if [ "${1:-}" = --sweep ]; then
         run scale --kind adamw_sf --params $p
     done
     run segments --kind adamw_sf --params $M16 --max-binding $((32 << 20))
-    run train --train gpt --kind adamw
-    run train --train mlp --kind adamw
+    run train --train gpt --kind adamw --profile
+    run train --train mlp --kind adamw --profile
     exit 0
 fi
 
