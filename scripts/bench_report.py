@@ -159,7 +159,7 @@ def profile_table(r, top=12):
         rows.append([fmt(ms, 3), f"{100 * ms / total:.1f}%", sum(l["calls"] for l in rest), "",
                      f"the other {len(rest)} labels"])
     calls = sum(l["calls"] for l in lines)
-    return [f"Where a {r['model']} step's GPU time goes (`--profile`: each of its {calls} dispatches timed in",
+    return [f"Where the {r['model']}'s step goes on the GPU (`--profile`: each of its {calls} dispatches timed in",
             f"a compute pass of its own, summed by kernel; a matmul's label gives its product's shape). They add",
             f"up to {fmt(total, 3)} ms; the whole step, recorded as training records it, takes {fmt(prof['step_ms'], 3)} ms",
             f"on the GPU and {fmt(r['step_ms'], 3)} ms of wall time:", "",
