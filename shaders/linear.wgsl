@@ -8,33 +8,16 @@
 // C is always written row-major [m, n], overwriting what was there. Every output
 // is summed by one invocation over k in increasing order: deterministic.
 //
-// Two variants, chosen by the layer from the size of each product:
+// matmul.wgsl, put in front, holds the dimensions, bindings and clamped loads.
+// Two variants here, chosen by the layer from the size of each product (a third,
+// for small products on devices with subgroups, is linear_subgroup.wgsl):
 // - `matmul`, `matmul_bias` (large products): 16 x 16 invocations share 64 x 16
 //   slices of A and B through workgroup memory, 4 x 4 outputs each;
 // - `matmul_block`, `matmul_block_bias` (small products): no workgroup memory
 //   and no barriers; 8 x 8 invocations, 8 x 8 outputs each, read A and B straight
 //   from their buffers (16 loads per 64 multiply-adds). On CPU drivers, where a
 //   barrier switches between every invocation of the workgroup and every load
-//   is a per-lane gather, this is several times faster.
-
-struct MatmulDims {
-    m: u32,      // rows of C and A
-    n: u32,      // columns of C and B
-    k: u32,      // columns of A, rows of B
-    pad0: u32,
-    a_row: u32,  // A(i, kk) = a[i * a_row + kk * a_col]
-    a_col: u32,
-    b_row: u32,  // B(kk, j) = b[kk * b_row + j * b_col]
-    b_col: u32,
-}
-
-@group(0) @binding(0) var<uniform> dims: MatmulDims;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
-@group(0) @binding(5) var<storage, read> dy: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dbias: array<f32>;
+//   is made one invocation at a time, this is several times faster.
 
 // ---------------------------------------------------------------- large products
 
@@ -42,7 +25,6 @@ struct MatmulDims {
 // invocation owns the 4 x 4 outputs (row0 + ty + 16 r, col0 + tx + 16 q).
 // K is walked in steps of 16, staging a 64 x 16 slice of A and a 16 x 64 slice
 // of B in workgroup memory (zeros outside the matrices).
-const TILE: u32 = 64u;
 const TILE_K: u32 = 16u;
 
 var<workgroup> tile_a: array<f32, 1024>; // tile_a[kk * TILE + i] = A(row0 + i, k0 + kk)
@@ -129,16 +111,6 @@ fn matmul_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
 }
 
 // ---------------------------------------------------------------- small products
-
-// A(row, kk) and B(kk, col) with the row or column clamped into the matrix:
-// loads past the edge read a real element (never written back), not a branch.
-fn a_clamped(row: u32, kk: u32) -> f32 {
-    return a[min(row, dims.m - 1u) * dims.a_row + kk * dims.a_col];
-}
-
-fn b_clamped(kk: u32, col: u32) -> f32 {
-    return b[kk * dims.b_row + min(col, dims.n - 1u) * dims.b_col];
-}
 
 // A workgroup of 8 x 8 invocations computes a 64 x 64 tile of C; each invocation
 // owns the 8 x 8 outputs (row0 + ty + 8 r, col0 + tx + 8 q), r, q < 8, kept as

@@ -11,7 +11,7 @@ mod common;
 
 use common::{gpu, Rng, U32};
 use sfnap::arena::{Arena, TensorSpec};
-use sfnap::gpu::Gpu;
+use sfnap::gpu::{Dispatch, Gpu};
 use sfnap::nn::reference::{self as r, AttentionShape};
 use sfnap::nn::*;
 use sfnap::optim::{GpuOptimizer, Kind, OptimConfig};
@@ -226,7 +226,10 @@ fn reference_attention_matches_finite_differences() {
 
 #[allow(clippy::too_many_arguments)]
 fn linear_case(g: &Gpu, rows: usize, inputs: usize, outputs: usize, bias: bool, dx: bool, seed: u64) {
-    let name = format!("linear {rows}x{inputs}->{outputs} bias {bias} dx {dx}");
+    let name = format!(
+        "linear {rows}x{inputs}->{outputs} bias {bias} dx {dx} subgroups {}",
+        g.subgroup_matmul
+    );
     let mut rng = Rng::new(seed);
     let x = rng.normals(rows * inputs, 1.0);
     let w = rng.normals(inputs * outputs, 0.5);
@@ -259,6 +262,21 @@ fn linear_case(g: &Gpu, rows: usize, inputs: usize, outputs: usize, bias: bool, 
         },
     )
     .unwrap();
+    // Small products take the subgroup kernel exactly when the device allows it.
+    let mut dispatches: Vec<Dispatch> = Vec::new();
+    layer.record_forward(&mut dispatches);
+    layer.record_backward(&mut dispatches);
+    for d in dispatches.iter().filter(|d| d.label().contains("matmul")) {
+        let small = d.label().contains("matmul_block") || d.label().contains("matmul_subgroup");
+        if small {
+            assert_eq!(
+                d.label().starts_with("linear_subgroup."),
+                g.subgroup_matmul,
+                "{name}: {}",
+                d.label()
+            );
+        }
+    }
     run(g, |p| {
         layer.record_forward(p);
         layer.record_backward(p);
@@ -287,10 +305,27 @@ fn linear_case(g: &Gpu, rows: usize, inputs: usize, outputs: usize, bias: bool, 
 }
 
 /// Small products (`linear::SMALL_PRODUCT` multiply-adds or fewer) take the
-/// barrier-free kernels: awkward sizes and the GPT's shapes.
+/// barrier-free kernels: awkward sizes and the GPT's shapes, with the subgroup
+/// kernel where the device has it (lavapipe's Vulkan does) and with the portable
+/// one.
 #[test]
 fn linear_matches_reference_on_awkward_sizes() {
-    let g = gpu();
+    let mut g = gpu();
+    if std::env::var("SFNAP_BACKEND").as_deref() == Ok("vulkan") {
+        assert!(g.subgroup_matmul, "{}: no subgroup matmul on Vulkan", g.describe());
+    }
+    let modes = if g.subgroup_matmul {
+        vec![true, false]
+    } else {
+        vec![false]
+    };
+    for subgroups in modes {
+        g.subgroup_matmul = subgroups;
+        linear_small_products(&g);
+    }
+}
+
+fn linear_small_products(g: &Gpu) {
     let mut seed = 10;
     for (rows, inputs, outputs) in [
         (3, 5, 17),
@@ -305,7 +340,7 @@ fn linear_matches_reference_on_awkward_sizes() {
         assert!(rows * inputs * outputs <= linear::SMALL_PRODUCT);
         for (bias, dx) in [(true, true), (false, true), (true, false)] {
             seed += 1;
-            linear_case(&g, rows, inputs, outputs, bias, dx, seed);
+            linear_case(g, rows, inputs, outputs, bias, dx, seed);
         }
     }
 }

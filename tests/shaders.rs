@@ -1,16 +1,41 @@
 //! Every WGSL kernel file is parsed and validated by naga with no optional
 //! capabilities (the portable subset: no f16, subgroups, immediates or float
-//! atomics) and written to SPIR-V, MSL, HLSL and GLSL: the Vulkan, Metal, DX12 and
-//! GL translations are proven here without those machines. The binding table the
+//! atomics), but those of `kernels::SUBGROUP_FILES` with subgroups only, and
+//! written to SPIR-V, MSL, HLSL and GLSL: the Vulkan, Metal, DX12 and GL
+//! translations are proven here without those machines. The binding table the
 //! engine binds by (`kernels::ENTRIES`) is checked against what each entry point
 //! really uses, and no entry point needs more than 8 storage buffers.
 
 mod wgsl;
 
-use sfnap::gpu::kernels::{source, ENTRIES, FILES};
+use sfnap::gpu::kernels::{source, ENTRIES, FILES, SUBGROUP_FILES};
 
 fn module(name: &str) -> (naga::Module, naga::valid::ModuleInfo) {
-    wgsl::validate(name, &source(name).expect("a built-in kernel file"))
+    wgsl::validate_with(
+        name,
+        &source(name).expect("a built-in kernel file"),
+        SUBGROUP_FILES.contains(&name),
+    )
+}
+
+/// Only the files that say so use subgroups: the others pass without the capability.
+#[test]
+fn only_the_subgroup_files_need_subgroups() {
+    for (name, _) in FILES.iter().filter(|(n, _)| !SUBGROUP_FILES.contains(n)) {
+        wgsl::validate(name, &source(name).unwrap());
+    }
+    for name in SUBGROUP_FILES {
+        let src = source(name).expect("a subgroup file is a built-in kernel file");
+        let portable = naga::front::wgsl::parse_str(&src).ok().and_then(|m| {
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
+                .validate(&m)
+                .ok()
+        });
+        assert!(
+            portable.is_none(),
+            "{name} validates without subgroups: drop it from SUBGROUP_FILES"
+        );
+    }
 }
 
 #[test]

@@ -67,6 +67,13 @@ pub struct Gpu {
     pub limits: wgpu::Limits,
     /// Whether GPU timestamps can be queried.
     pub timestamps: bool,
+    /// Whether small matrix products share loads across subgroups
+    /// (`shaders/linear_subgroup.wgsl`): the device was opened with
+    /// `Features::SUBGROUP`, its subgroups hold at least 8 invocations, and it is
+    /// not a browser's (whose WGSL would need `enable subgroups`). Layers built
+    /// while it is false use the portable kernels, with the same results; set it
+    /// to false before building them to keep to the portable ones.
+    pub subgroup_matmul: bool,
     /// Compiled kernels and registered kernel files (each compiles once per device).
     pub(crate) kernels: crate::gpu::kernels::Kernels,
 }
@@ -219,14 +226,19 @@ impl Gpu {
     pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu> {
         let info = adapter.get_info();
         let limits = adapter.limits();
-        let support = crate::gpu::support::check(&limits, &adapter.get_downlevel_capabilities(), adapter.features());
+        let support = crate::gpu::support::check(
+            &limits,
+            &adapter.get_downlevel_capabilities(),
+            adapter.features(),
+            info.subgroup_min_size,
+        );
         if let Some(missing) = &support[0].missing {
             return Err(Error::NoAdapter(format!(
                 "{} ({:?}) cannot run sfnap's kernels: it lacks {missing}",
                 info.name, info.backend
             )));
         }
-        let required_features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        let required_features = adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("sfnap"),
@@ -257,12 +269,14 @@ impl Gpu {
                 info.name, info.backend
             )));
         }
+        let subgroup_matmul = crate::gpu::support::subgroup_matmul_missing(features, info.subgroup_min_size).is_none();
         Ok(Gpu {
             device,
             queue,
             info,
             limits,
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            subgroup_matmul,
             kernels: Default::default(),
         })
     }

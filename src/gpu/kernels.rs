@@ -55,7 +55,21 @@ pub const FILES: &[(&str, &str)] = &[
     ("mode", include_str!("../../shaders/mode.wgsl")),
     ("export", include_str!("../../shaders/export.wgsl")),
     // Layers (`nn`): each file numbers its own bindings, listed at its top.
-    ("linear", include_str!("../../shaders/linear.wgsl")),
+    (
+        "linear",
+        concat!(
+            include_str!("../../shaders/matmul.wgsl"),
+            include_str!("../../shaders/linear.wgsl")
+        ),
+    ),
+    // The subgroup matmul, compiled only where `Gpu::subgroup_matmul` holds.
+    (
+        "linear_subgroup",
+        concat!(
+            include_str!("../../shaders/matmul.wgsl"),
+            include_str!("../../shaders/linear_subgroup.wgsl")
+        ),
+    ),
     ("norm", include_str!("../../shaders/norm.wgsl")),
     ("activation", include_str!("../../shaders/activation.wgsl")),
     ("loss", include_str!("../../shaders/loss.wgsl")),
@@ -65,6 +79,11 @@ pub const FILES: &[(&str, &str)] = &[
     // `sfnap bench`'s bandwidth reference (numbers its own bindings).
     ("bench", include_str!("../../shaders/bench.wgsl")),
 ];
+
+/// The kernel files that need subgroup operations (`Features::SUBGROUP`): compiled
+/// only where [`Gpu::subgroup_matmul`] holds. Every other file keeps to the portable
+/// subset of WGSL.
+pub const SUBGROUP_FILES: &[&str] = &["linear_subgroup"];
 
 /// The bindings each built-in entry point uses: (file, entry, bindings). In the
 /// optimizer files binding numbers mean the same everywhere (0 step, 1 segment,
@@ -97,6 +116,8 @@ pub const ENTRIES: &[(&str, &str, &[u32])] = &[
     ("linear", "matmul_block", &[0, 1, 2, 4]),
     ("linear", "matmul_block_bias", &[0, 1, 2, 3, 4]),
     ("linear", "column_sums", &[0, 5, 6]),
+    ("linear_subgroup", "matmul_subgroup", &[0, 1, 2, 4]),
+    ("linear_subgroup", "matmul_subgroup_bias", &[0, 1, 2, 3, 4]),
     ("norm", "norm_forward", &[0, 1, 2, 3, 4, 5, 6]),
     ("norm", "norm_forward_rows", &[0, 1, 2, 3, 4, 5, 6]),
     ("norm", "norm_backward_input", &[0, 1, 2, 5, 6, 7, 8]),

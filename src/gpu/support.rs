@@ -19,8 +19,14 @@ pub const WORKGROUP_SIZE: u32 = 256;
 /// Workgroup memory of the reductions: 256 `vec2<f32>`.
 pub const WORKGROUP_BYTES: u32 = 256 * 8;
 
-/// Checks every operation against an adapter's capabilities.
-pub fn check(limits: &wgpu::Limits, downlevel: &wgpu::DownlevelCapabilities, features: wgpu::Features) -> Vec<Support> {
+/// Checks every operation against an adapter's capabilities (`subgroup_min_size`:
+/// its `AdapterInfo`'s).
+pub fn check(
+    limits: &wgpu::Limits,
+    downlevel: &wgpu::DownlevelCapabilities,
+    features: wgpu::Features,
+    subgroup_min_size: u32,
+) -> Vec<Support> {
     let mut kernels = missing(limits);
     if !downlevel.flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS) {
         kernels.insert(0, "compute shaders".to_string());
@@ -37,7 +43,28 @@ pub fn check(limits: &wgpu::Limits, downlevel: &wgpu::DownlevelCapabilities, fea
             operation: "GPU-side timing in `sfnap bench`",
             missing: timing,
         },
+        Support {
+            operation: "small matrix products through subgroups",
+            missing: subgroup_matmul_missing(features, subgroup_min_size)
+                .map(|m| format!("{m} (the portable kernel computes the same)")),
+        },
     ]
+}
+
+/// What keeps the subgroup matmul (`shaders/linear_subgroup.wgsl`) off a device
+/// with `features` and subgroups of at least `subgroup_min_size` invocations, or
+/// `None`: it needs `Features::SUBGROUP`, subgroups of at least 8, and a native
+/// backend (a browser's WGSL would need `enable subgroups`).
+pub fn subgroup_matmul_missing(features: wgpu::Features, subgroup_min_size: u32) -> Option<String> {
+    if cfg!(target_arch = "wasm32") {
+        Some("a native backend".into())
+    } else if !features.contains(wgpu::Features::SUBGROUP) {
+        Some("subgroup operations".into())
+    } else if subgroup_min_size < 8 {
+        Some(format!("subgroups of at least 8 invocations (has {subgroup_min_size})"))
+    } else {
+        None
+    }
 }
 
 /// What an opened device lacks for sfnap's kernels (judged by its limits: a
@@ -93,9 +120,11 @@ mod tests {
             &wgpu::Limits::default(),
             &wgpu::DownlevelCapabilities::default(),
             wgpu::Features::empty(),
+            4,
         );
         assert_eq!(s[0].missing, None);
         assert!(s[1].missing.is_some());
+        assert!(s[2].missing.as_deref().unwrap().starts_with("subgroup operations"));
     }
 
     #[test]
@@ -108,6 +137,7 @@ mod tests {
             &limits,
             &wgpu::DownlevelCapabilities::default(),
             wgpu::Features::TIMESTAMP_QUERY,
+            8,
         );
         assert!(s[0]
             .missing
@@ -115,6 +145,18 @@ mod tests {
             .unwrap()
             .contains("8 storage buffers per stage (has 4)"));
         assert_eq!(s[1].missing, None);
+    }
+
+    #[test]
+    fn the_subgroup_matmul_needs_subgroups_of_eight() {
+        let sg = wgpu::Features::SUBGROUP;
+        assert_eq!(subgroup_matmul_missing(sg, 8), None);
+        assert_eq!(subgroup_matmul_missing(sg, 32), None);
+        assert!(subgroup_matmul_missing(sg, 4).unwrap().contains("(has 4)"));
+        assert_eq!(
+            subgroup_matmul_missing(wgpu::Features::empty(), 32).unwrap(),
+            "subgroup operations"
+        );
     }
 
     #[test]

@@ -47,18 +47,28 @@ struct MatmulDims {
 const TILE: usize = 64;
 
 /// Products of at most this many multiply-adds (m·n·k) take the kernels without
-/// workgroup memory or barriers (`matmul_block*`: 8 × 8 outputs per invocation);
-/// larger ones the tiled kernels (`matmul*`). The small kernels are several times
-/// faster on CPU drivers; the tiled ones reuse loads through workgroup memory,
-/// which pays on GPUs once products are large.
+/// workgroup memory or barriers (`matmul_subgroup*`, or `matmul_block*`: 8 × 8
+/// outputs per invocation); larger ones the tiled kernels (`matmul*`). The small
+/// kernels are several times faster on CPU drivers; the tiled ones reuse loads
+/// through workgroup memory, which pays on GPUs once products are large.
 pub const SMALL_PRODUCT: usize = 1 << 24;
 
-/// The kernel for a product of `m·n·k` multiply-adds: `(plain, with bias)`.
-fn matmul_entries(m: u32, n: u32, k: u32) -> (&'static str, &'static str) {
-    if (m as usize).saturating_mul(n as usize).saturating_mul(k as usize) <= SMALL_PRODUCT {
-        ("matmul_block", "matmul_block_bias")
-    } else {
-        ("matmul", "matmul_bias")
+/// Rows of C per workgroup of the subgroup kernels (`SG_ROWS` in `shaders/linear_subgroup.wgsl`).
+const SG_ROWS: usize = 16;
+
+/// The kernel for a product of `m·n·k` multiply-adds on `gpu`: `(file, entry,
+/// rows of C per workgroup)`. Small products take `matmul_subgroup*` where
+/// [`Gpu::subgroup_matmul`] holds, `matmul_block*` elsewhere (the same sums in
+/// the same order); large ones the tiled `matmul*`.
+fn matmul_kernel(gpu: &Gpu, d: &MatmulDims, bias: bool) -> (&'static str, &'static str, usize) {
+    let small = (d.m as usize).saturating_mul(d.n as usize).saturating_mul(d.k as usize) <= SMALL_PRODUCT;
+    match (small, gpu.subgroup_matmul, bias) {
+        (true, true, false) => ("linear_subgroup", "matmul_subgroup", SG_ROWS),
+        (true, true, true) => ("linear_subgroup", "matmul_subgroup_bias", SG_ROWS),
+        (true, false, false) => ("linear", "matmul_block", TILE),
+        (true, false, true) => ("linear", "matmul_block_bias", TILE),
+        (false, _, false) => ("linear", "matmul", TILE),
+        (false, _, true) => ("linear", "matmul_bias", TILE),
     }
 }
 
@@ -75,7 +85,8 @@ fn product<'a>(
     bias: Option<Bound<'a>>,
 ) -> Result<Dispatch> {
     const L: &str = "linear";
-    let (gx, gy) = ((d.n as usize).div_ceil(TILE), (d.m as usize).div_ceil(TILE));
+    let (file, entry, rows) = matmul_kernel(gpu, &d, bias.is_some());
+    let (gx, gy) = ((d.n as usize).div_ceil(TILE), (d.m as usize).div_ceil(rows));
     if gx > super::MAX_GROUPS || gy > super::MAX_GROUPS {
         return Err(Error::invalid(
             L,
@@ -86,11 +97,9 @@ fn product<'a>(
         ));
     }
     let uniform = gpu.uniform(label, &d);
-    let (plain, with_bias) = matmul_entries(d.m, d.n, d.k);
-    let entry = if bias.is_some() { with_bias } else { plain };
     let mut views = vec![a, b, c];
     views.extend(bias);
-    let dispatch = layer_dispatch(gpu, L, "linear", entry, &uniform, &views, (gx as u32, gy as u32))?;
+    let dispatch = layer_dispatch(gpu, L, file, entry, &uniform, &views, (gx as u32, gy as u32))?;
     let shape = format!("{} [{}x{}] [{}x{}]", dispatch.label(), d.m, d.k, d.k, d.n);
     Ok(dispatch.labelled(shape))
 }
@@ -100,7 +109,7 @@ fn product<'a>(
 /// Forward: one matmul. Backward overwrites dx = dy Wᵀ (if asked for),
 /// dW = xᵀ dy and db = column sums of dy; each output is one invocation's sum
 /// in increasing index order, so gradients are deterministic. Each product takes
-/// the barrier-free kernel when it is small (see [`SMALL_PRODUCT`]), the tiled
+/// a barrier-free kernel when it is small (see [`SMALL_PRODUCT`]), the tiled
 /// one otherwise.
 pub struct Linear {
     forward: Vec<Dispatch>,

@@ -8,10 +8,24 @@ use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ModuleInfo, ValidationFlags, Validator};
 use naga::Module;
 
-/// Parses and validates `src` (kernel file `name`); errors are shown in the source.
+/// Parses and validates `src` (kernel file `name`) with no optional capabilities;
+/// errors are shown in the source.
 pub fn validate(name: &str, src: &str) -> (Module, ModuleInfo) {
+    validate_with(name, src, false)
+}
+
+/// [`validate`], allowing subgroup operations in compute shaders when `subgroups`.
+pub fn validate_with(name: &str, src: &str, subgroups: bool) -> (Module, ModuleInfo) {
     let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
-    let info = Validator::new(ValidationFlags::all(), Capabilities::empty())
+    let mut validator = if subgroups {
+        let mut v = Validator::new(ValidationFlags::all(), Capabilities::SUBGROUP);
+        v.subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+            .subgroup_operations(naga::valid::SubgroupOperationSet::all());
+        v
+    } else {
+        Validator::new(ValidationFlags::all(), Capabilities::empty())
+    };
+    let info = validator
         .validate(&module)
         .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
     (module, info)

@@ -629,7 +629,12 @@ fn devices() -> Result<(), Error> {
             l.max_buffer_size >> 20,
             l.max_storage_buffers_per_shader_stage
         );
-        let support = support::check(&l, &a.get_downlevel_capabilities(), a.features());
+        let support = support::check(
+            &l,
+            &a.get_downlevel_capabilities(),
+            a.features(),
+            info.subgroup_min_size,
+        );
         for line in support::describe(&support) {
             println!("    {line}");
         }
