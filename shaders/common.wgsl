@@ -33,14 +33,14 @@ struct Step {
 struct Seg {
     n_vec4: u32,        // vec4s in this segment
     wd_end: u32,        // vec4s [0, wd_end) of this segment take weight decay
-    chunk_base: u32,    // first reduction chunk of this segment
+    piece_base: u32,    // first piece slot of this segment (chunk passes)
     pad0: u32,
 }
 
-// A reduction chunk: a piece of one tensor of at most 1024 vec4s (see arena.rs).
-struct Chunk {
+// A piece of a reduction chunk: at most 32 vec4s of one tensor (src/optim/chunks.rs).
+struct Piece {
     offset: u32,        // first vec4, relative to the segment
-    len: u32,           // vec4s
+    len: u32,           // vec4s (0 in the slots that fill a segment's last workgroup)
     group: u32,         // NaP group, or NO_GROUP
     pad0: u32,
 }
@@ -48,3 +48,21 @@ struct Chunk {
 const NO_GROUP: u32 = 0xffffffffu;
 
 const WG: u32 = 256u;
+
+// The chunk passes hold no barrier: in workgroup wid, the 8 invocations lid / 8
+// sweep piece slot piece_slot(...), invocation lid taking vec4s piece_vec4(lid, t)
+// for t < PIECE_TRIPS (runs of 8 consecutive vec4s), and each writes its own
+// partial at lane_slot(...).
+const PIECE_TRIPS: u32 = 4u;
+
+fn piece_slot(piece_base: u32, lid: u32, wid: u32) -> u32 {
+    return piece_base + wid * (WG / 8u) + lid / 8u;
+}
+
+fn piece_vec4(lid: u32, t: u32) -> u32 {
+    return lid % 8u + 8u * t;
+}
+
+fn lane_slot(slot: u32, lid: u32) -> u32 {
+    return slot * 8u + lid % 8u;
+}

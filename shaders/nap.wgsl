@@ -1,9 +1,10 @@
-// NaP: group norms (two passes) and the projection back to each group's rho.
+// NaP: group norms (three passes) and the projection back to each group's rho.
 //
-// Work follows the arena's reduction chunks (pieces of one tensor, at most 1024
-// vec4s). Pass 1 writes one partial per chunk; pass 2 sums each group's chunks in
-// a fixed order; the projection then rescales every chunk of a group. Chunks of
-// tensors outside every group do nothing.
+// Pass 1 and the projection are chunk passes over pieces of the arena's reduction
+// chunks (common.wgsl, src/optim/chunks.rs): pass 1 writes one partial per
+// invocation, chunks.wgsl adds them into one partial per chunk, pass 2 sums each
+// group's chunks in a fixed order; the projection then rescales every piece of a
+// group. Pieces of tensors outside every group do nothing.
 
 // A group: its chunk ids are chunk_ids[start..end]; rho is its target norm.
 struct Group {
@@ -20,65 +21,69 @@ const MIN_NORM: f32 = 1e-12;
 @group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> z: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> x: array<vec4<f32>>;
-@group(0) @binding(8) var<storage, read_write> partials: array<vec2<f32>>;
-@group(0) @binding(9) var<storage, read> chunks: array<Chunk>;
+@group(0) @binding(8) var<storage, read> partials: array<vec2<f32>>;
+@group(0) @binding(9) var<storage, read> pieces: array<Piece>;
 @group(0) @binding(10) var<storage, read_write> groups: array<Group>;
 @group(0) @binding(13) var<storage, read_write> norms: array<vec2<f32>>;
 @group(0) @binding(17) var<storage, read> chunk_ids: array<u32>;
+@group(0) @binding(20) var<storage, read_write> lanes: array<vec2<f32>>;
 
-// vec4s of the chunk to visit: none outside every group.
-fn chunk_len(ch: Chunk) -> u32 {
-    return select(ch.len, 0u, ch.group == NO_GROUP);
+// vec4s of a piece to visit: none outside every group.
+fn piece_len(p: Piece) -> u32 {
+    return select(p.len, 0u, p.group == NO_GROUP);
 }
 
 // Pass 1, adamw (one sequence w = y): partial = (|w|^2, |w|^2).
 @compute @workgroup_size(256)
 fn norms_w(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let id = seg.chunk_base + wid.x;
-    let ch = chunks[id];
+    let slot = piece_slot(seg.piece_base, lid.x, wid.x);
+    let len = piece_len(pieces[slot]);
+    let offset = pieces[slot].offset;
     var acc = 0.0;
-    for (var j = lid.x; j < chunk_len(ch); j += WG) {
-        let w = y[ch.offset + j];
-        acc += dot(w, w);
+    for (var t = 0u; t < PIECE_TRIPS; t++) {
+        let j = piece_vec4(lid.x, t);
+        if j < len {
+            let w = y[offset + j];
+            acc += dot(w, w);
+        }
     }
-    let total = workgroup_sum(lid.x, vec2<f32>(acc, acc));
-    if lid.x == 0u {
-        partials[id] = total;
-    }
+    lanes[lane_slot(slot, lid.x)] = vec2<f32>(acc, acc);
 }
 
 // Pass 1, (y, z) kinds: partial = (|z|^2, |x|^2) with x = (y - (1 - beta) z) / beta.
 @compute @workgroup_size(256)
 fn norms_sf(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let id = seg.chunk_base + wid.x;
-    let ch = chunks[id];
+    let slot = piece_slot(seg.piece_base, lid.x, wid.x);
+    let len = piece_len(pieces[slot]);
+    let offset = pieces[slot].offset;
     var acc = vec2<f32>(0.0);
-    for (var j = lid.x; j < chunk_len(ch); j += WG) {
-        let zi = z[ch.offset + j];
-        let xi = (y[ch.offset + j] - (1.0 - s.beta) * zi) / s.beta;
-        acc += vec2<f32>(dot(zi, zi), dot(xi, xi));
+    for (var t = 0u; t < PIECE_TRIPS; t++) {
+        let j = piece_vec4(lid.x, t);
+        if j < len {
+            let zi = z[offset + j];
+            let xi = (y[offset + j] - (1.0 - s.beta) * zi) / s.beta;
+            acc += vec2<f32>(dot(zi, zi), dot(xi, xi));
+        }
     }
-    let total = workgroup_sum(lid.x, acc);
-    if lid.x == 0u {
-        partials[id] = total;
-    }
+    lanes[lane_slot(slot, lid.x)] = acc;
 }
 
 // Pass 1, sf_plus (explicit x): partial = (|z|^2, |x|^2).
 @compute @workgroup_size(256)
 fn norms_plus(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let id = seg.chunk_base + wid.x;
-    let ch = chunks[id];
+    let slot = piece_slot(seg.piece_base, lid.x, wid.x);
+    let len = piece_len(pieces[slot]);
+    let offset = pieces[slot].offset;
     var acc = vec2<f32>(0.0);
-    for (var j = lid.x; j < chunk_len(ch); j += WG) {
-        let zi = z[ch.offset + j];
-        let xi = x[ch.offset + j];
-        acc += vec2<f32>(dot(zi, zi), dot(xi, xi));
+    for (var t = 0u; t < PIECE_TRIPS; t++) {
+        let j = piece_vec4(lid.x, t);
+        if j < len {
+            let zi = z[offset + j];
+            let xi = x[offset + j];
+            acc += vec2<f32>(dot(zi, zi), dot(xi, xi));
+        }
     }
-    let total = workgroup_sum(lid.x, acc);
-    if lid.x == 0u {
-        partials[id] = total;
-    }
+    lanes[lane_slot(slot, lid.x)] = acc;
 }
 
 // Pass 2: one workgroup per group sums its chunks' partials in chunk order.
@@ -107,51 +112,57 @@ fn init_rho(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
-// rho / max(norm, MIN_NORM) for the (z, x) norms of a chunk's group.
-fn scales(id: u32) -> vec2<f32> {
-    let gi = min(chunks[id].group, arrayLength(&groups) - 1u); // any group: unused when NO_GROUP
+// rho / max(norm, MIN_NORM) for the (z, x) norms of a piece's group.
+fn scales(p: Piece) -> vec2<f32> {
+    let gi = min(p.group, arrayLength(&groups) - 1u); // any group: unused when NO_GROUP
     return groups[gi].rho / max(norms[gi], vec2<f32>(MIN_NORM));
 }
 
 // Projection, adamw: w = proj(w).
 @compute @workgroup_size(256)
 fn project_w(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let id = seg.chunk_base + wid.x;
-    let ch = chunks[id];
-    let k = scales(id).x;
-    for (var j = lid.x; j < chunk_len(ch); j += WG) {
-        y[ch.offset + j] *= k;
+    let p = pieces[piece_slot(seg.piece_base, lid.x, wid.x)];
+    let k = scales(p).x;
+    for (var t = 0u; t < PIECE_TRIPS; t++) {
+        let j = piece_vec4(lid.x, t);
+        if j < piece_len(p) {
+            y[p.offset + j] *= k;
+        }
     }
 }
 
 // Projection, (y, z) kinds: z = proj(z), x = proj(x), y = beta x + (1 - beta) z.
 @compute @workgroup_size(256)
 fn project_sf(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let id = seg.chunk_base + wid.x;
-    let ch = chunks[id];
-    let k = scales(id);
-    for (var j = lid.x; j < chunk_len(ch); j += WG) {
-        let i = ch.offset + j;
-        let zi = z[i];
-        let xi = (y[i] - (1.0 - s.beta) * zi) / s.beta;
-        let zp = k.x * zi;
-        z[i] = zp;
-        y[i] = s.beta * (k.y * xi) + (1.0 - s.beta) * zp;
+    let p = pieces[piece_slot(seg.piece_base, lid.x, wid.x)];
+    let k = scales(p);
+    for (var t = 0u; t < PIECE_TRIPS; t++) {
+        let j = piece_vec4(lid.x, t);
+        if j < piece_len(p) {
+            let i = p.offset + j;
+            let zi = z[i];
+            let xi = (y[i] - (1.0 - s.beta) * zi) / s.beta;
+            let zp = k.x * zi;
+            z[i] = zp;
+            y[i] = s.beta * (k.y * xi) + (1.0 - s.beta) * zp;
+        }
     }
 }
 
 // Projection, sf_plus: z = proj(z), x = proj(x), y = beta_k x + (1 - beta_k) z.
 @compute @workgroup_size(256)
 fn project_plus(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let id = seg.chunk_base + wid.x;
-    let ch = chunks[id];
-    let k = scales(id);
-    for (var j = lid.x; j < chunk_len(ch); j += WG) {
-        let i = ch.offset + j;
-        let zp = k.x * z[i];
-        let xp = k.y * x[i];
-        z[i] = zp;
-        x[i] = xp;
-        y[i] = s.beta * xp + (1.0 - s.beta) * zp;
+    let p = pieces[piece_slot(seg.piece_base, lid.x, wid.x)];
+    let k = scales(p);
+    for (var t = 0u; t < PIECE_TRIPS; t++) {
+        let j = piece_vec4(lid.x, t);
+        if j < piece_len(p) {
+            let i = p.offset + j;
+            let zp = k.x * z[i];
+            let xp = k.y * x[i];
+            z[i] = zp;
+            x[i] = xp;
+            y[i] = s.beta * xp + (1.0 - s.beta) * zp;
+        }
     }
 }

@@ -1,5 +1,6 @@
-// ScheduleFree+ (sf_plus): the first pass of its two global sums, and the fused
-// element pass. Explicit state: x, z, m, v; y is the parameter buffer.
+// ScheduleFree+ (sf_plus): the first pass of its global sums (then chunks.wgsl,
+// then polyak.wgsl), and the fused element pass. Explicit state: x, z, m, v; y
+// is the parameter buffer.
 
 @group(0) @binding(0) var<storage, read> s: Step;
 @group(0) @binding(1) var<uniform> seg: Seg;
@@ -9,8 +10,8 @@
 @group(0) @binding(5) var<storage, read_write> v: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> m: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> x: array<vec4<f32>>;
-@group(0) @binding(8) var<storage, read_write> partials: array<vec2<f32>>;
-@group(0) @binding(9) var<storage, read> chunks: array<Chunk>;
+@group(0) @binding(9) var<storage, read> pieces: array<Piece>;
+@group(0) @binding(20) var<storage, read_write> lanes: array<vec2<f32>>;
 
 // The element loop, as in sf_step.wgsl (where it is explained).
 const ELEM_RUN: u32 = 8u;
@@ -24,21 +25,22 @@ fn elem_next(i: u32, nwg: u32) -> u32 {
     return select(i + 8u, i + nwg * WG * ELEM_RUN - 8u * (ELEM_RUN - 1u), run_done);
 }
 
-// Pass 1 of the global sums, one workgroup per chunk: (sum |g|, sum g . (z - x)).
+// Pass 1 of the global sums, over pieces (common.wgsl): each invocation writes
+// its (sum |g|, sum g . (z - x)).
 @compute @workgroup_size(256)
 fn plus_sums(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let id = seg.chunk_base + wid.x;
-    let ch = chunks[id];
+    let slot = piece_slot(seg.piece_base, lid.x, wid.x);
+    let p = pieces[slot];
     var acc = vec2<f32>(0.0);
-    for (var j = lid.x; j < ch.len; j += WG) {
-        let i = ch.offset + j;
-        let gi = g[i];
-        acc += vec2<f32>(dot(abs(gi), vec4<f32>(1.0)), dot(gi, z[i] - x[i]));
+    for (var t = 0u; t < PIECE_TRIPS; t++) {
+        let j = piece_vec4(lid.x, t);
+        if j < p.len {
+            let i = p.offset + j;
+            let gi = g[i];
+            acc += vec2<f32>(dot(abs(gi), vec4<f32>(1.0)), dot(gi, z[i] - x[i]));
+        }
     }
-    let total = workgroup_sum(lid.x, acc);
-    if lid.x == 0u {
-        partials[id] = total;
-    }
+    lanes[lane_slot(slot, lid.x)] = acc;
 }
 
 // z -= gamma^2 wd y (AdamC); Adam moments; z -= gamma m_hat / (sqrt(v_hat) + eps);

@@ -45,6 +45,7 @@ pub const FILES: &[(&str, &str)] = &[
         ),
     ),
     ("polyak", include_str!("../../shaders/polyak.wgsl")),
+    ("chunks", include_str!("../../shaders/chunks.wgsl")),
     (
         "nap",
         concat!(
@@ -87,22 +88,23 @@ pub const SUBGROUP_FILES: &[&str] = &["linear_subgroup"];
 
 /// The bindings each built-in entry point uses: (file, entry, bindings). In the
 /// optimizer files binding numbers mean the same everywhere (0 step, 1 segment,
-/// 2 y, 3 g, 4 z, 5 v, 6 m, 7 x, 8 partials, 9 chunks, 10 groups, 11 sf_plus
+/// 2 y, 3 g, 4 z, 5 v, 6 m, 7 x, 8 chunk partials, 9 pieces, 10 groups, 11 sf_plus
 /// state, 12 loss, 13 group norms, 14-16 trace test, 17 chunk ids, 18 export
-/// destination, 19 health flags); the layer files and `bench` number their own, listed at their top.
+/// destination, 19 health flags, 20 invocation partials, 21 chunks); the layer files and `bench` number their own, listed at their top.
 pub const ENTRIES: &[(&str, &str, &[u32])] = &[
     ("sf_step", "sgd_sf_step", &[0, 1, 2, 3, 4, 19]),
     ("sf_step", "adam_sf_step", &[0, 1, 2, 3, 4, 5, 19]),
     ("sf_step", "adam_sf_momentum_step", &[0, 1, 2, 3, 4, 5, 6, 19]),
     ("adamw", "adamw_step", &[0, 1, 2, 3, 5, 6, 19]),
-    ("sf_plus", "plus_sums", &[1, 3, 4, 7, 8, 9]),
+    ("sf_plus", "plus_sums", &[1, 3, 4, 7, 9, 20]),
     ("sf_plus", "plus_step", &[0, 1, 2, 3, 4, 5, 6, 7, 19]),
     ("polyak", "plus_reduce", &[8, 11]),
     ("polyak", "plus_scalars", &[0, 11, 12]),
     ("polyak", "plus_trace", &[0, 11, 14, 15, 16]),
-    ("nap", "norms_w", &[1, 2, 8, 9]),
-    ("nap", "norms_sf", &[0, 1, 2, 4, 8, 9]),
-    ("nap", "norms_plus", &[1, 4, 7, 8, 9]),
+    ("chunks", "chunk_sums", &[8, 20, 21]),
+    ("nap", "norms_w", &[1, 2, 9, 20]),
+    ("nap", "norms_sf", &[0, 1, 2, 4, 9, 20]),
+    ("nap", "norms_plus", &[1, 4, 7, 9, 20]),
     ("nap", "group_norms", &[0, 8, 10, 13, 17, 19]),
     ("nap", "init_rho", &[10, 13]),
     ("nap", "project_w", &[1, 2, 9, 10, 13]),

@@ -16,6 +16,7 @@ pub(crate) struct NapDevice {
     groups_buf: wgpu::Buffer,
     norms_buf: wgpu::Buffer,
     norms: Dispatch,
+    chunk_sums: Dispatch,
     group: Dispatch,
     project: Dispatch,
 }
@@ -59,10 +60,11 @@ impl NapDevice {
             &opt.resources(arena, 0, &tables),
             [n_groups.div_ceil(64) as u32, 1, 1],
         )?;
-        gpu.run(&[&measure, &group, &init_rho]);
+        gpu.run(&[&measure, &opt.chunk_sums, &group, &init_rho]);
         Ok(NapDevice {
             norms: opt.per_segment(gpu, arena, ("nap", rule.norms), &tables, Grid::Chunks)?,
             project: opt.per_segment(gpu, arena, ("nap", rule.project), &tables, Grid::Chunks)?,
+            chunk_sums: opt.chunk_sums.clone(),
             group,
             plan,
             groups_buf,
@@ -70,9 +72,10 @@ impl NapDevice {
         })
     }
 
-    /// Records the passes that follow a step: norms, group norms, projection.
+    /// Records the passes that follow a step: norms (two passes), group norms, projection.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         self.norms.record(pass);
+        self.chunk_sums.record(pass);
         self.group.record(pass);
         self.project.record(pass);
     }
@@ -85,6 +88,7 @@ impl NapDevice {
             {
                 let mut pass = enc.begin_compute_pass(&Default::default());
                 self.norms.record(&mut pass);
+                self.chunk_sums.record(&mut pass);
                 self.group.record(&mut pass);
             }
             let norms = packed.add_values::<[f32; 2]>(&self.norms_buf, 0, n);

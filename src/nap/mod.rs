@@ -52,21 +52,6 @@ use crate::error::{Error, Result};
 /// Group index of chunks outside every group (must match `NO_GROUP` in the shaders).
 pub const NO_GROUP: u32 = u32::MAX;
 
-/// A chunk row of the kernels' table: offset and length (vec4s, within its
-/// segment) and NaP group ([`NO_GROUP`] if none).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct ChunkRow {
-    /// First vec4, relative to the segment.
-    pub offset: u32,
-    /// vec4s in the chunk.
-    pub len: u32,
-    /// Group index, or [`NO_GROUP`].
-    pub group: u32,
-    /// Padding.
-    pub pad0: u32,
-}
-
 /// A group row of the kernels' table: its chunk ids are `chunk_ids[start..end]`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -79,22 +64,6 @@ pub struct GroupRow {
     pub rho: f32,
     /// Padding.
     pub pad0: u32,
-}
-
-/// The arena's chunk table with each chunk's NaP group.
-pub fn chunk_rows(layout: &Layout, group_of_tensor: &[u32]) -> Vec<ChunkRow> {
-    let mut rows = Vec::with_capacity(layout.chunks.len());
-    for seg in &layout.segments {
-        for c in &layout.chunks[seg.first_chunk..seg.first_chunk + seg.n_chunks] {
-            rows.push(ChunkRow {
-                offset: ((c.offset - seg.start) / 4) as u32,
-                len: c.len.div_ceil(4) as u32,
-                group: group_of_tensor[c.tensor],
-                pad0: 0,
-            });
-        }
-    }
-    rows
 }
 
 /// NaP's groups resolved against an arena layout.

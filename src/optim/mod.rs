@@ -5,10 +5,12 @@
 //! - [`spec`]: what each kind keeps and runs on the device (one place per kind);
 //! - [`scalars`]: the per-step scalars, computed on the host in f64;
 //! - [`reference`](mod@reference): the f64 CPU reference of every kind;
-//! - [`step`]: [`GpuOptimizer`] and its step, on `plan`'s tables;
+//! - [`step`]: [`GpuOptimizer`] and its step, on `plan`'s tables (the chunk
+//!   passes' pieces and chunks come from `chunks`);
 //! - [`mode`]: train/eval mode and x export; [`plus`]: sf_plus's device half;
 //! - [`health`]: the device's flags for values that are not finite.
 
+pub(crate) mod chunks;
 pub mod config;
 pub mod health;
 pub mod mode;

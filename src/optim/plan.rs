@@ -1,12 +1,12 @@
 //! The optimizer's plan on the device: the tables its kernels read (segments,
-//! chunks, the per-step scalars) and the binding resources of each arena
-//! segment, from which every per-segment dispatch is built.
+//! the chunk passes' pieces and chunks, the per-step scalars) and the binding
+//! resources of each arena segment, from which every per-segment dispatch is built.
 
 use crate::arena::{Arena, Segment};
 use crate::error::Result;
 use crate::gpu::buffers::{range, whole};
 use crate::gpu::{Dispatch, Gpu, Resource};
-use crate::nap::chunk_rows;
+use crate::optim::chunks::{ChunkTables, LANES};
 use crate::optim::health::Health;
 use crate::optim::scalars::StepScalars;
 use crate::optim::spec::State;
@@ -28,7 +28,7 @@ const VEC4_PER_INVOCATION: usize = 8;
 struct SegInfo {
     n_vec4: u32,
     wd_end: u32,
-    chunk_base: u32,
+    piece_base: u32,
     pad0: u32,
 }
 
@@ -42,21 +42,28 @@ pub(crate) fn elem_workgroups(n_vec4: usize) -> u32 {
 pub(crate) enum Grid {
     /// An element pass: each invocation sweeps 8 vec4s (see [`elem_workgroups`]).
     Elements,
-    /// A chunk pass: one workgroup per reduction chunk.
+    /// A chunk pass: each group of 8 invocations sweeps one piece (see [`crate::optim::chunks`]).
     Chunks,
 }
 
 /// The device tables of one optimizer over one arena, and its state buffers.
 pub(crate) struct Plan {
     pub segments: Vec<Segment>,
+    /// Each segment's workgroups in a chunk pass.
+    chunk_workgroups: Vec<u32>,
     /// The current step's scalars (WGSL `Step`), copied from the ring each step.
     pub step_buf: wgpu::Buffer,
     /// [`RING`] slots of scalars written ahead by the host.
     pub ring: wgpu::Buffer,
     seg_bufs: Vec<wgpu::Buffer>,
-    chunks: wgpu::Buffer,
-    /// Per-chunk partial sums of the reductions.
+    pieces: wgpu::Buffer,
+    /// The chunk passes' partial sums, one per invocation (8 per piece slot).
+    lanes: wgpu::Buffer,
+    /// The partial sum of each chunk, from `chunk_sums`.
     pub partials: wgpu::Buffer,
+    /// Adds each chunk's invocation partials into `partials`; recorded after every
+    /// pass that writes them.
+    pub chunk_sums: Dispatch,
     /// The kind's state buffers, in its spec's order.
     pub state: Vec<(State, wgpu::Buffer)>,
     /// The health flags the step's passes set ([`Health`]).
@@ -66,8 +73,9 @@ pub(crate) struct Plan {
 impl Plan {
     /// Uploads the tables; `group_of_tensor` gives each tensor's NaP group (or
     /// `NO_GROUP`); state buffers that start at the parameters are copied from them.
-    pub fn new(gpu: &Gpu, arena: &Arena, state: &[State], group_of_tensor: &[u32], first: StepScalars) -> Plan {
+    pub fn new(gpu: &Gpu, arena: &Arena, state: &[State], group_of_tensor: &[u32], first: StepScalars) -> Result<Plan> {
         let layout = &arena.layout;
+        let tables = ChunkTables::new(layout, group_of_tensor);
         let bytes = layout.bytes();
         let state = state
             .iter()
@@ -82,26 +90,39 @@ impl Plan {
         let seg_bufs = layout
             .segments
             .iter()
-            .map(|s| {
+            .zip(&tables.segments)
+            .map(|(s, &(piece_base, _))| {
                 let info = SegInfo {
                     n_vec4: (s.len / 4) as u32,
                     wd_end: ((layout.wd_end.clamp(s.start, s.start + s.len) - s.start) / 4) as u32,
-                    chunk_base: s.first_chunk as u32,
+                    piece_base,
                     pad0: 0,
                 };
                 gpu.uniform("segment", &info)
             })
             .collect();
-        Plan {
+        let lanes = gpu.storage("lane partials", (8 * LANES * tables.pieces.len()) as u64);
+        let partials = gpu.storage("partials", 8 * layout.chunks.len() as u64);
+        let chunks = gpu.storage_init("chunks", &tables.chunks);
+        let chunk_sums = gpu.dispatch(
+            "chunks",
+            "chunk_sums",
+            &[(8, whole(&partials)), (20, whole(&lanes)), (21, whole(&chunks))],
+            [tables.chunks.len().div_ceil(64) as u32, 1, 1],
+        )?;
+        Ok(Plan {
             segments: layout.segments.clone(),
+            chunk_workgroups: tables.segments.iter().map(|s| s.1).collect(),
             step_buf: gpu.storage_init("step", &[first]),
             ring: gpu.storage("step ring", SLOT * RING as u64),
             seg_bufs,
-            chunks: gpu.storage_init("chunks", &chunk_rows(layout, group_of_tensor)),
-            partials: gpu.storage("partials", 8 * layout.chunks.len() as u64),
+            pieces: gpu.storage_init("pieces", &tables.pieces),
+            lanes,
+            partials,
+            chunk_sums,
             state,
             health: gpu.storage_init("health", &[Health::CLEAR]),
-        }
+        })
     }
 
     /// State buffer `s`, if the kind keeps it.
@@ -110,7 +131,8 @@ impl Plan {
     }
 
     /// The bindings of segment `i`: 0 step, 1 segment, 2 y, 3 g, 8 partials,
-    /// 9 chunks, 19 health and each state buffer at its own binding, then `extra`.
+    /// 9 pieces, 19 health, 20 invocation partials and each state buffer at its
+    /// own binding, then `extra`.
     pub fn resources<'a>(&'a self, arena: &'a Arena, i: usize, extra: &[Resource<'a>]) -> Vec<Resource<'a>> {
         let s = &self.segments[i];
         let (o, n) = (s.start as u64 * 4, s.len as u64 * 4);
@@ -120,8 +142,9 @@ impl Plan {
             (2, range(&arena.params, o, n)),
             (3, range(&arena.grads, o, n)),
             (8, whole(&self.partials)),
-            (9, whole(&self.chunks)),
+            (9, whole(&self.pieces)),
             (19, whole(&self.health)),
+            (20, whole(&self.lanes)),
         ];
         r.extend(self.state.iter().map(|(s, b)| (s.binding(), range(b, o, n))));
         r.extend(extra.iter().cloned());
@@ -137,14 +160,14 @@ impl Plan {
         extra: &[Resource<'_>],
         grid: Grid,
     ) -> Result<Dispatch> {
-        let groups = |s: &Segment| match grid {
-            Grid::Elements => elem_workgroups(s.len / 4),
-            Grid::Chunks => s.n_chunks as u32,
+        let groups = |i: usize| match grid {
+            Grid::Elements => elem_workgroups(self.segments[i].len / 4),
+            Grid::Chunks => self.chunk_workgroups[i],
         };
         gpu.dispatch_each(
             file,
             entry,
-            (0..self.segments.len()).map(|i| (self.resources(arena, i, extra), [groups(&self.segments[i]), 1, 1])),
+            (0..self.segments.len()).map(|i| (self.resources(arena, i, extra), [groups(i), 1, 1])),
         )
     }
 }

@@ -92,11 +92,12 @@ impl PlusState {
 }
 
 /// The loss buffer, the state, and the passes before the element pass: the
-/// chunk sums of |g| and g . (z - x), their reduction, and the scalar kernel.
+/// chunk sums of |g| and g . (z - x) (two passes), their reduction, and the
+/// scalar kernel.
 pub(crate) struct PlusDevice {
     pub loss: wgpu::Buffer,
     pub state: wgpu::Buffer,
-    pub passes: [Dispatch; 3],
+    pub passes: [Dispatch; 4],
 }
 
 impl PlusDevice {
@@ -120,7 +121,7 @@ impl PlusDevice {
         Ok(PlusDevice {
             loss,
             state,
-            passes: [sums, reduce, scalars],
+            passes: [sums, plan.chunk_sums.clone(), reduce, scalars],
         })
     }
 }

@@ -106,8 +106,9 @@ impl KindSpec {
     ///   read and written as well: 9.
     /// - `adamw`: reads g, y, v, m; writes y, v, m: 7.
     /// - `sf_plus`: the sums pass reads g, z, x (3); the element pass reads g, y,
-    ///   m, v, z, x and writes m, v, z, x, y (11): 14. Its reductions and scalar
-    ///   kernel touch a few bytes per 4096-element chunk: not counted.
+    ///   m, v, z, x and writes m, v, z, x, y (11): 14. Its reductions write and
+    ///   read one 8-byte partial per 16 parameters and a few bytes per
+    ///   4096-element chunk: not counted (NaP's norms likewise).
     ///
     /// NaP's passes (every tensor in a group):
     /// - `adamw`: norms read w (1), the projection reads and writes w (2): 3.

@@ -57,7 +57,7 @@ impl GpuOptimizer {
         let group_of_tensor = nap_plan
             .as_ref()
             .map_or_else(|| vec![NO_GROUP; layout.slots.len()], |p| p.group_of_tensor.clone());
-        let plan = Plan::new(gpu, arena, spec.state, &group_of_tensor, host.last());
+        let plan = Plan::new(gpu, arena, spec.state, &group_of_tensor, host.last())?;
 
         let plus = spec
             .device_scalars
