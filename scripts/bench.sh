@@ -86,6 +86,10 @@ for pass in $(seq "$passes"); do
     # where their GPU time goes, dispatch by dispatch.
     run train --train gpt --kind adamw --profile
     run train --train mlp --kind adamw --profile
+    # The linear layer's matrix product, square, beside torch.matmul's sweep.
+    for n in 64 128 256 512 1024 2048; do
+        run matmul --matmul $n
+    done
 
     if [ -x "$venv/bin/python" ]; then
         [ -r /proc/stat ] && quiet

@@ -24,12 +24,15 @@ def load(path):
 
 
 def fastest(rows, key):
-    """One row per key (first-seen order), the one with the smallest step_ms."""
+    """One row per key (first-seen order), the one with the smallest time (step_ms, or a
+    matmul's ms)."""
+    def ms(r):
+        x = r["result"] if "result" in r else r
+        return x["step_ms"] if "step_ms" in x else x["ms"]
     best = {}
     for r in rows:
         k = key(r)
-        step = (r["result"] if "result" in r else r)["step_ms"]
-        if k not in best or step < (best[k]["result"] if "result" in best[k] else best[k])["step_ms"]:
+        if k not in best or ms(r) < ms(best[k]):
             best[k] = r
     return list(best.values())
 
@@ -90,7 +93,7 @@ def machine_bandwidth(peers):
     return row["copy_gbps"], row
 
 
-def train_section(train_rows, train_peers, first_backend):
+def train_section(train_rows, train_peers, first_backend, matmul_rows):
     """The "Training throughput" section: `sfnap bench --train` beside the PyTorch peer."""
     md = ["## Training throughput: whole steps of `sfnap train`'s models", ""]
     md += ["A step is the batch drawn and written, forward, cross-entropy, backward and the optimizer",
@@ -129,14 +132,28 @@ def train_section(train_rows, train_peers, first_backend):
         p0 = next(iter(peer.values()))
         md += [f"PyTorch {p0.get('torch')} on {p0['adapter']} ({p0['backend']}); sfnap on {first_backend}.", ""]
     mm = fastest_by(train_peers, lambda p: p["n"], "gflops", lambda p: p.get("peer") == "matmul")
-    if mm:
-        peak = max(mm, key=lambda p: p["gflops"])
-        md += [f"The device's measured matmul peak: **{fmt(peak['gflops'], 1)} GFLOP/s** (`torch.matmul`, n = {peak['n']},"
-               f" {mm[0]['adapter']}; float32, 2 n^3 flops a product, the median of 7 groups of calls):", "",
-               table(["n", "GFLOP/s"], [[p["n"], fmt(p["gflops"], 1)] for p in sorted(mm, key=lambda p: p["n"])]), ""]
+    ours = {}
+    for _, r in matmul_rows:
+        if r["n"] not in ours or r["gflops"] > ours[r["n"]]["gflops"]:
+            ours[r["n"]] = r
+    if mm or ours:
+        torch = {p["n"]: p for p in mm}
+        peak = max(mm, key=lambda p: p["gflops"]) if mm else None
+        if peak:
+            md += [f"The device's measured matmul peak: **{fmt(peak['gflops'], 1)} GFLOP/s** (`torch.matmul`, n = {peak['n']},"
+                   f" {mm[0]['adapter']}; float32, 2 n^3 flops a product, the median of 7 groups of calls)."]
+        md += ["sfnap's column is `sfnap bench --matmul N`: the linear layer's forward product of two n x n",
+               "matrices on the kernel it picks on this adapter (GPU-side time, the fastest of 5 trials).", ""]
+        body = []
+        for n in sorted(set(torch) | set(ours)):
+            t, o = torch.get(n), ours.get(n)
+            body.append([n, fmt(o["gflops"], 1) if o else "-", f"`{o['kernel'].split(' ')[0]}`" if o else "-",
+                         fmt(t["gflops"], 1) if t else "-",
+                         f"**{fmt(o['gflops'] / peak['gflops'], 2)}**" if o and peak else "-"])
+        md += [table(["n", "sfnap GFLOP/s", "sfnap kernel", "torch GFLOP/s", "sfnap / peak"], body), ""]
     for cmd, r in train_rows:
         md += profile_table(r)
-    md += ["Commands:", "", "```"] + [cmd for cmd, _ in train_rows]
+    md += ["Commands:", "", "```"] + [cmd for cmd, _ in train_rows] + [cmd for cmd, _ in matmul_rows]
     if peer:
         md += ["benches/peers/run.sh train"]
     md += ["```", ""]
@@ -257,7 +274,8 @@ def main():
     for r in rows:
         by_sweep.setdefault(r["sweep"], []).append(r["result"])
     train_rows = [(r["cmd"], r["result"]) for r in rows if r["sweep"] == "train"]
-    rows = [r for r in rows if r["sweep"] != "train"]
+    matmul_rows = [(r["cmd"], r["result"]) for r in rows if r["sweep"] == "matmul"]
+    rows = [r for r in rows if r["sweep"] not in ("train", "matmul")]
     if not rows:
         raise SystemExit(f"bench_report: no optimizer-step results in {results_dir}/sfnap.jsonl")
     peer = {(p["params"], p["tensors"]): p for p in peers}
@@ -387,7 +405,7 @@ def main():
         md += ["Not measured in this run: `make bench-peers` creates target/peers-venv (torch and schedulefree",
                "from PyPI); `make bench` then includes the peer.", ""]
 
-    md += train_section(train_rows, train_peers, f"{first['adapter']} ({first['backend']})")
+    md += train_section(train_rows, train_peers, f"{first['adapter']} ({first['backend']})", matmul_rows)
 
     md += ["## Commands", "", "`make bench` runs, with SFNAP_BACKEND=vulkan:", "", "```"]
     md += sorted({r["cmd"] for r in rows}, key=[r["cmd"] for r in rows].index)

@@ -46,22 +46,25 @@ struct MatmulDims {
 /// Output tile edge of both matmul kernels.
 const TILE: usize = 64;
 
-/// Products of at most this many multiply-adds (m·n·k) take the kernels without
-/// workgroup memory or barriers (`matmul_subgroup*`, or `matmul_block*`: 8 × 8
-/// outputs per invocation); larger ones the tiled kernels (`matmul*`). The small
-/// kernels are several times faster on CPU drivers; the tiled ones reuse loads
-/// through workgroup memory, which pays on GPUs once products are large.
+/// On GPUs, products of at most this many multiply-adds (m·n·k) take the kernels
+/// without workgroup memory or barriers (`matmul_subgroup*`, or `matmul_block*`:
+/// 8 × 8 outputs per invocation), larger ones the tiled kernels (`matmul*`), which
+/// reuse loads through workgroup memory. On CPU drivers every product takes the
+/// barrier-free kernels: there a barrier switches between every invocation of the
+/// workgroup, and the tiled kernel ran about 8 times slower at every size measured
+/// (`sfnap bench --matmul`).
 pub const SMALL_PRODUCT: usize = 1 << 24;
 
 /// Rows of C per workgroup of the subgroup kernels (`SG_ROWS` in `shaders/linear_subgroup.wgsl`).
 const SG_ROWS: usize = 16;
 
 /// The kernel for a product of `m·n·k` multiply-adds on `gpu`: `(file, entry,
-/// rows of C per workgroup)`. Small products take `matmul_subgroup*` where
-/// [`Gpu::subgroup_matmul`] holds, `matmul_block*` elsewhere (the same sums in
-/// the same order); large ones the tiled `matmul*`.
+/// rows of C per workgroup)`. Small products (see [`SMALL_PRODUCT`]) take
+/// `matmul_subgroup*` where [`Gpu::subgroup_matmul`] holds, `matmul_block*`
+/// elsewhere (the same sums in the same order); large ones the tiled `matmul*`.
 fn matmul_kernel(gpu: &Gpu, d: &MatmulDims, bias: bool) -> (&'static str, &'static str, usize) {
-    let small = (d.m as usize).saturating_mul(d.n as usize).saturating_mul(d.k as usize) <= SMALL_PRODUCT;
+    let small = (d.m as usize).saturating_mul(d.n as usize).saturating_mul(d.k as usize) <= SMALL_PRODUCT
+        || gpu.info.device_type == wgpu::DeviceType::Cpu;
     match (small, gpu.subgroup_matmul, bias) {
         (true, true, false) => ("linear_subgroup", "matmul_subgroup", SG_ROWS),
         (true, true, true) => ("linear_subgroup", "matmul_subgroup_bias", SG_ROWS),

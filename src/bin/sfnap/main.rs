@@ -94,10 +94,10 @@ enum Command {
     Bench {
         /// Optimizer kind: sgd_sf, adamw_sf, adamw_sf_paper, radam_sf, sf_plus or adamw
         /// [--train: default adamw].
-        #[arg(long, required_unless_present = "train")]
+        #[arg(long, required_unless_present_any = ["train", "matmul"])]
         kind: Option<String>,
         /// Parameters in all.
-        #[arg(long, required_unless_present = "train")]
+        #[arg(long, required_unless_present_any = ["train", "matmul"])]
         params: Option<usize>,
         /// Tensors the parameters are split over (ragged sizes).
         #[arg(long, default_value_t = 1)]
@@ -119,6 +119,9 @@ enum Command {
         /// model instead: gpt (--data text) or mlp (--data digits).
         #[arg(long, value_name = "MODEL", conflicts_with_all = ["params", "tensors", "nap", "inner_momentum", "max_binding"])]
         train: Option<String>,
+        /// Time the linear layer's product of two N x N matrices instead, in GFLOP/s.
+        #[arg(long, value_name = "N", conflicts_with_all = ["kind", "params", "tensors", "nap", "inner_momentum", "max_binding", "train", "batch", "steps", "profile"])]
+        matmul: Option<usize>,
         /// --train only: sequences (gpt) or examples (mlp) per batch [default: gpt 8, mlp 64].
         #[arg(long)]
         batch: Option<usize>,
@@ -716,6 +719,7 @@ fn main() -> ExitCode {
             steps,
             max_binding,
             train,
+            matmul,
             batch,
             profile,
             json,
@@ -725,6 +729,10 @@ fn main() -> ExitCode {
                 other => other,
             })
             .and_then(|kind| {
+                if let Some(n) = matmul {
+                    let result = sfnap::bench::run_matmul(&Gpu::new(backend)?, *n)?;
+                    return print_bench(&result, result.line(), *json);
+                }
                 if let Some(model) = train {
                     let opts = sfnap::bench::TrainBenchOptions {
                         model: model.clone(),

@@ -11,7 +11,12 @@
 //! bandwidth over the faster of the two, the roofline fraction, is comparable across
 //! machines; an absolute time is not. Times are GPU-side (timestamp queries around
 //! each submission) where the adapter has them, else wall clock around a full drain
-//! of the queue. See `BENCHMARKS.md` for the sweeps.
+//! of the queue. See `BENCHMARKS.md` for the sweeps. [`matmul`] times the linear
+//! layer's matrix product.
+
+mod matmul;
+
+pub use matmul::{run_matmul, MatmulBenchResult};
 
 use std::cell::RefCell;
 use std::time::Instant;
@@ -833,6 +838,19 @@ mod tests {
         }
         assert_eq!(t("gpt", None, None).config().unwrap().batch, 8);
         assert_eq!(t("mlp", None, None).config().unwrap().batch, 64);
+    }
+
+    /// The matmul bench times the linear layer's product and names its kernel; a
+    /// size out of range names the flag.
+    #[test]
+    fn a_tiny_matmul_bench_runs_on_the_device() {
+        let gpu = Gpu::from_env().expect("a GPU adapter (make setup installs lavapipe)");
+        let r = run_matmul(&gpu, 24).unwrap();
+        assert!(r.gflops > 0.0 && r.ms > 0.0 && r.reps >= 1, "{}", r.line());
+        assert!(r.kernel.starts_with("linear") && r.kernel.contains("[24x24] [24x24]"), "{}", r.kernel);
+        for n in [0, matmul::MAX_N + 1] {
+            assert!(run_matmul(&gpu, n).unwrap_err().to_string().starts_with("--matmul"));
+        }
     }
 
     /// Both models time on the test adapter: the shapes of `sfnap train`'s defaults.
