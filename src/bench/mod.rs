@@ -847,7 +847,11 @@ mod tests {
         let gpu = Gpu::from_env().expect("a GPU adapter (make setup installs lavapipe)");
         let r = run_matmul(&gpu, 24).unwrap();
         assert!(r.gflops > 0.0 && r.ms > 0.0 && r.reps >= 1, "{}", r.line());
-        assert!(r.kernel.starts_with("linear") && r.kernel.contains("[24x24] [24x24]"), "{}", r.kernel);
+        assert!(
+            r.kernel.starts_with("linear") && r.kernel.contains("[24x24] [24x24]"),
+            "{}",
+            r.kernel
+        );
         for n in [0, matmul::MAX_N + 1] {
             assert!(run_matmul(&gpu, n).unwrap_err().to_string().starts_with("--matmul"));
         }
