@@ -11,7 +11,7 @@
 //! bandwidth over the faster of the two, the roofline fraction, is comparable across
 //! machines; an absolute time is not. Times are GPU-side (timestamp queries around
 //! each submission) where the adapter has them, else wall clock around a full drain
-//! of the queue. See `BENCHMARKS.md` for the sweeps. [`matmul`] times the linear
+//! of the queue. See `BENCHMARKS.md` for the sweeps. [`run_matmul`] times the linear
 //! layer's matrix product.
 
 mod matmul;
