@@ -26,11 +26,9 @@ fn only_the_subgroup_files_need_subgroups() {
     }
     for name in SUBGROUP_FILES {
         let src = source(name).expect("a subgroup file is a built-in kernel file");
-        let portable = naga::front::wgsl::parse_str(&src).ok().and_then(|m| {
-            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
-                .validate(&m)
-                .ok()
-        });
+        let portable = naga::front::wgsl::parse_str(&src)
+            .ok()
+            .and_then(|m| wgsl::validator(false).validate(&m).ok());
         assert!(
             portable.is_none(),
             "{name} validates without subgroups: drop it from SUBGROUP_FILES"

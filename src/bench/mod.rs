@@ -630,7 +630,7 @@ fn profile_table(p: &StepProfile) -> String {
 }
 
 /// The median of `xs` (not empty).
-fn median(xs: &[f64]) -> f64 {
+pub(crate) fn median(xs: &[f64]) -> f64 {
     let mut v = xs.to_vec();
     v.sort_by(f64::total_cmp);
     let n = v.len();

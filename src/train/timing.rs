@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::{describe, graph, Source, TrainConfig};
 use crate::arena::Arena;
+use crate::bench::median;
 use crate::data::Rng;
 use crate::error::{Error, Result};
 use crate::gpu::stamps::Stamps;
@@ -173,11 +174,7 @@ pub fn profile_step(gpu: &Gpu, cfg: &TrainConfig, warmup: usize, trials: usize) 
         per_trial.push(ns.chunks(2).map(|p| (p[1] - p[0]).max(0.0) * 1e-6).collect());
     }
     rig.opt.check(gpu)?;
-    let median_ms = |i: usize| {
-        let mut v: Vec<f64> = per_trial.iter().map(|t| t[i]).collect();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
+    let median_ms = |i: usize| median(&per_trial.iter().map(|t| t[i]).collect::<Vec<_>>());
     let mut lines: Vec<KernelTime> = Vec::new();
     for (i, d) in dispatches.iter().enumerate() {
         let ms = median_ms(i);

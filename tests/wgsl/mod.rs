@@ -17,18 +17,22 @@ pub fn validate(name: &str, src: &str) -> (Module, ModuleInfo) {
 /// [`validate`], allowing subgroup operations in compute shaders when `subgroups`.
 pub fn validate_with(name: &str, src: &str, subgroups: bool) -> (Module, ModuleInfo) {
     let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
-    let mut validator = if subgroups {
-        let mut v = Validator::new(ValidationFlags::all(), Capabilities::SUBGROUP);
-        v.subgroup_stages(naga::valid::ShaderStages::COMPUTE)
-            .subgroup_operations(naga::valid::SubgroupOperationSet::all());
-        v
-    } else {
-        Validator::new(ValidationFlags::all(), Capabilities::empty())
-    };
-    let info = validator
+    let info = validator(subgroups)
         .validate(&module)
         .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
     (module, info)
+}
+
+/// A validator with every check and no optional capability, but subgroup
+/// operations in compute shaders when `subgroups`.
+pub fn validator(subgroups: bool) -> Validator {
+    if !subgroups {
+        return Validator::new(ValidationFlags::all(), Capabilities::empty());
+    }
+    let mut v = Validator::new(ValidationFlags::all(), Capabilities::SUBGROUP);
+    v.subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+        .subgroup_operations(naga::valid::SubgroupOperationSet::all());
+    v
 }
 
 /// Writes `module` as SPIR-V, MSL, HLSL and GLSL ES 3.1 (each entry point): the
