@@ -114,10 +114,10 @@ test-web: web-build
 	python3 web/tests/run.py
 
 .PHONY: bench bench-peers gpu-check
-## Optimizer-step sweeps against the faster copy (buffer copy or copy kernel) and whole training
-## steps against PyTorch: writes BENCHMARKS.md and benches/scale.svg (includes the PyTorch peers
-## when target/peers-venv exists; see bench-peers).
-bench: setup
+## Optimizer-step sweeps against the faster copy (buffer copy or copy kernel), whole training
+## steps against PyTorch and the browser race's steps/s: writes BENCHMARKS.md and
+## benches/scale.svg (includes the PyTorch peers when target/peers-venv exists; see bench-peers).
+bench: setup web-build
 	bash scripts/bench.sh
 
 ## The PyTorch peers alone: makes target/peers-venv (torch, schedulefree from PyPI), times

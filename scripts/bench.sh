@@ -2,7 +2,8 @@
 # `make bench`: the optimizer-step sweeps of BENCHMARKS.md.
 #
 # Runs `sfnap bench --json` for every sweep (kinds, batching, scale, segments)
-# and `sfnap bench --train gpt|mlp --json` (whole training steps), the PyTorch
+# and `sfnap bench --train gpt|mlp --json` (whole training steps), the browser
+# race's steps/s in headless Chromium (scripts/bench_race.py), the PyTorch
 # peers (benches/peers: the optimizer step, and the training step with a matmul
 # sweep) when their virtual environment exists, and writes BENCHMARKS.md and
 # benches/scale.svg from the results (target/bench/*.jsonl) with
@@ -22,6 +23,7 @@ mkdir -p "$out"
 : >"$out/sfnap.jsonl"
 : >"$out/peers.jsonl"
 : >"$out/train_peers.jsonl"
+: >"$out/race.jsonl"
 
 cargo build --release --bin sfnap
 bin=target/release/sfnap
@@ -101,6 +103,14 @@ for pass in $(seq "$passes"); do
         "$venv/bin/python" benches/peers/train_peer.py --out "$out/train_peers.jsonl" >/dev/null
     fi
 done
+# The browser race (web/race.html) in headless Chromium, at 64 and 1,024 points.
+if [ -e web/pkg/sfnap_bg.wasm ] && bash scripts/setup-web.sh --browser; then
+    [ -r /proc/stat ] && quiet
+    echo "bench: the browser race (scripts/bench_race.py)" >&2
+    python3 scripts/bench_race.py --out "$out/race.jsonl" || echo "bench: the browser race failed; left out" >&2
+else
+    echo "bench: no web/pkg or no Chromium: the browser race left out (make web-build)" >&2
+fi
 [ -x "$venv/bin/python" ] || echo "bench: no $venv: PyTorch peer numbers left out (make bench-peers installs it)" >&2
 
 python3 scripts/bench_report.py "$out" BENCHMARKS.md benches/scale.svg

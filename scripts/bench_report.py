@@ -183,6 +183,24 @@ def profile_table(r, top=12):
             table(["ms/step", "share", "dispatches", "workgroups", "kernel"], rows), ""]
 
 
+def race_section(rows):
+    """The browser race's steps/s (scripts/bench_race.py), or a line saying it was not run."""
+    md = ["## The browser race", ""]
+    if not rows:
+        return md + ["Not measured in this run: it needs web/pkg (`make web-build`) and Chromium with",
+                     "chromedriver (`bash scripts/setup-web.sh --browser`).", ""]
+    r0 = rows[0]
+    md += [f"`web/race.html` in headless Chromium on its WebGPU adapter ({r0['adapter']}): {r0['racers']} racers",
+           f"(each optimizer's points in one arena, one step of each per step), the {r0['function']} function,",
+           f"{r0['steps']} steps a run, steps over the run's wall time as the page counts them (frames,",
+           "readbacks and drawing included), the fastest of "
+           f"{r0['trials']} runs.", ""]
+    body = [[r["points"], r["points"] * r["racers"], f"**{fmt(r['steps_per_second'], 1)}**"] for r in rows]
+    md += [table(["points per racer", "2-element tensors", "steps/s"], body), ""]
+    md += ["Command: `python3 scripts/bench_race.py --out target/bench/race.jsonl`", ""]
+    return md
+
+
 def fastest_by(rows, key, field, keep):
     """One row per key among those `keep` accepts, the one with the largest `field`."""
     best = {}
@@ -320,17 +338,30 @@ def main():
     naps = {(kind_label(r)): r for r in by_sweep.get("kinds-nap", [])}
     if kinds:
         md += [f"## Every kind at {human(kinds[0]['params'])} parameters (one tensor)", ""]
+        machine, _ = machine_bandwidth(peers)
+
+        def of_machine(r):
+            return [fmt(r["step_gbps"] / machine)] if machine else []
+
         body = []
         for r in kinds:
             n = naps.get(kind_label(r))
             body.append([kind_label(r), r["bytes_per_param"], r["state_bytes_per_param"], ms(r),
-                         fmt(r["step_gbps"]), fmt(r["copy_gbps"]), kernel_copy(r), f"**{fmt(r['roofline'])}**",
-                         n["bytes_per_param"] if n else "", ms(n) if n else "",
-                         fmt(n["step_gbps"]) if n else "", f"**{fmt(n['roofline'])}**" if n else ""])
-        md += [table(["kind", "B/param", "state B/param", "ms/step", "GB/s", "copy GB/s", "kernel copy GB/s", "roofline",
-                      "+NaP B/param", "+NaP ms/step", "+NaP GB/s", "+NaP roofline"], body), ""]
+                         fmt(r["step_gbps"]), fmt(r["copy_gbps"]), kernel_copy(r), f"**{fmt(r['roofline'])}**"]
+                        + of_machine(r)
+                        + [n["bytes_per_param"] if n else "", ms(n) if n else "",
+                           fmt(n["step_gbps"]) if n else "", f"**{fmt(n['roofline'])}**" if n else ""]
+                        + (of_machine(n) if n else [""] * len(of_machine(r))))
+        vs = ["of machine"] if machine else []
+        md += [table(["kind", "B/param", "state B/param", "ms/step", "GB/s", "copy GB/s", "kernel copy GB/s", "roofline"]
+                     + vs + ["+NaP B/param", "+NaP ms/step", "+NaP GB/s", "+NaP roofline"] + ["+NaP " + v for v in vs],
+                     body), ""]
         md += ["NaP: every tensor its own group; its norms and projection passes run after every step and",
-               "their traffic is counted in +NaP B/param.", ""]
+               "their traffic is counted in +NaP B/param."]
+        if machine:
+            md += ["*of machine*: the GB/s over the machine's memory bandwidth (PyTorch's `copy_` on every core,",
+                   "above), the strictest of the three references."]
+        md += [""]
 
     batching = by_sweep.get("batching", [])
     if batching:
@@ -406,6 +437,7 @@ def main():
                "from PyPI); `make bench` then includes the peer.", ""]
 
     md += train_section(train_rows, train_peers, f"{first['adapter']} ({first['backend']})", matmul_rows)
+    md += race_section(load(os.path.join(results_dir, "race.jsonl")))
 
     md += ["## Commands", "", "`make bench` runs, with SFNAP_BACKEND=vulkan:", "", "```"]
     md += sorted({r["cmd"] for r in rows}, key=[r["cmd"] for r in rows].index)

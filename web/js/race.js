@@ -13,6 +13,10 @@ import { drawLoss, drawPanel, fieldImage } from "./plot.js";
 const COLORS = { sgd_sf: "#ff8a4c", adamw_sf: "#3ee0c8", sf_plus: "#ffd43b", adamw: "#e07bff" };
 const LABELS = { sgd_sf: "SGD-SF", adamw_sf: "AdamW-SF", sf_plus: "SF+", adamw: "AdamW" };
 const TRAIL = 400; // frames of x kept per point
+// Points drawn with a trail: with more points, an evenly spaced sample of them. Every
+// trail is stroked again each frame, so thousands of them would cost the page far more
+// than the optimizer steps do.
+const MAX_TRAILS = 128;
 
 const form = document.getElementById("controls");
 let mod = null;
@@ -72,15 +76,16 @@ function config() {
   };
 }
 
-/** A new race's state: per racer, the losses so far and every point's trail of x. */
+/** A new race's state: per racer, the losses so far and the trails of x of up to MAX_TRAILS points. */
 function begin(race, cfg) {
   const f = functionMeta(cfg.function);
   if (!backgrounds.has(f.name)) backgrounds.set(f.name, fieldImage(mod, f.name, 400));
-  const state = { cfg, f, perStep: {}, sampled: {}, trails: {} };
+  const stride = Math.ceil(cfg.points / MAX_TRAILS);
+  const state = { cfg, f, stride, perStep: {}, sampled: {}, trails: {} };
   for (const name of meta.racers) {
     state.perStep[name] = [];
     state.sampled[name] = [];
-    state.trails[name] = Array.from({ length: cfg.points }, () => []);
+    state.trails[name] = Array.from({ length: Math.ceil(cfg.points / stride) }, () => []);
   }
   return state;
 }
@@ -94,7 +99,8 @@ function ingest(state, snap) {
     state.sampled[r.name].push([snap.step, r.loss_x]);
     const trails = state.trails[r.name];
     for (let i = 0; i < trails.length; i++) {
-      trails[i].push(r.x[2 * i], r.x[2 * i + 1]);
+      const p = i * state.stride;
+      trails[i].push(r.x[2 * p], r.x[2 * p + 1]);
       if (trails[i].length > 2 * TRAIL) trails[i].splice(0, 2);
     }
   }
