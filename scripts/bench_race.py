@@ -22,17 +22,15 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "web" / "tests"))
 sys.dont_write_bytecode = True
-import run as web  # noqa: E402  (web/tests/run.py: Browser, serve)
+import run as web  # noqa: E402  (web/tests/run.py: Browser, run_race, serve)
 
 
 def time_race(browser, url, function, points, steps, timeout):
     """One run of the race page: its report (adapter, steps, steps_per_second, ...)."""
-    browser.open(f"{url}/race.html?function={function}&points={points}&steps={steps}")
-    status = browser.wait_for("['done', 'error'].includes(window.raceStatus) && window.raceStatus", timeout)
-    if status != "done":
-        error = browser.js("return window.raceError || null;")
-        raise RuntimeError(f"race with {points} points: {error or f'not done within {timeout} s'}")
-    return browser.js("return window.raceResult;")
+    result, error = web.run_race(browser, url, f"function={function}&points={points}&steps={steps}", timeout)
+    if error:
+        raise RuntimeError(f"race with {points} points: {error}")
+    return result
 
 
 def main():

@@ -341,7 +341,8 @@ def main():
         machine, _ = machine_bandwidth(peers)
 
         def of_machine(r):
-            return [fmt(r["step_gbps"] / machine)] if machine else []
+            """The "of machine" cell (blank without a row), or no cell when the peer did not run."""
+            return [fmt(r["step_gbps"] / machine) if r else ""] if machine else []
 
         body = []
         for r in kinds:
@@ -351,7 +352,7 @@ def main():
                         + of_machine(r)
                         + [n["bytes_per_param"] if n else "", ms(n) if n else "",
                            fmt(n["step_gbps"]) if n else "", f"**{fmt(n['roofline'])}**" if n else ""]
-                        + (of_machine(n) if n else [""] * len(of_machine(r))))
+                        + of_machine(n))
         vs = ["of machine"] if machine else []
         md += [table(["kind", "B/param", "state B/param", "ms/step", "GB/s", "copy GB/s", "kernel copy GB/s", "roofline"]
                      + vs + ["+NaP B/param", "+NaP ms/step", "+NaP GB/s", "+NaP roofline"] + ["+NaP " + v for v in vs],

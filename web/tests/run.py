@@ -183,17 +183,24 @@ def test_replay(browser, url, report, shots, timeout):
         report.check(case["ok"], f"replay {case['name']}", detail)
 
 
-def test_race(browser, url, report, shots, function, steps, timeout):
-    browser.open(f"{url}/race.html?function={function}&steps={steps}")
+def run_race(browser, url, query, timeout):
+    """Opens race.html?QUERY (with `steps=N`) and waits for the run's end: (its report, None),
+    or (None, why it did not finish). scripts/bench_race.py times the page with it too."""
+    browser.open(f"{url}/race.html?{query}")
     status = browser.wait_for("['done', 'error'].includes(window.raceStatus) && window.raceStatus", timeout)
-    name = f"race {function}"
     if status != "done":
         error = browser.js("return window.raceError || null;")
-        browser.screenshot(shots / f"race-{function}.png")
-        report.check(False, name, error or f"not done within {timeout} s (status {status})")
-        return
-    result = browser.js("return window.raceResult;")
+        return None, error or f"not done within {timeout} s (status {status})"
+    return browser.js("return window.raceResult;"), None
+
+
+def test_race(browser, url, report, shots, function, steps, timeout):
+    result, error = run_race(browser, url, f"function={function}&steps={steps}", timeout)
+    name = f"race {function}"
     browser.screenshot(shots / f"race-{function}.png")
+    if error:
+        report.check(False, name, error)
+        return
     if function == "rosenbrock":
         browser.screenshot(shots / "race.png")
     bad = [r for r in result["racers"] if not (r["end"] is not None and r["end"] < 0.5 * r["start"])]
