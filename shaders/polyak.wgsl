@@ -16,7 +16,7 @@ struct PlusState {
     error_step: u32, // the step (k) at which the error appeared
     steps: u32,      // steps taken on the device
     one: f32,        // 1.0, written by the host: see average_weight
-    alpha_cap: f32,  // with a growth cap: the last positive alpha (or the last cap); 0 before any
+    alpha_cap: f32,  // with a growth cap: min(F / e_hat, cap) of the last step (or its cap); 0 before any
 }
 
 // Inputs of the alpha-driven trace used to test the recurrences.
@@ -90,20 +90,22 @@ fn average_weight(gamma: f32, t_pow_r: f32, warm: bool) -> f32 {
 }
 
 // sfnap's extension (s.growth > 0): alpha may grow by at most s.growth per step
-// (SPS_max with a growing cap). A step of alpha 0 (F + I <= 0) keeps the cap
-// growing instead of pinning it at 0; the first positive alpha is not capped.
-fn capped(alpha: f32) -> f32 {
+// (SPS_max with a growing cap). The cap follows the plain Polyak step F / e_hat
+// (I left out): cap_k = growth * min(plain_{k-1}, cap_{k-1}), so a step that I
+// pulls down (even to 0) does not pull the cap down with it. The first step is
+// not capped.
+fn capped(alpha: f32, plain: f32) -> f32 {
     if s.growth <= 0.0 {
         return alpha;
     }
     if st.alpha_cap <= 0.0 {
-        st.alpha_cap = alpha;
+        st.alpha_cap = plain;
         return alpha;
     }
     let cap = st.alpha_cap * s.growth;
-    let a = min(alpha, cap);
-    st.alpha_cap = select(cap, a, a > 0.0);
-    return a;
+    let next = min(plain, cap);
+    st.alpha_cap = select(cap, next, next > 0.0);
+    return min(alpha, cap);
 }
 
 fn fail(code: u32) {
@@ -135,7 +137,7 @@ fn plus_scalars() {
         return;
     }
     st.e_prev = e_hat;
-    let alpha = capped(max(0.0, f + s.beta * st.dot) / e_hat);
+    let alpha = capped(max(0.0, f + s.beta * st.dot) / e_hat, max(0.0, f) / e_hat);
     let gamma = s.lr * alpha;
     if !is_finite(gamma) {
         fail(3u);

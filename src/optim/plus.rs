@@ -44,9 +44,9 @@ pub struct PlusState {
     pub steps: u32,
     /// 1.0: keeps shader compilers from folding the Kahan compensation away.
     pub one: f32,
-    /// With `polyak_growth`: the last positive alpha, or the cap of a step whose
-    /// alpha was 0 (the next step's cap is this times the growth factor); 0
-    /// before the first positive alpha.
+    /// With `polyak_growth`: min(F / e_hat, cap) of the last step (its plain
+    /// Polyak step, or its cap where that is 0); the next step's cap is this
+    /// times the growth factor. 0 before the first step.
     pub alpha_cap: f32,
 }
 

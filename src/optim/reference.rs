@@ -68,8 +68,8 @@ pub struct Reference {
     w_sum: f64,
     /// `sf_plus`: the stored gradient-norm estimate (e_hat of the previous step).
     e_prev: f64,
-    /// `sf_plus` with `polyak_growth`: the last positive alpha, or the last cap
-    /// when a step's alpha was 0; 0 before the first positive alpha.
+    /// `sf_plus` with `polyak_growth`: min(F / e_hat, cap) of the last step, or
+    /// its cap where that is 0; 0 before the first step.
     alpha_cap: f64,
     /// The last step's gamma.
     gamma: f64,
@@ -437,7 +437,7 @@ impl Reference {
             )));
         }
         self.e_prev = e_hat; // sic: e_hat, not e, is carried to the next step
-        let alpha = self.capped((f + big_i).max(0.0) / e_hat);
+        let alpha = self.capped((f + big_i).max(0.0) / e_hat, f.max(0.0) / e_hat);
         let gamma = self.cfg.lr().max(eps) * alpha;
         self.lr_max = self.lr_max.max(gamma);
         let c = if self.k < self.cfg.c_warmup {
@@ -472,21 +472,22 @@ impl Reference {
         Ok(())
     }
 
-    /// sfnap's extension of sf_plus: with `polyak_growth` g, alpha_k <= g *
-    /// alpha_cap, where alpha_cap is the last positive alpha (or, after a step of
-    /// alpha 0, that step's cap); the first positive alpha is not capped.
-    fn capped(&mut self, alpha: f64) -> f64 {
+    /// sfnap's extension of sf_plus: with `polyak_growth` g, alpha_k <= cap_k =
+    /// g * alpha_cap, where alpha_cap is min(F / e_hat, cap) of the last step (its
+    /// plain Polyak step, I left out, or its cap where that is 0). A step that I
+    /// pulls down thus does not pull the cap down. The first step is not capped.
+    fn capped(&mut self, alpha: f64, plain: f64) -> f64 {
         let Some(g) = self.cfg.polyak_growth else {
             return alpha;
         };
         if self.alpha_cap <= 0.0 {
-            self.alpha_cap = alpha;
+            self.alpha_cap = plain;
             return alpha;
         }
         let cap = self.alpha_cap * g;
-        let a = alpha.min(cap);
-        self.alpha_cap = if a > 0.0 { a } else { cap };
-        a
+        let next = plain.min(cap);
+        self.alpha_cap = if next > 0.0 { next } else { cap };
+        alpha.min(cap)
     }
 
     /// Section 8: decoupled AdamW with `lr_k = lr * schedule.multiplier(k)`.
@@ -656,8 +657,8 @@ mod tests {
         let mut capped = reference.clone();
         capped.polyak_growth = Some(2.0);
         let got = plus_gammas(&capped, &losses);
-        // The first step is not capped; then at most twice the last positive
-        // step; a zero step (F = 0) lets the cap keep growing.
+        // The first step is not capped; then at most twice the last cap or
+        // plain step; a zero step (F = 0) lets the cap keep growing.
         assert_eq!(got[0], free[0]);
         assert!((got[1] - 2.0 * got[0]).abs() <= 1e-12 * got[0], "{got:?}");
         assert!((got[2] - 4.0 * got[0]).abs() <= 1e-12 * got[0], "{got:?}");
@@ -666,10 +667,25 @@ mod tests {
         // Below the cap: the step is the free one (up to I, which differs by
         // beta times the runs' different z - x).
         assert!((got[5] - free[5]).abs() <= 1e-9 * free[5], "{got:?} {free:?}");
-        // Growth 1: no step exceeds the last positive one.
+        // Growth 1: no step exceeds the first.
         capped.polyak_growth = Some(1.0);
         let flat = plus_gammas(&capped, &losses);
         assert!(flat.iter().all(|&g| g <= flat[0]) && flat[4] == flat[0], "{flat:?}");
+    }
+
+    #[test]
+    fn sf_plus_growth_cap_follows_the_plain_step_not_the_one_i_pulled_down() {
+        let mut cfg = OptimConfig::new(Kind::SfPlus);
+        cfg.polyak_growth = Some(2.0);
+        let mut r = Reference::new(&cfg, &params(), &[true, true], None).unwrap();
+        // (alpha = max(0, F + I) / e_hat, plain = F / e_hat) -> the step taken.
+        assert_eq!(r.capped(1.0, 1.0), 1.0); // the first step is free
+        assert_eq!(r.capped(0.1, 4.0), 0.1); // I pulls it down; the cap is 2 * 1
+        assert_eq!(r.capped(5.0, 5.0), 4.0); // cap 2 * min(4, 2), not 2 * 0.1
+        assert_eq!(r.capped(0.0, 0.0), 0.0); // a zero step: the cap keeps growing
+        assert_eq!(r.capped(100.0, 100.0), 16.0);
+        assert_eq!(r.capped(3.0, 3.0), 3.0); // below the cap: as is
+        assert_eq!(r.capped(100.0, 100.0), 6.0);
     }
 
     #[test]
