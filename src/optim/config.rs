@@ -191,10 +191,11 @@ pub struct OptimConfig {
     #[serde(default)]
     pub c_warmup: u64,
     /// `sf_plus`, an sfnap extension (`None`: the reference step): the factor
-    /// by which the Polyak step may grow from one step to the next, at least 1
-    /// (1: it never grows). Caps the step where the loss stays high while the
-    /// gradient vanishes (a plateau), which the reference step mistakes for
-    /// room to descend. See `sfnap::optim::plus::growth_per_step`.
+    /// by which the Polyak step's cap may grow from one step to the next, at
+    /// least 1 (1: the step stays below the smallest plain Polyak step so far).
+    /// Caps the step where the loss stays high while the gradient vanishes (a
+    /// plateau), which the reference step mistakes for room to descend. See
+    /// `sfnap::optim::plus::growth_per_step`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub polyak_growth: Option<f64>,
     /// `adamw`: the learning-rate schedule.

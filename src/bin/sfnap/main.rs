@@ -200,7 +200,7 @@ struct TrainArgs {
     /// inner momentum 0.9, beta2 0.95) instead of sfnap's (see README).
     #[arg(long)]
     sf_plus_reference: bool,
-    /// sf_plus: the factor by which the Polyak step may grow per step, at least 1
+    /// sf_plus: the factor by which the Polyak step's cap may grow per step, at least 1
     /// (1: it never grows) [default: doubling at most once per pass over the training data].
     #[arg(long, value_name = "G")]
     polyak_growth: Option<f64>,
@@ -497,7 +497,7 @@ fn train_cmd(
     if cfg.optimizer.kind == Kind::SfPlus && rank == 0 {
         match cfg.optimizer.polyak_growth {
             Some(g) => eprintln!(
-                "sf_plus: sfnap's step (Polyak step grows at most {g:.6}x a step, betas (0, 0.999)); \
+                "sf_plus: sfnap's step (Polyak step's cap grows at most {g:.6}x a step, betas (0, 0.999)); \
                  --sf-plus-reference runs the paper's"
             ),
             None => eprintln!("sf_plus: the paper's step (uncapped, betas (0.9, 0.95))"),
