@@ -261,8 +261,9 @@ impl OptimConfig {
         }
     }
 
-    /// sfnap's sf_plus (see README, "sf_plus: the reference and sfnap's step"):
-    /// the reference Polyak step capped to grow by at most `growth` per step
+    /// sfnap's sf_plus (see the README's "ScheduleFree+" section):
+    /// the reference Polyak step under a cap that grows by at most `growth` per
+    /// step and follows the plain Polyak step F / e_hat
     /// ([`crate::optim::plus::growth_per_step`] gives the literature's rate),
     /// with the Adam moments of the Schedule-Free AdamW paper, `betas` (0, 0.999):
     /// no inner momentum, the interpolation weight beta being the momentum.
