@@ -140,7 +140,7 @@ evidence: evidence-sf-plus evidence-plasticity
 ## ScheduleFree+ without a learning rate against tuned schedules (docs/evidence.md and its
 ## plots): the character model at 1,000 steps (whole grid, 2 seeds), 4,000 and 16,000 (sf_plus
 ## and WSD), digits + NaP, the continual stream, and the scale study of the paper's step.
-## Runs land in target/evidence/. About 1.5 hours on lavapipe with 2 cores, two at a time (JOBS).
+## Runs land in target/evidence/. About 2.5 hours on lavapipe with 2 cores, two at a time (JOBS).
 evidence-sf-plus: setup
 	bash scripts/sf_plus_evidence.sh
 
