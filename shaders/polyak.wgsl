@@ -16,7 +16,7 @@ struct PlusState {
     error_step: u32, // the step (k) at which the error appeared
     steps: u32,      // steps taken on the device
     one: f32,        // 1.0, written by the host: see average_weight
-    alpha_cap: f32,  // with a growth cap: min(F / e_hat, cap) of the last step (or its cap); 0 before any
+    alpha_cap: f32,  // with a growth cap: min(F / e_hat, cap) of the last step (or its cap); 0 before step 1
 }
 
 // Inputs of the alpha-driven trace used to test the recurrences.
@@ -89,8 +89,8 @@ fn average_weight(gamma: f32, t_pow_r: f32, warm: bool) -> f32 {
     return select(0.0, w / total, total > 0.0);
 }
 
-// sfnap's extension (s.growth > 0): alpha may grow by at most s.growth per step
-// (SPS_max with a growing cap). The cap follows the plain Polyak step F / e_hat
+// sfnap's extension (s.growth > 0): alpha stays under a cap that grows by at most
+// s.growth per step (SPS_max with a growing cap). The cap follows the plain Polyak step F / e_hat
 // (I left out): cap_k = growth * min(plain_{k-1}, cap_{k-1}), so a step that I
 // pulls down (even to 0) does not pull the cap down with it. The first step is
 // not capped.

@@ -9,8 +9,8 @@ use crate::gpu::{Dispatch, Gpu};
 use crate::optim::config::OptimConfig;
 use crate::optim::plan::{Grid, Plan};
 
-/// The growth factor per step that lets sf_plus's step double at most once per
-/// pass over the training data: `2^(1 / steps_per_epoch)`. This is the cap of
+/// The growth factor per step that lets sf_plus's step cap double at most once
+/// per pass over the training data: `2^(1 / steps_per_epoch)`. This is the cap of
 /// SPS_max with the smoothing rule `gamma_b = tau^(b/n) gamma_{k-1}`, tau = 2, of
 /// Loizou et al. (2021), "Stochastic Polyak step-size for SGD", after Vaswani et
 /// al. (2019); `b / n` (batch over examples) is one step's share of an epoch.
