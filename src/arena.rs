@@ -9,7 +9,7 @@
 //! dispatched one by one.
 
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, CHUNK};
 
 /// f32 elements per alignment unit (256 bytes).
 pub const ALIGN: usize = 64;
@@ -82,9 +82,6 @@ pub struct Chunk {
     /// Index of its tensor in [`Layout::slots`].
     pub tensor: usize,
 }
-
-/// Elements per chunk: one workgroup of 256 invocations, 4 vec4s each.
-pub const CHUNK: usize = 4096;
 
 /// Most workgroups one dispatch may have in a dimension (WebGPU's default limit).
 pub const MAX_DISPATCH: usize = 65535;

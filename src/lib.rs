@@ -32,9 +32,9 @@ pub mod optim;
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod plot;
 pub mod replay;
-pub mod sched;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod train;
+pub mod train_step;
 
 pub use error::{Error, Result};
 

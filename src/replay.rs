@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::json::{self, index_path, key_path, object, type_name};
 use crate::nap::{NapConfig, NapGroup};
 use crate::optim::config::{Kind, OptimConfig};
+use crate::optim::reference::Reference;
 
 /// One tensor of a case, in file order.
 #[derive(Debug, Clone, PartialEq)]
@@ -390,6 +391,17 @@ pub fn check_within(got: &ReplayResult, expected: &Expected) -> Result<()> {
 }
 
 impl ReplayResult {
+    /// The reference's y, x and z of every tensor, by name.
+    pub fn of_reference(reference: &Reference) -> ReplayResult {
+        let mut out = ReplayResult::default();
+        for (i, name) in reference.names().iter().enumerate() {
+            out.y.insert(name.clone(), reference.y(i));
+            out.x.insert(name.clone(), reference.x(i));
+            out.z.insert(name.clone(), reference.z(i));
+        }
+        out
+    }
+
     /// The result as JSON, tensors in `order` (the case's tensor order).
     pub fn to_json(&self, order: &[String]) -> String {
         let seq = |map: &BTreeMap<String, Vec<f64>>| {
@@ -409,6 +421,25 @@ impl ReplayResult {
 /// The shortest decimal that reads back as the same f32, as f64 (keeps output readable).
 fn widen(v: f32) -> f64 {
     v.to_string().parse().unwrap_or(v as f64)
+}
+
+/// Runs a whole replay case on the f64 reference (all tensors decayed) and returns its result.
+pub fn run_reference(case: &ReplayCase) -> Result<ReplayResult> {
+    run_reference_with(case, &vec![true; case.tensors.len()])
+}
+
+/// As [`run_reference`], with weight decay only on the tensors where `decay[i]` holds.
+pub fn run_reference_with(case: &ReplayCase, decay: &[bool]) -> Result<ReplayResult> {
+    let params: Vec<(String, Vec<f64>)> = case
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.values.clone()))
+        .collect();
+    let mut reference = Reference::new(&case.optimizer, &params, decay, case.nap.as_ref())?;
+    for step in &case.steps {
+        reference.step(&step.grads, step.loss)?;
+    }
+    Ok(ReplayResult::of_reference(&reference))
 }
 
 /// Runs `case` on the GPU engine (all tensors take weight decay) and returns y, x and z.

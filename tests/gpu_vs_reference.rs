@@ -5,8 +5,8 @@ mod common;
 
 use common::{gpu, random_case, U32};
 use sfnap::nap::{NapConfig, NapGroup};
-use sfnap::optim::reference::run_case_with;
 use sfnap::optim::{Kind, OptimConfig, Schedule};
+use sfnap::replay::run_reference_with;
 use sfnap::replay::{run_gpu_with, ReplayResult};
 
 /// Ragged sizes: 1, 3, 5, 4k+1, more than one workgroup's worth (1,024 elements)
@@ -135,7 +135,7 @@ fn check(name: &str, cfg: &OptimConfig, nap: Option<NapConfig>, steps: usize, se
     let gpu = gpu();
     let case = random_case(cfg, nap, &shapes(), steps, seed);
     let decay: Vec<bool> = case.tensors.iter().map(|t| t.name != "three").collect();
-    let exp = run_case_with(&case, &decay).unwrap();
+    let exp = run_reference_with(&case, &decay).unwrap();
     let got = run_gpu_with(&gpu, &case, &decay, None).unwrap();
     let (w, at) = worst(&got, &exp);
     let b = bound(steps);

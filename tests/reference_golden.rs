@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sfnap::optim::reference::run_case;
+use sfnap::replay::run_reference;
 use sfnap::replay::{check_within, ReplayCase, ReplayResult};
 
 /// The golden case files, sorted by name.
@@ -51,10 +51,10 @@ fn reference_matches_every_golden_case() {
             .expected
             .as_ref()
             .unwrap_or_else(|| panic!("{file}: no `expected`"));
-        let got = match run_case(&case) {
+        let got = match run_reference(&case) {
             Ok(got) => got,
             Err(e) => {
-                failures.push(format!("{file}: run_case failed: {e}"));
+                failures.push(format!("{file}: run_reference failed: {e}"));
                 continue;
             }
         };

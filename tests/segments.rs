@@ -5,11 +5,11 @@
 mod common;
 
 use common::{gpu, random_case};
-use sfnap::arena::{Layout, TensorSpec, CHUNK};
+use sfnap::arena::{Layout, TensorSpec};
+use sfnap::gpu::CHUNK;
 use sfnap::nap::{NapConfig, NapGroup};
-use sfnap::optim::reference::run_case_with;
 use sfnap::optim::{Kind, OptimConfig};
-use sfnap::replay::run_gpu_with;
+use sfnap::replay::{run_gpu_with, run_reference_with};
 
 fn shapes() -> Vec<(&'static str, Vec<usize>)> {
     vec![("a", vec![4097]), ("b", vec![5]), ("c", vec![7, 1500]), ("d", vec![3])]
@@ -67,7 +67,7 @@ fn a_tensor_larger_than_one_dispatch_grid() {
         let cfg = OptimConfig::new(kind).with_lr(0.01);
         let case = random_case(&cfg, None, &[("huge", vec![n]), ("small", vec![3])], 3, 99);
         let decay = vec![true, true];
-        let exp = run_case_with(&case, &decay).unwrap();
+        let exp = run_reference_with(&case, &decay).unwrap();
         let got = run_gpu_with(&gpu, &case, &decay, None).unwrap();
         for (g, e) in got.y["huge"].iter().zip(&exp.y["huge"]) {
             assert!((g - e).abs() <= 1e-5 * (1.0 + e.abs()), "{kind}: {g} vs {e}");

@@ -14,9 +14,9 @@ use std::process::Command;
 
 use common::{gpu, random_case, U32};
 use sfnap::nap::{NapConfig, NapGroup};
-use sfnap::optim::reference::{run_case, run_case_with, Reference};
+use sfnap::optim::reference::Reference;
 use sfnap::optim::{Kind, OptimConfig};
-use sfnap::replay::{check_within, run_gpu_with, ReplayCase, ReplayResult};
+use sfnap::replay::{check_within, run_gpu_with, run_reference, run_reference_with, ReplayCase, ReplayResult};
 
 fn data(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(file)
@@ -91,7 +91,7 @@ fn golden_json(case: &ReplayCase, expected: &ReplayResult) -> String {
 fn write_window_golden_cases() {
     for (file, cfg, nap, steps, seed) in golden_cases() {
         let case = random_case(&cfg, nap, &golden_shapes(), steps, seed);
-        let expected = run_case(&case).unwrap();
+        let expected = run_reference(&case).unwrap();
         std::fs::write(data(file), golden_json(&case, &expected) + "\n").unwrap();
     }
 }
@@ -105,11 +105,11 @@ fn the_window_changes_the_golden_cases_result() {
         assert_eq!(case.optimizer, cfg, "{file}");
         assert_eq!(case.steps.len(), steps, "{file}");
         let expected = case.expected.clone().unwrap();
-        check_within(&run_case(&case).unwrap(), &expected).unwrap();
+        check_within(&run_reference(&case).unwrap(), &expected).unwrap();
         let mut uniform = case.clone();
         uniform.optimizer.sf_window = 0;
         assert!(
-            check_within(&run_case(&uniform).unwrap(), &expected).is_err(),
+            check_within(&run_reference(&uniform).unwrap(), &expected).is_err(),
             "{file}: without the window the result is the same"
         );
     }
@@ -195,7 +195,7 @@ fn every_windowed_kind_matches_the_reference_over_1000_steps() {
             );
             let case = random_case(&cfg, nap, &shapes, steps, 300 + 2 * i as u64 + j as u64);
             let decay: Vec<bool> = case.tensors.iter().map(|t| t.name != "three").collect();
-            let exp = run_case_with(&case, &decay).unwrap();
+            let exp = run_reference_with(&case, &decay).unwrap();
             let got = run_gpu_with(&gpu, &case, &decay, None).unwrap();
             let mut worst = (0.0f64, String::new());
             for (seq, g, e) in [("y", &got.y, &exp.y), ("x", &got.x, &exp.x), ("z", &got.z, &exp.z)] {
@@ -249,7 +249,7 @@ fn adamw_and_sf_plus_refuse_a_window() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{kind}: {stderr}");
-        assert!(stderr.contains("sf_window"), "{kind}: {stderr}");
+        assert!(stderr.contains("sf-window"), "{kind}: {stderr}");
     }
     let mut ok = OptimConfig::new(Kind::RadamSf);
     ok.sf_window = 100;

@@ -15,6 +15,7 @@
 //! layer's matrix product.
 
 mod matmul;
+mod timing;
 
 pub use matmul::{run_matmul, MatmulBenchResult};
 
@@ -23,17 +24,19 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::arena::{Arena, Segment, TensorSpec, ALIGN, CHUNK};
+use crate::arena::{Arena, Segment, TensorSpec, ALIGN};
 use crate::error::{Error, Result};
 use crate::gpu::buffers::range;
 use crate::gpu::stamps::Stamps;
-use crate::gpu::{Dispatch, Gpu};
+use crate::gpu::{Dispatch, Gpu, CHUNK};
 use crate::model::Model;
+use crate::model::ModelConfig;
 use crate::nap::{NapConfig, NapGroup};
 use crate::optim::config::{Kind, OptimConfig};
 use crate::optim::plan::elem_workgroups;
 use crate::optim::{GpuOptimizer, RING};
-use crate::train::{DataKind, ModelConfig, StepProfile, TrainConfig};
+use crate::train::{DataKind, TrainConfig};
+pub use timing::{profile_step, time_steps, KernelTime, StepProfile};
 
 /// What to time.
 #[derive(Debug, Clone, PartialEq)]
@@ -483,7 +486,7 @@ pub struct TrainBenchOptions {
     pub batch: Option<usize>,
     /// Timed steps per trial; `None` picks enough for about half a second (5 to 1000).
     pub steps: Option<usize>,
-    /// Also time every dispatch of a step on its own ([`crate::train::profile_step`]).
+    /// Also time every dispatch of a step on its own ([`profile_step`]).
     pub profile: bool,
 }
 
@@ -641,7 +644,7 @@ pub(crate) fn median(xs: &[f64]) -> f64 {
     }
 }
 
-/// Times whole training steps ([`crate::train::time_steps`]): 5 warm-up steps, then
+/// Times whole training steps ([`time_steps`]): 5 warm-up steps, then
 /// [`TRIALS`] trials of `opts.steps` steps (default: about half a second's worth).
 pub fn run_train(gpu: &Gpu, opts: &TrainBenchOptions) -> Result<TrainBenchResult> {
     let cfg = opts.config()?;
@@ -650,11 +653,11 @@ pub fn run_train(gpu: &Gpu, opts: &TrainBenchOptions) -> Result<TrainBenchResult
         Some(s) => s,
         None => {
             // WARMUP steps after the warm-up (which compiles the pipelines) set the pace.
-            let (_, probe) = crate::train::time_steps(gpu, &cfg, WARMUP, WARMUP, 1)?;
+            let (_, probe) = time_steps(gpu, &cfg, WARMUP, WARMUP, 1)?;
             (0.5 / (probe[0] / WARMUP as f64).max(1e-6)).ceil().clamp(5.0, 1000.0) as usize
         }
     };
-    let (_, times) = crate::train::time_steps(gpu, &cfg, WARMUP, steps, TRIALS)?;
+    let (_, times) = time_steps(gpu, &cfg, WARMUP, steps, TRIALS)?;
     let per_step: Vec<f64> = times.iter().map(|t| t / steps as f64).collect();
     let (step_s, best_s) = (median(&per_step), fastest(&per_step));
     let (model, context): (&dyn Model, Option<usize>) = match &cfg.model {
@@ -683,7 +686,7 @@ pub fn run_train(gpu: &Gpu, opts: &TrainBenchOptions) -> Result<TrainBenchResult
         timing: "wall clock".into(),
         profile: opts
             .profile
-            .then(|| crate::train::profile_step(gpu, &cfg, WARMUP, TRIALS))
+            .then(|| profile_step(gpu, &cfg, WARMUP, TRIALS))
             .transpose()?,
     })
 }
@@ -875,8 +878,8 @@ mod tests {
                 // Every dispatch is counted once, under its label, and the optimizer step once.
                 let mut graph_dispatches = Vec::new();
                 let cfg = o.config().unwrap();
-                let arena = Arena::new(&gpu, &crate::train::describe(&cfg.model).tensors(), None).unwrap();
-                let g = crate::train::graph(&gpu, &cfg.model, crate::model::Weights::train(&arena), 2).unwrap();
+                let arena = Arena::new(&gpu, &cfg.model.model().tensors(), None).unwrap();
+                let g = cfg.model.graph(&gpu, crate::model::Weights::train(&arena), 2).unwrap();
                 g.record_forward(&mut graph_dispatches);
                 g.record_backward(&mut graph_dispatches);
                 assert_eq!(p.iter().map(|l| l.calls).sum::<usize>(), graph_dispatches.len() + 1);

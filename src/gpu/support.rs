@@ -1,7 +1,7 @@
 //! What an adapter can run: sfnap's operations checked against its limits and
 //! features, so a user on an unusual GPU knows before training.
 
-use crate::arena::CHUNK;
+use crate::gpu::CHUNK;
 
 /// One of sfnap's operations and what it needs from the adapter.
 #[derive(Debug, Clone, PartialEq)]

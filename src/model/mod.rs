@@ -1,8 +1,11 @@
 //! Models built from the layers of [`crate::nn`]: their tensors, NaP groups,
 //! initialization, and a graph per batch size that records forward and backward.
 
+mod config;
 pub mod gpt;
 pub mod mlp;
+
+pub use config::{ModelConfig, MAX_SIZE};
 
 use crate::arena::{Arena, TensorSpec};
 use crate::data::Rng;

@@ -3,9 +3,7 @@
 //! After every optimizer step each group `G` is projected back to the norm `rho_G`
 //! it had at registration: `proj(v) = rho_G * v / max(||v||_G, 1e-12)`. The kernels
 //! live in `shaders/nap.wgsl`; this module holds the configuration and the host-side
-//! bookkeeping; its `device` module runs the passes on the GPU.
-
-pub(crate) mod device;
+//! bookkeeping; [`crate::optim`] runs the passes on the GPU after each step.
 
 use serde::{Deserialize, Serialize};
 

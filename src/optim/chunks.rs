@@ -14,7 +14,8 @@
 //! Pieces and chunks depend only on the tensors, so the sums are the same however
 //! the arena is segmented.
 
-use crate::arena::{Layout, CHUNK};
+use crate::arena::Layout;
+use crate::gpu::CHUNK;
 
 /// Elements of one piece: 8 invocations x 4 vec4s (`PIECE_TRIPS` in `shaders/common.wgsl`).
 pub const PIECE: usize = 128;

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::optim::settings::{self, Holder};
 
 /// Which update rule an optimizer applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -365,20 +366,9 @@ impl OptimConfig {
                 ),
             ));
         }
-        // A warmup a kind would ignore is refused, not dropped.
-        if self.warmup_steps > 0 && matches!(self.kind, Kind::SfPlus | Kind::Adamw | Kind::RadamSf) {
-            return Err(Error::invalid(
-                field("warmup_steps"),
-                match self.kind {
-                    Kind::SfPlus => {
-                        "sf_plus takes no warmup: its step comes from the loss (c_warmup holds x at z for its first steps)"
-                    }
-                    Kind::RadamSf => {
-                        "radam_sf takes no warmup: its rectified step size stands in for one"
-                    }
-                    _ => "adamw warms up through its schedule (`warmup`, `wsd` or `cosine`)",
-                },
-            ));
+        // A setting a kind would ignore is refused, not dropped.
+        if let Some(refusal) = settings::refusal(self) {
+            return Err(refusal.field_error());
         }
         in_range("eps", self.eps, 1.0 / MAX_SCALE, MAX_SCALE)?;
         in_range("weight_decay", self.weight_decay, 0.0, MAX_SCALE)?;
@@ -389,12 +379,6 @@ impl OptimConfig {
         weight("sf_beta1_max", self.sf_beta1_max)?;
         weight("polyak_beta", self.polyak_beta)?;
         if let Some(g) = self.polyak_growth {
-            if self.kind != Kind::SfPlus {
-                return Err(Error::invalid(
-                    field("polyak_growth"),
-                    format!("only sf_plus has a Polyak step to cap, not {}", self.kind),
-                ));
-            }
             in_range("polyak_growth", g, 1.0, MAX_SCALE)?;
         }
         if self.kind == Kind::SfPlus && self.sf_beta1 < MIN_INTERPOLATION {
@@ -406,24 +390,6 @@ impl OptimConfig {
                     num(self.sf_beta1)
                 ),
             ));
-        }
-        if self.sf_window > 0 {
-            match self.kind {
-                Kind::Adamw => {
-                    return Err(Error::invalid(
-                        field("sf_window"),
-                        "adamw keeps no average of its iterates: only the Schedule-Free kinds take a window",
-                    ))
-                }
-                Kind::SfPlus => {
-                    return Err(Error::invalid(
-                        field("sf_window"),
-                        "sf_plus computes its averaging weight on the device and takes no window \
-                         (sgd_sf, adamw_sf, adamw_sf_paper and radam_sf do)",
-                    ))
-                }
-                _ => {}
-            }
         }
         match self.schedule {
             Schedule::Wsd {
@@ -494,7 +460,7 @@ impl OptimConfig {
     /// the offending value's full path (`optimizer.betas[1]`). Not validated:
     /// call [`OptimConfig::validate`].
     pub fn from_json(v: &serde_json::Value, path: &str) -> Result<OptimConfig> {
-        use crate::json::{array, boolean, count, key_path, number, object, quoted, required_string};
+        use crate::json::{key_path, object, quoted, required_string};
         let obj = object(v, path)?;
         let kind_path = key_path(path, "kind");
         let kind = required_string(obj, path, "kind")?;
@@ -503,43 +469,18 @@ impl OptimConfig {
             other => other,
         })?;
         let mut cfg = OptimConfig::new(kind);
-        for (key, value) in obj {
+        for (key, value) in obj.iter().filter(|(key, _)| *key != "kind") {
             let p = key_path(path, key);
-            let optional = |v: &serde_json::Value| !v.is_null();
-            match key.as_str() {
-                "kind" => {}
-                "lr" => cfg.lr = optional(value).then(|| number(value, &p)).transpose()?,
-                "betas" => {
-                    cfg.betas = if optional(value) {
-                        let a = array(value, &p)?;
-                        if a.len() != 2 {
-                            return Err(Error::invalid(p, format!("must hold 2 numbers, got {}", a.len())));
-                        }
-                        Some([number(&a[0], &format!("{p}[0]"))?, number(&a[1], &format!("{p}[1]"))?])
-                    } else {
-                        None
-                    }
-                }
-                "momentum" => cfg.momentum = number(value, &p)?,
-                "eps" => cfg.eps = number(value, &p)?,
-                "weight_decay" => cfg.weight_decay = number(value, &p)?,
-                "warmup_steps" => cfg.warmup_steps = count(value, &p)?,
-                "r" => cfg.r = number(value, &p)?,
-                "weight_lr_power" => cfg.weight_lr_power = number(value, &p)?,
-                "inner_momentum" => cfg.inner_momentum = number(value, &p)?,
-                "silent_sgd_phase" => cfg.silent_sgd_phase = boolean(value, &p)?,
-                "sf_beta1" => cfg.sf_beta1 = number(value, &p)?,
-                "sf_beta1_max" => cfg.sf_beta1_max = number(value, &p)?,
-                "sf_beta1_anneal_steps" => cfg.sf_beta1_anneal_steps = count(value, &p)?,
-                "polyak_beta" => cfg.polyak_beta = number(value, &p)?,
-                "c_warmup" => cfg.c_warmup = count(value, &p)?,
-                "polyak_growth" => cfg.polyak_growth = optional(value).then(|| number(value, &p)).transpose()?,
-                "schedule" => cfg.schedule = Schedule::from_json(value, &p)?,
-                "sf_window" => cfg.sf_window = count(value, &p)?,
+            match settings::setting(key).map(|s| s.holder) {
+                Some(Holder::Field { read, .. }) => read(&mut cfg, value, &p)?,
                 _ => {
                     return Err(Error::invalid(
                         p,
-                        format!("unknown field {} (expected one of {})", quoted(key), FIELDS.join(", ")),
+                        format!(
+                            "unknown field {} (expected one of {})",
+                            quoted(key),
+                            settings::field_names().join(", ")
+                        ),
                     ))
                 }
             }
@@ -547,29 +488,6 @@ impl OptimConfig {
         Ok(cfg)
     }
 }
-
-/// The fields of an optimizer object, in documentation order.
-const FIELDS: [&str; 19] = [
-    "kind",
-    "lr",
-    "betas",
-    "momentum",
-    "eps",
-    "weight_decay",
-    "warmup_steps",
-    "r",
-    "weight_lr_power",
-    "inner_momentum",
-    "silent_sgd_phase",
-    "sf_beta1",
-    "sf_beta1_max",
-    "sf_beta1_anneal_steps",
-    "polyak_beta",
-    "c_warmup",
-    "polyak_growth",
-    "schedule",
-    "sf_window",
-];
 
 impl Schedule {
     /// Reads a schedule object (`{"kind": "wsd", ...}`) as [`OptimConfig::from_json`] does.

@@ -8,16 +8,19 @@
 //! - [`step`]: [`GpuOptimizer`] and its step, on `plan`'s tables (the chunk
 //!   passes' pieces and chunks come from `chunks`);
 //! - [`mode`]: train/eval mode and x export; [`plus`]: sf_plus's device half;
+//! - `nap_device`: NaP's passes after each step (the groups are [`crate::nap`]'s);
 //! - [`health`]: the device's flags for values that are not finite.
 
 pub(crate) mod chunks;
 pub mod config;
 pub mod health;
 pub mod mode;
+pub(crate) mod nap_device;
 pub(crate) mod plan;
 pub mod plus;
 pub mod reference;
 pub mod scalars;
+pub mod settings;
 pub mod spec;
 pub mod step;
 

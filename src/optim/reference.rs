@@ -19,7 +19,6 @@
 use crate::error::{Error, Result};
 use crate::nap::{NapConfig, MIN_NORM};
 use crate::optim::config::{Kind, OptimConfig};
-use crate::replay::{ReplayCase, ReplayResult};
 
 /// The per-step scalars of the last step (section 2), for tests.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -241,15 +240,9 @@ impl Reference {
         )
     }
 
-    /// The whole result as a ReplayResult (tensor names from `params`).
-    pub fn result(&self) -> ReplayResult {
-        let mut out = ReplayResult::default();
-        for (i, name) in self.names.iter().enumerate() {
-            out.y.insert(name.clone(), self.y(i));
-            out.x.insert(name.clone(), self.x(i));
-            out.z.insert(name.clone(), self.z(i));
-        }
-        out
+    /// The tensors' names, in the order of `params`.
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     // ----- shared pieces -------------------------------------------------------------
@@ -593,25 +586,6 @@ fn project(seq: &mut [Vec<f64>], group: &Group) {
             *v = group.rho * *v / denom;
         }
     }
-}
-
-/// Runs a whole replay case on the reference (all tensors decayed) and returns its result.
-pub fn run_case(case: &ReplayCase) -> Result<ReplayResult> {
-    run_case_with(case, &vec![true; case.tensors.len()])
-}
-
-/// As [`run_case`], with weight decay only on the tensors where `decay[i]` holds.
-pub fn run_case_with(case: &ReplayCase, decay: &[bool]) -> Result<ReplayResult> {
-    let params: Vec<(String, Vec<f64>)> = case
-        .tensors
-        .iter()
-        .map(|t| (t.name.clone(), t.values.clone()))
-        .collect();
-    let mut reference = Reference::new(&case.optimizer, &params, decay, case.nap.as_ref())?;
-    for step in &case.steps {
-        reference.step(&step.grads, step.loss)?;
-    }
-    Ok(reference.result())
 }
 
 #[cfg(test)]

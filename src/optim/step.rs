@@ -11,10 +11,10 @@
 use crate::arena::Arena;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu};
-use crate::nap::device::NapDevice;
 use crate::nap::{GroupReport, NapConfig, NapPlan, NO_GROUP};
 use crate::optim::config::OptimConfig;
 use crate::optim::health::Health;
+use crate::optim::nap_device::NapDevice;
 use crate::optim::plan::{Grid, Plan, RING, SLOT};
 use crate::optim::plus::{PlusDevice, PlusState};
 use crate::optim::scalars::{HostScalars, StepScalars};

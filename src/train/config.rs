@@ -8,17 +8,8 @@ use crate::data::text::{Text, TextFile};
 use crate::error::{Error, Result};
 use crate::model::gpt::GptConfig;
 use crate::model::mlp::MlpConfig;
+use crate::model::ModelConfig;
 use crate::optim::OptimConfig;
-
-/// Which model to train.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ModelConfig {
-    /// input -> [Linear -> LayerNorm -> ReLU] x L -> Linear head.
-    Mlp(MlpConfig),
-    /// A tiny pre-LN transformer for character-level language modelling.
-    Gpt(GptConfig),
-}
 
 /// Which data to train on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,38 +69,6 @@ impl DataKind {
             ));
         }
         DataKind::parse(s)
-    }
-}
-
-/// The largest value of a size setting (layers, width, heads, context, a hidden width).
-const MAX_SIZE: usize = 1 << 20;
-
-/// Checks a model's sizes against each other before anything is allocated
-/// (the adapter's limits are checked next, by [`crate::model::check_rows`] and the arena).
-fn check_sizes(model: &ModelConfig) -> Result<()> {
-    let sizes: Vec<(&str, usize)> = match model {
-        ModelConfig::Gpt(g) => vec![
-            ("layers", g.layers),
-            ("width", g.width),
-            ("heads", g.heads),
-            ("context", g.context),
-        ],
-        ModelConfig::Mlp(m) if m.hidden.is_empty() => {
-            return Err(Error::invalid("hidden", "needs at least one hidden layer"))
-        }
-        ModelConfig::Mlp(m) => m.hidden.iter().map(|&h| ("hidden", h)).collect(),
-    };
-    for (name, v) in sizes {
-        if v == 0 || v > MAX_SIZE {
-            return Err(Error::invalid(name, format!("{v} is not between 1 and {MAX_SIZE}")));
-        }
-    }
-    match model {
-        ModelConfig::Gpt(g) if !g.width.is_multiple_of(g.heads) => Err(Error::invalid(
-            "heads",
-            format!("{} heads do not divide the width {}", g.heads, g.width),
-        )),
-        _ => Ok(()),
     }
 }
 
@@ -195,7 +154,7 @@ impl TrainConfig {
                 return Err(Error::invalid(name, "must be at least 1"));
             }
         }
-        check_sizes(&self.model)?;
+        self.model.check_sizes()?;
         match &self.data {
             DataKind::TextFile(t) => crate::data::text::check_eval_frac(t.eval_frac)?,
             DataKind::Csv(c) => {

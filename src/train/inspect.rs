@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::merge::{checkpoint_path, stored_config};
-use super::{describe, graph, DataKind, ModelConfig, TrainConfig};
+use super::{DataKind, TrainConfig};
 use crate::arena::Arena;
 use crate::checkpoint::{self, Loaded};
 use crate::data::csv::CsvSpec;
@@ -15,6 +15,7 @@ use crate::data::Rng;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::gpt::{GptConfig, GptGraph};
+use crate::model::ModelConfig;
 use crate::model::{check_rows, Graph, Inputs, Weights};
 
 /// The format tag of an export's `model.json`.
@@ -56,7 +57,9 @@ impl Stored {
 
     /// Every tensor of x, in the model's order: (name, shape, values).
     fn x(&self) -> Result<Vec<Tensor>> {
-        describe(&self.cfg.model)
+        self.cfg
+            .model
+            .model()
             .tensors()
             .into_iter()
             .map(|spec| {
@@ -70,7 +73,7 @@ impl Stored {
 
     /// An arena whose parameters hold x.
     fn arena(&self, gpu: &Gpu) -> Result<Arena> {
-        let arena = Arena::new(gpu, &describe(&self.cfg.model).tensors(), None)?;
+        let arena = Arena::new(gpu, &self.cfg.model.model().tensors(), None)?;
         for (name, _, values) in self.x()? {
             arena.write(gpu, &name, &values)?;
         }
@@ -255,7 +258,7 @@ pub fn evaluate_data(gpu: &Gpu, input: &Path, data: &str) -> Result<DataEval> {
             format!("`{data}`: eval reads text:PATH or csv:PATH (without --data: the run's own evaluation set)"),
         ));
     };
-    let model = describe(&stored.cfg.model);
+    let model = stored.cfg.model.model();
     let full = batches.first().map_or(1, |b| b.2);
     check_rows(gpu, model, full, "data")?;
     let arena = stored.arena(gpu)?;
@@ -265,7 +268,7 @@ pub fn evaluate_data(gpu: &Gpu, input: &Path, data: &str) -> Result<DataEval> {
         let at = match graphs.iter().position(|g| g.rows() == *n) {
             Some(i) => i,
             None => {
-                graphs.push(graph(gpu, &stored.cfg.model, Weights::train(&arena), *n)?);
+                graphs.push(stored.cfg.model.graph(gpu, Weights::train(&arena), *n)?);
                 graphs.len() - 1
             }
         };

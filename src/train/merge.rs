@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use safetensors::SafeTensors;
 
-use super::{describe, diff_fields, evaluate, graph, Eval, MetricsRow, Source, TrainConfig};
+use super::{diff_fields, evaluate, Eval, MetricsRow, Source, TrainConfig};
 use crate::arena::Arena;
 use crate::checkpoint::{self, Meta};
 use crate::error::{Error, Result};
@@ -77,7 +77,7 @@ fn restore(gpu: &Gpu, path: &Path) -> Result<Restored> {
     let meta = loaded.meta.clone();
     let cfg = stored_config(path, &meta)?;
     cfg.validate()?;
-    let model = describe(&cfg.model);
+    let model = cfg.model.model();
     let arena = Arena::new(gpu, &model.tensors(), None)?;
     let nap = cfg.nap.then(|| model.nap_groups());
     let mut opt = GpuOptimizer::new(gpu, &arena, &cfg.optimizer, nap.as_ref())?;
@@ -97,7 +97,7 @@ pub fn evaluate_checkpoint(gpu: &Gpu, input: &Path) -> Result<MetricsRow> {
         arena: &r.arena,
         values: &x,
     };
-    let eval_graph = graph(gpu, &r.cfg.model, weights, source.eval_rows())?;
+    let eval_graph = r.cfg.model.graph(gpu, weights, source.eval_rows())?;
     let eval = Eval {
         export: &export,
         x: &x,

@@ -18,19 +18,17 @@ mod merge;
 mod metrics;
 mod parallel;
 mod rundir;
-mod source;
-mod timing;
+pub(crate) mod source;
 
 use std::path::PathBuf;
 
 pub use config::EVAL_FRAC;
-pub use config::{DataKind, ModelConfig, TrainConfig};
+pub use config::{DataKind, TrainConfig};
 pub use divergence::Divergence;
 pub use inspect::{evaluate_data, export, sample, DataEval, SampleOptions, EXPORT_FORMAT};
 pub use merge::{checkpoint_path, evaluate_checkpoint, merge, MergeWeights};
 pub use metrics::{read_metrics, MetricsRow};
 pub use parallel::Parallel;
-pub use timing::{profile_step, time_steps, KernelTime, StepProfile};
 
 use crate::arena::Arena;
 use crate::checkpoint::{self, Meta};
@@ -39,12 +37,10 @@ use crate::distributed::{agree, checksum};
 use crate::error::{Error, Result};
 use crate::gpu::readback::AsyncReadback;
 use crate::gpu::Gpu;
-use crate::model::gpt::GptGraph;
-use crate::model::mlp::MlpGraph;
-use crate::model::{Graph, Model, Weights};
+use crate::model::{Graph, Weights};
 use crate::nn::LossStats;
 use crate::optim::{GpuOptimizer, Health, PlusState, XExport};
-use crate::sched::record_train_step;
+use crate::train_step::record_train_step;
 use divergence::Verdict;
 use metrics::{open_csv, write_row};
 use parallel::Exchange;
@@ -54,20 +50,6 @@ use source::Source;
 /// A checkpoint is written at the first evaluation after every this many steps,
 /// and at the end, unless [`RunOptions::checkpoint_every`] says otherwise.
 const CHECKPOINT_EVERY: u64 = 1000;
-
-pub(crate) fn graph(gpu: &Gpu, model: &ModelConfig, weights: Weights<'_>, rows: usize) -> Result<Box<dyn Graph>> {
-    Ok(match model {
-        ModelConfig::Mlp(m) => Box::new(MlpGraph::new(gpu, m, weights, rows)?),
-        ModelConfig::Gpt(g) => Box::new(GptGraph::new(gpu, g, weights, rows)?),
-    })
-}
-
-pub(crate) fn describe(model: &ModelConfig) -> &dyn Model {
-    match model {
-        ModelConfig::Mlp(m) => m,
-        ModelConfig::Gpt(g) => g,
-    }
-}
 
 /// What a finished run reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -184,7 +166,7 @@ pub fn train_parallel(
     if opts.checkpoint_every == Some(0) {
         return Err(Error::invalid("checkpoint_every", "must be at least 1"));
     }
-    let model = describe(&cfg.model);
+    let model = cfg.model.model();
     let source = Source::new(cfg)?;
     // Every buffer against the adapter's limits before anything is allocated.
     crate::distributed::shard(cfg.batch, parallel.slices(), 0)?;
@@ -229,12 +211,9 @@ pub fn train_parallel(
         loaded.apply(&path, gpu, &arena, &mut opt)?;
     }
 
-    let train_graph = graph(
-        gpu,
-        &cfg.model,
-        Weights::train(&arena),
-        Exchange::rows(&parallel, cfg.batch),
-    )?;
+    let train_graph = cfg
+        .model
+        .graph(gpu, Weights::train(&arena), Exchange::rows(&parallel, cfg.batch))?;
     let mut exchange = Exchange::new(gpu, &arena, parallel, cfg.batch)?;
     let x_buf = gpu.storage("x export", arena.layout.bytes());
     let export = opt.x_export(gpu, &arena, &x_buf)?;
@@ -242,14 +221,14 @@ pub fn train_parallel(
         arena: &arena,
         values: &x_buf,
     };
-    let eval_graph = graph(gpu, &cfg.model, eval_weights, source.eval_rows())?;
+    let eval_graph = cfg.model.graph(gpu, eval_weights, source.eval_rows())?;
 
     let mut csv = match &run_dir {
         Some(d) => Some(open_csv(d.path(), opts.resume.is_some(), start)?),
         None => None,
     };
     let mut readback = AsyncReadback::<Probe>::default();
-    let mut divergence = Divergence::new(classes(&cfg.model));
+    let mut divergence = Divergence::new(cfg.model.classes());
     let mut summary = Summary {
         evals: Vec::new(),
         train_losses: Vec::new(),
@@ -457,14 +436,6 @@ fn absorb(
     }
 }
 
-/// Classes the model predicts among (the MLP's classes, the GPT's vocabulary).
-fn classes(model: &ModelConfig) -> usize {
-    match model {
-        ModelConfig::Mlp(m) => m.classes,
-        ModelConfig::Gpt(g) => g.vocab,
-    }
-}
-
 /// What evaluation at x needs: the export of x, its buffer, the graph reading it.
 struct Eval<'a> {
     export: &'a XExport,
@@ -492,7 +463,7 @@ fn evaluate(
             .record_forward(&mut enc.begin_compute_pass(&Default::default()));
     });
     let stats = eval.graph.loss().read_stats(gpu)?;
-    let model = describe(&cfg.model);
+    let model = cfg.model.model();
     let hidden = model.hidden_weights();
     let sum_sq = |buffer: &wgpu::Buffer, names: &[String]| -> Result<f64> {
         let mut total = 0.0;

@@ -5,10 +5,11 @@ use crate::data::text::Text;
 use crate::data::{digits, spirals, Classification, Rng};
 use crate::error::{Error, Result};
 use crate::model::Inputs;
-use crate::train::config::{DataKind, ModelConfig, TrainConfig};
+use crate::model::ModelConfig;
+use crate::train::config::{DataKind, TrainConfig};
 
 /// Where the data of a run comes from.
-pub(super) enum Source {
+pub(crate) enum Source {
     Classes {
         train: Classification,
         test: Classification,
@@ -27,7 +28,7 @@ const TEXT_EVAL_SEQUENCES: usize = 16;
 impl Source {
     /// The data `cfg` trains on (generated, shipped, the continual stream or a
     /// file of one's own, read here).
-    pub(super) fn new(cfg: &TrainConfig) -> Result<Source> {
+    pub(crate) fn new(cfg: &TrainConfig) -> Result<Source> {
         Ok(match (&cfg.data, &cfg.model) {
             (DataKind::Text, ModelConfig::Gpt(g)) => {
                 let (train, test) = Text::shipped().split(0.1);
@@ -93,7 +94,7 @@ impl Source {
     }
 
     /// A training batch of `batch` rows for step `step`.
-    pub(super) fn batch(&self, step: u64, batch: usize, rng: &mut Rng) -> (Inputs, Vec<u32>) {
+    pub(crate) fn batch(&self, step: u64, batch: usize, rng: &mut Rng) -> (Inputs, Vec<u32>) {
         let classes = |set: &Classification, rng: &mut Rng| {
             let rows: Vec<usize> = (0..batch).map(|_| rng.below(set.len())).collect();
             let b = set.select(&rows);
@@ -110,7 +111,7 @@ impl Source {
     }
 
     /// The evaluation set for the state after `step` steps (continual: the current task).
-    pub(super) fn eval_set(&self, step: u64) -> (Inputs, Vec<u32>) {
+    pub(crate) fn eval_set(&self, step: u64) -> (Inputs, Vec<u32>) {
         match self {
             Source::Classes { test, .. } => (Inputs::Features(test.inputs.clone()), test.labels.clone()),
             Source::Continual(c) => {
@@ -126,7 +127,7 @@ impl Source {
 
     /// Examples of one pass over the training data: rows, or the text's
     /// characters over the context (a task's inputs for the continual stream).
-    pub(super) fn train_rows(&self) -> usize {
+    pub(crate) fn train_rows(&self) -> usize {
         match self {
             Source::Classes { train, .. } => train.len(),
             Source::Continual(c) => c.task_data(0).len(),
@@ -135,7 +136,7 @@ impl Source {
     }
 
     /// Rows of the evaluation set.
-    pub(super) fn eval_rows(&self) -> usize {
+    pub(crate) fn eval_rows(&self) -> usize {
         match self {
             Source::Classes { test, .. } => test.len(),
             Source::Continual(c) => c.task_data(0).len(),

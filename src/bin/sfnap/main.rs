@@ -8,9 +8,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sfnap::gpu::{context, support, BackendChoice, Gpu};
+use sfnap::model::ModelConfig;
 use sfnap::optim::{Kind, OptimConfig, Schedule};
 use sfnap::replay::{self, ReplayCase};
-use sfnap::train::{train_parallel, DataKind, ModelConfig, Parallel, RunOptions, TrainConfig};
+use sfnap::train::{train_parallel, DataKind, Parallel, RunOptions, TrainConfig};
 use sfnap::Error;
 
 #[derive(Parser)]

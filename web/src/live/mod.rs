@@ -25,7 +25,7 @@ use sfnap::model::mlp::{MlpConfig, MlpGraph};
 use sfnap::model::{Graph, Inputs, Model, Weights};
 use sfnap::nn::LossStats;
 use sfnap::optim::{GpuOptimizer, OptimConfig, XExport};
-use sfnap::sched::record_train_step;
+use sfnap::train_step::record_train_step;
 use sfnap::{Error, Result};
 
 use crate::demo::ring_entries;

@@ -4,7 +4,6 @@
 
 use std::time::Instant;
 
-use super::{describe, graph, Source, TrainConfig};
 use crate::arena::Arena;
 use crate::bench::median;
 use crate::data::Rng;
@@ -13,7 +12,9 @@ use crate::gpu::stamps::Stamps;
 use crate::gpu::{Dispatch, Gpu};
 use crate::model::{Graph, Weights};
 use crate::optim::GpuOptimizer;
-use crate::sched::record_train_step;
+use crate::train::source::Source;
+use crate::train::TrainConfig;
+use crate::train_step::record_train_step;
 
 /// A training step's parts, set up as the training loop sets them up.
 struct Rig {
@@ -28,14 +29,14 @@ struct Rig {
 impl Rig {
     fn new(gpu: &Gpu, cfg: &TrainConfig) -> Result<Rig> {
         cfg.validate()?;
-        let model = describe(&cfg.model);
+        let model = cfg.model.model();
         let source = Source::new(cfg)?;
         crate::model::check_rows(gpu, model, cfg.batch, "batch")?;
         let arena = Arena::new(gpu, &model.tensors(), None)?;
         model.initialize(gpu, &arena, cfg.seed)?;
         let nap = cfg.nap.then(|| model.nap_groups());
         let opt = GpuOptimizer::new(gpu, &arena, &cfg.optimizer, nap.as_ref())?;
-        let graph = graph(gpu, &cfg.model, Weights::train(&arena), cfg.batch)?;
+        let graph = cfg.model.graph(gpu, Weights::train(&arena), cfg.batch)?;
         Ok(Rig {
             source,
             opt,
