@@ -28,6 +28,14 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A value could not be written as JSON (`what` names it).
+    #[error("{what} as JSON: {msg}")]
+    Json {
+        /// The value, e.g. `the run's settings`.
+        what: String,
+        /// serde_json's message.
+        msg: String,
+    },
     /// An output could not be written (a full disk, a lost mount); what was
     /// there before is kept (see [`crate::checkpoint::write_atomic`]).
     #[error("{path}: could not write: {source}")]
@@ -48,17 +56,25 @@ impl Error {
             msg: one_line(msg.into()),
         }
     }
+
+    /// Shorthand for [`Error::Json`].
+    pub fn json(what: impl Into<String>, e: serde_json::Error) -> Self {
+        Error::Json {
+            what: what.into(),
+            msg: e.to_string(),
+        }
+    }
 }
 
 impl Error {
     /// The exit status the command line gives this error: 2 when the input or
     /// the settings are bad ([`Error::Invalid`], [`Error::Io`]: fix the command
     /// or the file), 1 when a run failed ([`Error::NoAdapter`], [`Error::Gpu`],
-    /// [`Error::Numerical`], [`Error::Write`]). Success is 0.
+    /// [`Error::Numerical`], [`Error::Json`], [`Error::Write`]). Success is 0.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Invalid { .. } | Error::Io { .. } => 2,
-            Error::NoAdapter(_) | Error::Gpu(_) | Error::Numerical(_) | Error::Write { .. } => 1,
+            Error::NoAdapter(_) | Error::Gpu(_) | Error::Numerical(_) | Error::Json { .. } | Error::Write { .. } => 1,
         }
     }
 }

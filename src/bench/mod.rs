@@ -30,7 +30,7 @@ use crate::gpu::buffers::range;
 use crate::gpu::stamps::Stamps;
 use crate::gpu::{Dispatch, Gpu, CHUNK};
 use crate::model::Model;
-use crate::model::ModelConfig;
+use crate::model::{ModelConfig, ModelKind};
 use crate::nap::{NapConfig, NapGroup};
 use crate::optim::config::{Kind, OptimConfig};
 use crate::optim::plan::elem_workgroups;
@@ -478,8 +478,8 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions) -> Result<BenchResult> {
 /// What `sfnap bench --train` times: whole training steps of one of `sfnap train`'s models.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainBenchOptions {
-    /// "gpt" (`sfnap train --model gpt --data text`) or "mlp" (`--model mlp --data digits`).
-    pub model: String,
+    /// The gpt (`sfnap train --model gpt --data text`) or the mlp (`--model mlp --data digits`).
+    pub model: ModelKind,
     /// The optimizer.
     pub kind: Kind,
     /// Sequences (gpt) or examples (mlp) per batch; `None`: [`train_batch`].
@@ -492,11 +492,10 @@ pub struct TrainBenchOptions {
 
 /// The default batch of `sfnap bench --train MODEL`: 8 sequences for the gpt (as
 /// BENCHMARKS.md's training figures), 64 examples for the mlp (`sfnap train`'s default).
-pub fn train_batch(model: &str) -> usize {
-    if model == "gpt" {
-        8
-    } else {
-        64
+pub fn train_batch(model: ModelKind) -> usize {
+    match model {
+        ModelKind::Gpt => 8,
+        ModelKind::Mlp => 64,
     }
 }
 
@@ -504,17 +503,11 @@ impl TrainBenchOptions {
     /// The training settings timed: the data's default model, this optimizer with
     /// its defaults, no NaP; the error names the command-line flag at fault.
     pub fn config(&self) -> Result<TrainConfig> {
-        let data = match self.model.as_str() {
-            "gpt" => DataKind::Text,
-            "mlp" => DataKind::Digits,
-            other => {
-                return Err(Error::invalid(
-                    "--train",
-                    format!("unknown model `{other}` (expected gpt or mlp)"),
-                ))
-            }
+        let data = match self.model {
+            ModelKind::Gpt => DataKind::Text,
+            ModelKind::Mlp => DataKind::Digits,
         };
-        let batch = self.batch.unwrap_or_else(|| train_batch(&self.model));
+        let batch = self.batch.unwrap_or_else(|| train_batch(self.model));
         if batch == 0 {
             return Err(Error::invalid("--batch", "must be at least 1"));
         }
@@ -666,7 +659,7 @@ pub fn run_train(gpu: &Gpu, opts: &TrainBenchOptions) -> Result<TrainBenchResult
     };
     let params = model.tensors().iter().map(|t| t.shape.iter().product::<usize>()).sum();
     Ok(TrainBenchResult {
-        model: opts.model.clone(),
+        model: opts.model.name().into(),
         kind: opts.kind.name().to_string(),
         batch: cfg.batch,
         context,
@@ -823,24 +816,23 @@ mod tests {
 
     #[test]
     fn bad_train_options_name_their_flag() {
-        let t = |model: &str, batch, steps| TrainBenchOptions {
-            model: model.into(),
+        let t = |model, batch, steps| TrainBenchOptions {
+            model,
             kind: Kind::Adamw,
             batch,
             steps,
             profile: false,
         };
         for (o, flag) in [
-            (t("cnn", None, None), "--train"),
-            (t("gpt", Some(0), None), "--batch"),
-            (t("mlp", None, Some(0)), "--steps"),
-            (t("mlp", None, Some(1001)), "--steps"),
+            (t(ModelKind::Gpt, Some(0), None), "--batch"),
+            (t(ModelKind::Mlp, None, Some(0)), "--steps"),
+            (t(ModelKind::Mlp, None, Some(1001)), "--steps"),
         ] {
             let e = o.config().unwrap_err().to_string();
             assert!(e.starts_with(flag), "{e}");
         }
-        assert_eq!(t("gpt", None, None).config().unwrap().batch, 8);
-        assert_eq!(t("mlp", None, None).config().unwrap().batch, 64);
+        assert_eq!(t(ModelKind::Gpt, None, None).config().unwrap().batch, 8);
+        assert_eq!(t(ModelKind::Mlp, None, None).config().unwrap().batch, 64);
     }
 
     /// The matmul bench times the linear layer's product and names its kernel; a
@@ -864,9 +856,9 @@ mod tests {
     #[test]
     fn a_tiny_train_bench_runs_on_the_device() {
         let gpu = Gpu::from_env().expect("a GPU adapter (make setup installs lavapipe)");
-        for (model, kind) in [("gpt", Kind::Adamw), ("mlp", Kind::SfPlus)] {
+        for (model, kind) in [(ModelKind::Gpt, Kind::Adamw), (ModelKind::Mlp, Kind::SfPlus)] {
             let o = TrainBenchOptions {
-                model: model.into(),
+                model,
                 kind,
                 batch: Some(2),
                 steps: Some(1),
@@ -899,7 +891,7 @@ mod tests {
             assert_eq!((r.batch, r.steps, r.trials), (2, 1, TRIALS));
             assert!(r.step_ms > 0.0 && r.step_ms_best <= r.step_ms, "{}", r.line());
             match model {
-                "gpt" => {
+                ModelKind::Gpt => {
                     assert_eq!(r.context, Some(64));
                     let tokens = r.tokens_per_s.unwrap();
                     assert!((tokens / r.examples_per_s - 64.0).abs() < 1e-9, "{}", r.line());

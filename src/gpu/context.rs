@@ -5,17 +5,21 @@ use crate::error::{Error, Result};
 
 /// Which wgpu backend to open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum BackendChoice {
     /// The best adapter present (discrete > integrated > virtual > CPU; native APIs before GL).
     #[default]
     Auto,
     /// Vulkan (lavapipe on machines without a GPU).
+    #[cfg_attr(feature = "cli", value(alias = "vk"))]
     Vulkan,
     /// Metal.
     Metal,
     /// Direct3D 12.
+    #[cfg_attr(feature = "cli", value(alias = "d3d12"))]
     Dx12,
     /// OpenGL / GLES (EGL on Linux).
+    #[cfg_attr(feature = "cli", value(aliases = ["gles", "opengl"]))]
     Gl,
 }
 

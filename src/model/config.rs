@@ -19,10 +19,38 @@ pub enum ModelConfig {
     Gpt(GptConfig),
 }
 
+/// Which model, without its sizes: `sfnap train --model` and `sfnap bench --train`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum ModelKind {
+    /// The MLP (digits, spirals, the continual stream, a CSV).
+    Mlp,
+    /// The character-level transformer (text).
+    Gpt,
+}
+
+impl ModelKind {
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Mlp => "mlp",
+            ModelKind::Gpt => "gpt",
+        }
+    }
+}
+
 /// The largest value of a size setting (layers, width, heads, context, a hidden width).
 pub const MAX_SIZE: usize = 1 << 20;
 
 impl ModelConfig {
+    /// Which model it is.
+    pub fn kind(&self) -> ModelKind {
+        match self {
+            ModelConfig::Mlp(_) => ModelKind::Mlp,
+            ModelConfig::Gpt(_) => ModelKind::Gpt,
+        }
+    }
+
     /// The model's description: its tensors, NaP groups and initialization.
     pub fn model(&self) -> &dyn Model {
         match self {

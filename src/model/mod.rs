@@ -5,7 +5,7 @@ mod config;
 pub mod gpt;
 pub mod mlp;
 
-pub use config::{ModelConfig, MAX_SIZE};
+pub use config::{ModelConfig, ModelKind, MAX_SIZE};
 
 use crate::arena::{Arena, TensorSpec};
 use crate::data::Rng;

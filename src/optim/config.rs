@@ -11,6 +11,7 @@ use crate::optim::settings::{self, Holder};
 /// Which update rule an optimizer applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum), value(rename_all = "snake_case"))]
 pub enum Kind {
     /// Schedule-Free SGD.
     SgdSf,
@@ -306,6 +307,15 @@ impl OptimConfig {
         match self.kind {
             Kind::SgdSf => self.momentum,
             _ => self.betas().0,
+        }
+    }
+
+    /// Sets the (y, z) interpolation weight beta that [`OptimConfig::sf_beta`]
+    /// reads: sgd_sf's `momentum`, `betas[0]` of the other kinds.
+    pub fn set_sf_beta(&mut self, beta: f64) {
+        match self.kind {
+            Kind::SgdSf => self.momentum = beta,
+            _ => self.betas = Some([beta, self.betas().1]),
         }
     }
 

@@ -101,13 +101,13 @@ impl Refusal {
     }
 }
 
-/// "sgd_sf, adamw_sf and adamw_sf_paper".
-fn kind_list(kinds: &[Kind]) -> String {
+/// "sgd_sf, adamw_sf and adamw_sf_paper take it", "only sf_plus takes it".
+fn takers(kinds: &[Kind]) -> String {
     let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
     match names.as_slice() {
-        [] => "no kind".into(),
-        [one] => format!("only {one}"),
-        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+        [] => "no kind takes it".into(),
+        [one] => format!("only {one} takes it"),
+        [rest @ .., last] => format!("{} and {last} take it", rest.join(", ")),
     }
 }
 

@@ -32,34 +32,76 @@ pub enum DataKind {
 /// The held-out fraction of a file of one's own when none is given.
 pub const EVAL_FRAC: f64 = 0.1;
 
-impl DataKind {
-    /// Parses `spirals|digits|text|continual`.
-    pub fn parse(s: &str) -> Result<DataKind> {
+/// What `--data` names: a built-in data set, or a file of one's own
+/// (`text:PATH`, `csv:PATH`), before the file is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataChoice {
+    /// Two interleaved spirals.
+    Spirals,
+    /// 8x8 handwritten digits.
+    Digits,
+    /// The shipped English text.
+    Text,
+    /// The continual stream of re-labelled digits.
+    Continual,
+    /// `text:PATH`: a UTF-8 text file.
+    TextFile(String),
+    /// `csv:PATH`: a CSV file of numeric features and a label column.
+    Csv(String),
+}
+
+impl std::str::FromStr for DataChoice {
+    type Err = Error;
+
+    /// Parses `spirals|digits|text|continual|text:PATH|csv:PATH`.
+    fn from_str(s: &str) -> Result<DataChoice> {
+        if let Some(path) = s.strip_prefix("text:") {
+            return Ok(DataChoice::TextFile(path.into()));
+        }
+        if let Some(path) = s.strip_prefix("csv:") {
+            return Ok(DataChoice::Csv(path.into()));
+        }
         match s {
-            "spirals" => Ok(DataKind::Spirals),
-            "digits" => Ok(DataKind::Digits),
-            "text" => Ok(DataKind::Text),
-            "continual" => Ok(DataKind::Continual),
+            "spirals" => Ok(DataChoice::Spirals),
+            "digits" => Ok(DataChoice::Digits),
+            "text" => Ok(DataChoice::Text),
+            "continual" => Ok(DataChoice::Continual),
             other => Err(Error::invalid(
                 "data",
                 format!("unknown data `{other}` (expected spirals, digits, text, continual, text:PATH or csv:PATH)"),
             )),
         }
     }
+}
 
-    /// Parses a built-in name, or reads a file of one's own: `text:PATH` (its
-    /// vocabulary) or `csv:PATH` (its classes and feature statistics), holding
-    /// out `eval_frac` (default [`EVAL_FRAC`]); `label` names a CSV's label
-    /// column. Either setting given for data it does not apply to is refused.
-    pub fn open(s: &str, eval_frac: Option<f64>, label: Option<&str>) -> Result<DataKind> {
+impl std::fmt::Display for DataChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DataChoice::Spirals => f.write_str("spirals"),
+            DataChoice::Digits => f.write_str("digits"),
+            DataChoice::Text => f.write_str("text"),
+            DataChoice::Continual => f.write_str("continual"),
+            DataChoice::TextFile(path) => write!(f, "text:{path}"),
+            DataChoice::Csv(path) => write!(f, "csv:{path}"),
+        }
+    }
+}
+
+impl DataKind {
+    /// The data `choice` names: a built-in set as it is, a file of one's own
+    /// read (`text:PATH`: its vocabulary; `csv:PATH`: its classes and feature
+    /// statistics), holding out `eval_frac` (default [`EVAL_FRAC`]); `label`
+    /// names a CSV's label column. Either setting given for data it does not
+    /// apply to is refused.
+    pub fn open(choice: &DataChoice, eval_frac: Option<f64>, label: Option<&str>) -> Result<DataKind> {
         let frac = eval_frac.unwrap_or(EVAL_FRAC);
-        if let Some(path) = s.strip_prefix("csv:") {
+        if let DataChoice::Csv(path) = choice {
             return Ok(DataKind::Csv(CsvSpec::scan(path, label, frac)?.0));
         }
         if label.is_some() {
             return Err(Error::invalid("label", "names a column of --data csv:PATH only"));
         }
-        if let Some(path) = s.strip_prefix("text:") {
+        if let DataChoice::TextFile(path) = choice {
             return Ok(DataKind::TextFile(TextFile::scan(path, frac)?));
         }
         if eval_frac.is_some() {
@@ -68,7 +110,12 @@ impl DataKind {
                 "applies to --data text:PATH and csv:PATH only (the other data sets have fixed splits)",
             ));
         }
-        DataKind::parse(s)
+        Ok(match choice {
+            DataChoice::Spirals => DataKind::Spirals,
+            DataChoice::Digits => DataKind::Digits,
+            DataChoice::Text => DataKind::Text,
+            _ => DataKind::Continual,
+        })
     }
 }
 

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::merge::{checkpoint_path, stored_config};
-use super::{DataKind, TrainConfig};
+use super::{DataChoice, DataKind, TrainConfig};
 use crate::arena::Arena;
 use crate::checkpoint::{self, Loaded};
 use crate::data::csv::CsvSpec;
@@ -205,9 +205,9 @@ pub struct DataEval {
 /// labels among its classes; standardised with the run's statistics), or
 /// `text:PATH` for a GPT (every character in its vocabulary; every window of
 /// `context` characters, one after another, predicts the next ones).
-pub fn evaluate_data(gpu: &Gpu, input: &Path, data: &str) -> Result<DataEval> {
+pub fn evaluate_data(gpu: &Gpu, input: &Path, data: &DataChoice) -> Result<DataEval> {
     let stored = Stored::read(input)?;
-    let batches: Vec<(Inputs, Vec<u32>, usize)> = if let Some(path) = data.strip_prefix("csv:") {
+    let batches: Vec<(Inputs, Vec<u32>, usize)> = if let DataChoice::Csv(path) = data {
         let spec: &CsvSpec = match &stored.cfg.data {
             DataKind::Csv(spec) => spec,
             _ => {
@@ -226,7 +226,7 @@ pub fn evaluate_data(gpu: &Gpu, input: &Path, data: &str) -> Result<DataEval> {
                 (Inputs::Features(b.inputs), b.labels, rows.len())
             })
             .collect()
-    } else if let Some(path) = data.strip_prefix("text:") {
+    } else if let DataChoice::TextFile(path) = data {
         let g = stored.gpt()?;
         let text = Text::load(Path::new(path), &stored.vocab()?)?;
         let t = g.context;

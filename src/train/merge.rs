@@ -23,6 +23,7 @@ use crate::optim::GpuOptimizer;
 
 /// How the checkpoints are weighted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum MergeWeights {
     /// Each checkpoint weighs the same.
     Uniform,
@@ -31,20 +32,6 @@ pub enum MergeWeights {
     /// `sum t^r` over them, as x's average weighs its iterates at a constant
     /// learning rate (`r` of the run's optimizer; 0: the number of steps).
     Sf,
-}
-
-impl MergeWeights {
-    /// Parses `uniform|sf`.
-    pub fn parse(s: &str) -> Result<MergeWeights> {
-        match s {
-            "uniform" => Ok(MergeWeights::Uniform),
-            "sf" => Ok(MergeWeights::Sf),
-            other => Err(Error::invalid(
-                "weights",
-                format!("unknown weights `{other}` (expected uniform or sf)"),
-            )),
-        }
-    }
 }
 
 /// A checkpoint file, or a run directory holding `checkpoint.safetensors`.

@@ -23,7 +23,7 @@ pub(crate) mod source;
 use std::path::PathBuf;
 
 pub use config::EVAL_FRAC;
-pub use config::{DataKind, TrainConfig};
+pub use config::{DataChoice, DataKind, TrainConfig};
 pub use divergence::Divergence;
 pub use inspect::{evaluate_data, export, sample, DataEval, SampleOptions, EXPORT_FORMAT};
 pub use merge::{checkpoint_path, evaluate_checkpoint, merge, MergeWeights};
@@ -181,7 +181,7 @@ pub fn train_parallel(
         steps: 0,
         ..cfg.clone()
     })
-    .map_err(|e| Error::Gpu(format!("config as JSON: {e}")))?;
+    .map_err(|e| Error::json("the run's settings", e))?;
     let config_json = parallel::stored_settings(config_json, &parallel)?;
     if let Some(comm) = parallel.comm {
         agree(comm, "the settings", checksum(config_json.as_bytes()), |msg| {

@@ -187,7 +187,7 @@ pub(super) fn stored_settings(config_json: String, parallel: &Parallel<'_>) -> R
         return Ok(config_json);
     }
     let mut value: serde_json::Value =
-        serde_json::from_str(&config_json).map_err(|e| Error::Gpu(format!("config as JSON: {e}")))?;
+        serde_json::from_str(&config_json).map_err(|e| Error::json("the run's settings", e))?;
     let obj = value
         .as_object_mut()
         .ok_or_else(|| Error::Gpu("config as JSON: not an object".into()))?;
@@ -195,5 +195,5 @@ pub(super) fn stored_settings(config_json: String, parallel: &Parallel<'_>) -> R
     if parallel.slices() > 2 {
         obj.insert("ranks".into(), parallel.ranks().into());
     }
-    serde_json::to_string(&value).map_err(|e| Error::Gpu(format!("config as JSON: {e}")))
+    serde_json::to_string(&value).map_err(|e| Error::json("the run's settings", e))
 }

@@ -6,12 +6,13 @@ mod progress;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use sfnap::gpu::{context, support, BackendChoice, Gpu};
-use sfnap::model::ModelConfig;
-use sfnap::optim::{Kind, OptimConfig, Schedule};
+use sfnap::model::{ModelConfig, ModelKind};
+use sfnap::optim::{settings, Kind, OptimConfig, Schedule};
 use sfnap::replay::{self, ReplayCase};
-use sfnap::train::{train_parallel, DataKind, Parallel, RunOptions, TrainConfig};
+use sfnap::train::{train_parallel, DataChoice, DataKind, MergeWeights, Parallel, RunOptions, TrainConfig};
 use sfnap::Error;
 
 #[derive(Parser)]
@@ -21,9 +22,9 @@ use sfnap::Error;
     about = "Schedule-Free optimizers, ScheduleFree+ and NaP on any GPU"
 )]
 struct Cli {
-    /// GPU backend: vulkan, metal, dx12, gl or auto (best available).
-    #[arg(long, global = true, env = "SFNAP_BACKEND", default_value = "auto")]
-    backend: String,
+    /// GPU backend.
+    #[arg(long, global = true, env = "SFNAP_BACKEND", value_enum, default_value_t = BackendChoice::Auto, ignore_case = true)]
+    backend: BackendChoice,
     #[command(subcommand)]
     command: Command,
 }
@@ -34,7 +35,7 @@ enum Command {
     Train(Box<TrainArgs>),
     /// List every GPU adapter with the limits that matter to sfnap.
     Devices,
-    /// Run a recorded gradient sequence through an optimizer on the GPU (see spec/replay.md).
+    /// Run a recorded gradient sequence through an optimizer on the GPU (see docs/replay-format.md).
     Replay {
         /// The case file (JSON).
         case: PathBuf,
@@ -50,9 +51,9 @@ enum Command {
         /// The merged checkpoint (as DIR/checkpoint.safetensors, `train --resume DIR` continues it).
         #[arg(long)]
         out: PathBuf,
-        /// uniform (each checkpoint alike) or sf (each weighs the steps since the one before it).
-        #[arg(long, default_value = "uniform")]
-        weights: String,
+        /// How the checkpoints weigh.
+        #[arg(long, value_enum, default_value_t = MergeWeights::Uniform)]
+        weights: MergeWeights,
     },
     /// Evaluate a checkpoint's x on its run's evaluation set, or on every row of --data.
     Eval {
@@ -61,7 +62,7 @@ enum Command {
         /// text:PATH (a gpt: the same vocabulary) or csv:PATH (an mlp trained on a CSV:
         /// the same feature columns and classes).
         #[arg(long)]
-        data: Option<String>,
+        data: Option<DataChoice>,
         /// Print one line of JSON (step, loss, accuracy, rows).
         #[arg(long)]
         json: bool,
@@ -92,59 +93,61 @@ enum Command {
     },
     /// Time optimizer steps against the adapter's copy bandwidth, or with --train whole
     /// training steps (see BENCHMARKS.md).
-    Bench {
-        /// Optimizer kind: sgd_sf, adamw_sf, adamw_sf_paper, radam_sf, sf_plus or adamw
-        /// [--train: default adamw].
-        #[arg(long, required_unless_present_any = ["train", "matmul"])]
-        kind: Option<String>,
-        /// Parameters in all.
-        #[arg(long, required_unless_present_any = ["train", "matmul"])]
-        params: Option<usize>,
-        /// Tensors the parameters are split over (ragged sizes).
-        #[arg(long, default_value_t = 1)]
-        tensors: usize,
-        /// Run NaP's norms and projection after every step (every tensor its own group).
-        #[arg(long)]
-        nap: bool,
-        /// adamw_sf's inner momentum (0: none).
-        #[arg(long, default_value_t = 0.0)]
-        inner_momentum: f64,
-        /// Timed steps per trial (default: enough to move about 1 GB, 8 to 1000; --train: about
-        /// half a second's worth, 5 to 1000); the fastest of 5 trials is reported (--train: the median).
-        #[arg(long)]
-        steps: Option<usize>,
-        /// Storage binding limit in bytes, below the device's, to force more arena segments.
-        #[arg(long)]
-        max_binding: Option<u64>,
-        /// Time whole training steps (batch, forward, backward, optimizer) of `sfnap train`'s
-        /// model instead: gpt (--data text) or mlp (--data digits).
-        #[arg(long, value_name = "MODEL", conflicts_with_all = ["params", "tensors", "nap", "inner_momentum", "max_binding"])]
-        train: Option<String>,
-        /// Time the linear layer's product of two N x N matrices instead, in GFLOP/s.
-        #[arg(long, value_name = "N", conflicts_with_all = ["kind", "params", "tensors", "nap", "inner_momentum", "max_binding", "train", "batch", "steps", "profile"])]
-        matmul: Option<usize>,
-        /// --train only: sequences (gpt) or examples (mlp) per batch [default: gpt 8, mlp 64].
-        #[arg(long)]
-        batch: Option<usize>,
-        /// --train only: also time every dispatch of a step in a pass of its own and print
-        /// where the step's GPU time goes (needs timestamp queries).
-        #[arg(long, requires = "train")]
-        profile: bool,
-        /// Print one JSON object instead of a readable line.
-        #[arg(long)]
-        json: bool,
-    },
+    Bench(Box<BenchArgs>),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Optimizer kind [--train: default adamw].
+    #[arg(long, value_enum, required_unless_present_any = ["train", "matmul"])]
+    kind: Option<Kind>,
+    /// Parameters in all.
+    #[arg(long, required_unless_present_any = ["train", "matmul"])]
+    params: Option<usize>,
+    /// Tensors the parameters are split over (ragged sizes).
+    #[arg(long, default_value_t = 1)]
+    tensors: usize,
+    /// Run NaP's norms and projection after every step (every tensor its own group).
+    #[arg(long)]
+    nap: bool,
+    /// adamw_sf's inner momentum (0: none).
+    #[arg(long, default_value_t = 0.0)]
+    inner_momentum: f64,
+    /// Timed steps per trial (default: enough to move about 1 GB, 8 to 1000; --train: about
+    /// half a second's worth, 5 to 1000); the fastest of 5 trials is reported (--train: the median).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Storage binding limit in bytes, below the device's, to force more arena segments.
+    #[arg(long)]
+    max_binding: Option<u64>,
+    /// Time whole training steps (batch, forward, backward, optimizer) of `sfnap train`'s
+    /// model instead: gpt (--data text) or mlp (--data digits).
+    #[arg(long, value_enum, value_name = "MODEL", conflicts_with_all = ["params", "tensors", "nap", "inner_momentum", "max_binding"])]
+    train: Option<ModelKind>,
+    /// Time the linear layer's product of two N x N matrices instead, in GFLOP/s.
+    #[arg(long, value_name = "N", conflicts_with_all = ["kind", "params", "tensors", "nap", "inner_momentum", "max_binding", "train", "batch", "steps", "profile"])]
+    matmul: Option<usize>,
+    /// --train only: sequences (gpt) or examples (mlp) per batch [default: gpt 8, mlp 64].
+    #[arg(long)]
+    batch: Option<usize>,
+    /// --train only: also time every dispatch of a step in a pass of its own and print
+    /// where the step's GPU time goes (needs timestamp queries).
+    #[arg(long, requires = "train")]
+    profile: bool,
+    /// Print one JSON object instead of a readable line.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
 struct TrainArgs {
-    /// Model: mlp or gpt.
-    #[arg(long, default_value = "mlp")]
-    model: String,
+    /// The model (gpt for text, mlp for the rest).
+    #[arg(long, value_enum, default_value_t = ModelKind::Mlp)]
+    model: ModelKind,
     /// Data: spirals, digits, text, continual, text:PATH (a UTF-8 file, --model gpt)
     /// or csv:PATH (numeric features and a label column, --model mlp).
     #[arg(long, default_value = "digits")]
-    data: String,
+    data: DataChoice,
     /// text:PATH and csv:PATH: the fraction held out for evaluation (text: the tail;
     /// csv: rows drawn with the seed, stratified by class) [default: 0.1].
     #[arg(long, value_name = "F")]
@@ -167,9 +170,9 @@ struct TrainArgs {
     /// mlp: the hidden layers' widths, comma-separated [default: 256,256 on digits, 64,64 otherwise].
     #[arg(long, value_delimiter = ',', value_name = "W,W,...")]
     hidden: Option<Vec<usize>>,
-    /// Optimizer kind: sgd_sf, adamw_sf, adamw_sf_paper, radam_sf, sf_plus or adamw.
-    #[arg(long, default_value = "sf_plus")]
-    opt: String,
+    /// Optimizer kind.
+    #[arg(long, value_enum, default_value_t = Kind::SfPlus)]
+    opt: Kind,
     /// Learning rate, every kind (sf_plus: a multiplier of its Polyak step, default 1).
     #[arg(long)]
     lr: Option<f64>,
@@ -177,10 +180,9 @@ struct TrainArgs {
     /// --schedule warmup, wsd or cosine; radam_sf, sf_plus and adamw's constant schedule refuse it.
     #[arg(long, default_value_t = 0)]
     warmup: u64,
-    /// adamw only: constant, warmup (needs --warmup), wsd (the last 20% of --steps decays;
-    /// needs --steps >= 10) or cosine; the other kinds refuse any but constant.
-    #[arg(long, default_value = "constant")]
-    schedule: String,
+    /// adamw only: its learning-rate schedule; the other kinds refuse any but constant.
+    #[arg(long, value_enum, default_value_t = ScheduleArg::Constant)]
+    schedule: ScheduleArg,
     /// Weight decay, every kind as it defines it (adamw: decoupled; sf_plus: AdamC's;
     /// the other Schedule-Free kinds: at y). Norms and biases do not decay.
     #[arg(long, default_value_t = 0.0)]
@@ -198,13 +200,16 @@ struct TrainArgs {
     #[arg(long, value_name = "BETA")]
     sf_beta: Option<f64>,
     /// sf_plus: the paper's algorithm as published (the Polyak step uncapped,
-    /// inner momentum 0.9, beta2 0.95) instead of sfnap's (see README).
-    #[arg(long)]
+    /// inner momentum 0.9, beta2 0.95) instead of sfnap's (see docs/algorithms.md).
+    #[arg(long, conflicts_with = "polyak_growth")]
     sf_plus_reference: bool,
     /// sf_plus: the factor by which the Polyak step's cap may grow per step, at least 1
     /// (1: it never grows) [default: doubling at most once per pass over the training data].
     #[arg(long, value_name = "G")]
     polyak_growth: Option<f64>,
+    /// adamw_sf only: inner momentum mu, in [0, 1) (0: none).
+    #[arg(long, default_value_t = 0.0, value_name = "MU")]
+    inner_momentum: f64,
     /// mlp only: no LayerNorm before each ReLU (a plain MLP with biases; refused with --nap).
     #[arg(long)]
     no_norm: bool,
@@ -240,23 +245,18 @@ struct TrainArgs {
     accumulate: usize,
 }
 
-fn train_config(a: &TrainArgs) -> Result<TrainConfig, Error> {
+/// The run `sfnap train`'s flags describe. `given` holds the flags given on the
+/// command line (without dashes): the optimizer settings a kind would ignore
+/// are refused as the settings table says ([`sfnap::optim::settings`]).
+fn train_config(a: &TrainArgs, given: &[String]) -> Result<TrainConfig, Error> {
     let data = DataKind::open(&a.data, a.eval_frac, a.label.as_deref())?;
-    let mut model = match (a.model.as_str(), TrainConfig::default_model(&data)) {
-        ("mlp", m @ ModelConfig::Mlp(_)) | ("gpt", m @ ModelConfig::Gpt(_)) => m,
-        ("mlp" | "gpt", _) => {
-            return Err(Error::invalid(
-                "model",
-                format!("--model {} does not train on --data {}", a.model, a.data),
-            ))
-        }
-        (other, _) => {
-            return Err(Error::invalid(
-                "model",
-                format!("unknown model `{other}` (expected mlp or gpt)"),
-            ))
-        }
-    };
+    let mut model = TrainConfig::default_model(&data);
+    if model.kind() != a.model {
+        return Err(Error::invalid(
+            "model",
+            format!("--model {} does not train on --data {}", a.model.name(), a.data),
+        ));
+    }
     match &mut model {
         ModelConfig::Mlp(m) => m.norm = !a.no_norm,
         ModelConfig::Gpt(_) if a.no_norm => {
@@ -265,22 +265,13 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig, Error> {
         ModelConfig::Gpt(_) => {}
     }
     apply_sizes(a, &mut model)?;
-    let kind = Kind::parse(&a.opt).map_err(|e| Error::invalid("opt", e.to_string()))?;
-    if kind != Kind::SfPlus {
-        for (flag, given) in [
-            ("sf-plus-reference", a.sf_plus_reference),
-            ("polyak-growth", a.polyak_growth.is_some()),
-        ] {
-            if given {
-                return Err(Error::invalid(flag, format!("applies to sf_plus only, not {kind}")));
-            }
+    let kind = a.opt;
+    // Flags that are not fields of their own (they choose a variant, or map onto
+    // a field by kind), then every field the flags set.
+    for flag in given {
+        if let Some(refusal) = settings::flag_refusal(flag, kind) {
+            return Err(refusal.flag_error());
         }
-    }
-    if a.sf_plus_reference && a.polyak_growth.is_some() {
-        return Err(Error::invalid(
-            "polyak-growth",
-            "caps sfnap's sf_plus step; --sf-plus-reference runs the paper's, which has no cap",
-        ));
     }
     // sfnap's sf_plus unless the reference is asked for; its growth cap, when not
     // given, follows from the data's size once the run is known (below).
@@ -291,67 +282,41 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig, Error> {
     optimizer.lr = a.lr;
     optimizer.weight_decay = a.weight_decay;
     optimizer.sf_window = a.sf_window;
-    if let Some(beta) = a.sf_beta {
-        match optimizer.kind {
-            Kind::SgdSf => optimizer.momentum = beta,
-            Kind::AdamwSf | Kind::AdamwSfPaper | Kind::RadamSf => {
-                optimizer.betas = Some([beta, optimizer.betas().1]);
-            }
-            Kind::Adamw | Kind::SfPlus => {
-                let why = "has no (y, z) interpolation weight (sgd_sf, adamw_sf, adamw_sf_paper, radam_sf have)";
-                return Err(Error::invalid("sf-beta", format!("{} {why}", optimizer.kind)));
-            }
-        }
+    optimizer.inner_momentum = a.inner_momentum;
+    if kind != Kind::SfPlus {
+        optimizer.polyak_growth = a.polyak_growth;
     }
-    if optimizer.kind != Kind::Adamw {
+    if let Some(beta) = a.sf_beta {
+        optimizer.set_sf_beta(beta);
+    }
+    // adamw's warmup is its schedule's; the other kinds' is their own.
+    if kind != Kind::Adamw {
         optimizer.warmup_steps = a.warmup;
     }
-    optimizer.schedule = match a.schedule.as_str() {
-        "constant" => Schedule::Constant,
-        "warmup" => Schedule::Warmup { warmup_steps: a.warmup },
-        "wsd" => Schedule::Wsd {
-            warmup_steps: a.warmup,
-            decay_steps: (a.steps / 5).max(1),
-            total_steps: a.steps,
-        },
-        "cosine" => Schedule::Cosine {
-            warmup_steps: a.warmup,
-            total_steps: a.steps,
-            final_frac: 0.0,
-        },
-        other => {
-            return Err(Error::invalid(
-                "schedule",
-                format!("unknown schedule `{other}` (expected constant, warmup, wsd or cosine)"),
-            ))
-        }
-    };
-    if optimizer.kind == Kind::Adamw && a.schedule == "constant" && a.warmup > 0 {
+    optimizer.schedule = a.schedule.build(a.warmup, a.steps);
+    if let Some(refusal) = settings::refusal(&optimizer) {
+        return Err(refusal.flag_error());
+    }
+    if kind == Kind::Adamw && a.schedule == ScheduleArg::Constant && a.warmup > 0 {
         return Err(Error::invalid(
             "warmup",
             "adamw's constant schedule has no warmup: use --schedule warmup, wsd or cosine",
         ));
     }
-    if optimizer.kind != Kind::Adamw && a.schedule != "constant" {
-        return Err(Error::invalid(
-            "schedule",
-            "only adamw takes a schedule; the Schedule-Free kinds need none",
-        ));
-    }
     // Settings that would leave the run as it is without them are refused too.
-    if a.warmup == 1 && !matches!(optimizer.kind, Kind::SfPlus | Kind::RadamSf) {
+    if a.warmup == 1 {
         return Err(Error::invalid(
             "warmup",
             "one step of warmup is none (the multiplier of warmup step t is t / W = 1): use 0 or at least 2",
         ));
     }
-    if a.schedule == "warmup" && a.warmup == 0 {
+    if a.schedule == ScheduleArg::Warmup && a.warmup == 0 {
         return Err(Error::invalid(
             "schedule",
             "warmup needs --warmup STEPS: without it the schedule is constant",
         ));
     }
-    if a.schedule == "wsd" && a.steps < 10 {
+    if a.schedule == ScheduleArg::Wsd && a.steps < 10 {
         return Err(Error::invalid(
             "schedule",
             "wsd decays over the last 20% of --steps: under 10 steps that is one step at multiplier 1, \
@@ -380,11 +345,46 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig, Error> {
         seed: a.seed,
         task_steps,
     };
+    // Everything is checked before the data's size is used.
+    cfg.validate()?;
     if kind == Kind::SfPlus && !a.sf_plus_reference && a.polyak_growth.is_none() {
         let growth = sfnap::optim::plus::growth_per_step(sfnap::train::steps_per_epoch(&cfg)?);
         cfg.optimizer.polyak_growth = Some(growth);
     }
     Ok(cfg)
+}
+
+/// `--schedule`: adamw's learning-rate schedule, made to span `--steps`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ScheduleArg {
+    /// Multiplier 1 throughout.
+    Constant,
+    /// A linear warmup over --warmup steps, then 1.
+    Warmup,
+    /// Warmup, stable, then a linear decay over the last 20% of --steps (at least 10 steps).
+    Wsd,
+    /// Warmup, then a cosine from 1 to 0 at --steps.
+    Cosine,
+}
+
+impl ScheduleArg {
+    /// The schedule of a run of `steps` steps with `warmup` warmup steps.
+    fn build(self, warmup: u64, steps: u64) -> Schedule {
+        match self {
+            ScheduleArg::Constant => Schedule::Constant,
+            ScheduleArg::Warmup => Schedule::Warmup { warmup_steps: warmup },
+            ScheduleArg::Wsd => Schedule::Wsd {
+                warmup_steps: warmup,
+                decay_steps: (steps / 5).max(1),
+                total_steps: steps,
+            },
+            ScheduleArg::Cosine => Schedule::Cosine {
+                warmup_steps: warmup,
+                total_steps: steps,
+                final_frac: 0.0,
+            },
+        }
+    }
 }
 
 /// `--task-steps`' default. The runs of other data store it too, as they always
@@ -430,14 +430,14 @@ fn apply_sizes(a: &TrainArgs, model: &mut ModelConfig) -> Result<(), Error> {
 /// `sfnap train`: data-parallel over MPI when built with the `mpi` feature and
 /// started by a launcher (`mpirun`, `srun`); a failed rank ends the whole job.
 #[cfg(feature = "mpi")]
-fn train_main(backend: BackendChoice, a: &TrainArgs) -> Result<(), Error> {
+fn train_main(backend: BackendChoice, a: &TrainArgs, given: &[String]) -> Result<(), Error> {
     use sfnap::distributed::mpi::{launched, MpiWorld};
     use sfnap::distributed::Collective;
     if !launched() {
-        return train_cmd(backend, a, None);
+        return train_cmd(backend, a, given, None);
     }
     let world = MpiWorld::init()?;
-    match train_cmd(backend, a, Some((&world, world.local_rank()))) {
+    match train_cmd(backend, a, given, Some((&world, world.local_rank()))) {
         Err(e) if world.size() > 1 => {
             // MPI_Abort ends every rank (the others may be waiting in an all-reduce).
             eprintln!("error: rank {} of {}: {e}", world.rank(), world.size());
@@ -450,7 +450,7 @@ fn train_main(backend: BackendChoice, a: &TrainArgs) -> Result<(), Error> {
 /// `sfnap train` in one process; refuses to run as one of several ranks, which
 /// would each train alone.
 #[cfg(not(feature = "mpi"))]
-fn train_main(backend: BackendChoice, a: &TrainArgs) -> Result<(), Error> {
+fn train_main(backend: BackendChoice, a: &TrainArgs, given: &[String]) -> Result<(), Error> {
     let ranks = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"]
         .iter()
         .find_map(|k| std::env::var(k).ok()?.parse::<usize>().ok().filter(|&n| n > 1));
@@ -458,20 +458,21 @@ fn train_main(backend: BackendChoice, a: &TrainArgs) -> Result<(), Error> {
         return Err(Error::invalid(
             "mpi",
             format!(
-                "started as one of {n} ranks, but this sfnap was built without MPI: build it with                  `cargo build --release --features mpi` for data-parallel training"
+                "started as one of {n} ranks, but this sfnap was built without MPI: build it with \
+                 `cargo build --release --features mpi` for data-parallel training"
             ),
         ));
     }
-    train_cmd(backend, a, None)
+    train_cmd(backend, a, given, None)
 }
 
 fn train_cmd(
     backend: BackendChoice,
     a: &TrainArgs,
+    given: &[String],
     ranks: Option<(&dyn sfnap::distributed::Collective, usize)>,
 ) -> Result<(), Error> {
-    let cfg = train_config(a)?;
-    cfg.validate()?;
+    let cfg = train_config(a, given)?;
     if a.checkpoint_every.is_some() && a.out.is_none() && a.resume.is_none() {
         return Err(Error::invalid(
             "checkpoint-every",
@@ -549,8 +550,12 @@ fn eval_line(row: &sfnap::train::MetricsRow) -> String {
     )
 }
 
-fn merge_cmd(backend: BackendChoice, inputs: &[PathBuf], out: &std::path::Path, weights: &str) -> Result<(), Error> {
-    let weights = sfnap::train::MergeWeights::parse(weights)?;
+fn merge_cmd(
+    backend: BackendChoice,
+    inputs: &[PathBuf],
+    out: &std::path::Path,
+    weights: MergeWeights,
+) -> Result<(), Error> {
     let gpu = Gpu::new(backend)?;
     let w = sfnap::train::merge(&gpu, inputs, out, weights)?;
     for (input, wi) in inputs.iter().zip(&w) {
@@ -561,7 +566,7 @@ fn merge_cmd(backend: BackendChoice, inputs: &[PathBuf], out: &std::path::Path, 
     Ok(())
 }
 
-fn eval_cmd(backend: BackendChoice, input: &std::path::Path, data: Option<&str>, json: bool) -> Result<(), Error> {
+fn eval_cmd(backend: BackendChoice, input: &std::path::Path, data: Option<&DataChoice>, json: bool) -> Result<(), Error> {
     let gpu = Gpu::new(backend)?;
     let result = match data {
         Some(data) => sfnap::train::evaluate_data(&gpu, input, data)?,
@@ -580,7 +585,7 @@ fn eval_cmd(backend: BackendChoice, input: &std::path::Path, data: Option<&str>,
         }
     };
     if json {
-        let text = serde_json::to_string(&result).map_err(|e| Error::Gpu(format!("eval result as JSON: {e}")))?;
+        let text = serde_json::to_string(&result).map_err(|e| Error::json("the evaluation", e))?;
         println!("{text}");
     } else {
         println!(
@@ -676,7 +681,7 @@ fn bench_cmd(backend: BackendChoice, opts: &sfnap::bench::BenchOptions, json: bo
 /// A bench result as one line of JSON (`--json`) or of text.
 fn print_bench(result: &impl serde::Serialize, line: String, json: bool) -> Result<(), Error> {
     if json {
-        let text = serde_json::to_string(result).map_err(|e| Error::Gpu(format!("bench result as JSON: {e}")))?;
+        let text = serde_json::to_string(result).map_err(|e| Error::json("the bench result", e))?;
         println!("{text}");
     } else {
         println!("{line}");
@@ -684,15 +689,62 @@ fn print_bench(result: &impl serde::Serialize, line: String, json: bool) -> Resu
     Ok(())
 }
 
+/// `sfnap bench`: optimizer steps, whole training steps (`--train`) or the
+/// linear layer's product (`--matmul`).
+fn bench_main(backend: BackendChoice, a: &BenchArgs) -> Result<(), Error> {
+    if let Some(n) = a.matmul {
+        let result = sfnap::bench::run_matmul(&Gpu::new(backend)?, n)?;
+        return print_bench(&result, result.line(), a.json);
+    }
+    let kind = a.kind.unwrap_or(Kind::Adamw);
+    if let Some(model) = a.train {
+        let opts = sfnap::bench::TrainBenchOptions {
+            model,
+            kind,
+            batch: a.batch,
+            steps: a.steps,
+            profile: a.profile,
+        };
+        return bench_train_cmd(backend, &opts, a.json);
+    }
+    if a.batch.is_some() {
+        return Err(Error::invalid("--batch", "applies to --train only"));
+    }
+    let opts = sfnap::bench::BenchOptions {
+        kind,
+        inner_momentum: a.inner_momentum,
+        params: a.params.expect("clap requires --params without --train"),
+        tensors: a.tensors,
+        nap: a.nap,
+        steps: a.steps,
+        max_binding_bytes: a.max_binding,
+    };
+    bench_cmd(backend, &opts, a.json)
+}
+
+/// The flags of a subcommand given on the command line (not defaulted), as
+/// their names without dashes (`sf-beta`).
+fn given_flags(m: &ArgMatches) -> Vec<String> {
+    m.ids()
+        .filter(|id| m.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+        .map(|id| id.as_str().replace('_', "-"))
+        .collect()
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,wgpu_hal::gles::egl=off")).init();
-    let cli = Cli::parse();
-    let result = BackendChoice::parse(&cli.backend).and_then(|backend| match &cli.command {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let backend = cli.backend;
+    let result = match &cli.command {
         Command::Devices => devices(),
-        Command::Train(args) => train_main(backend, args),
+        Command::Train(args) => {
+            let given = matches.subcommand_matches("train").map(given_flags).unwrap_or_default();
+            train_main(backend, args, &given)
+        }
         Command::Replay { case, out } => replay_cmd(backend, case, out.as_deref()),
-        Command::Merge { inputs, out, weights } => merge_cmd(backend, inputs, out, weights),
-        Command::Eval { input, data, json } => eval_cmd(backend, input, data.as_deref(), *json),
+        Command::Merge { inputs, out, weights } => merge_cmd(backend, inputs, out, *weights),
+        Command::Eval { input, data, json } => eval_cmd(backend, input, data.as_ref(), *json),
         Command::Sample {
             input,
             prompt,
@@ -711,54 +763,8 @@ fn main() -> ExitCode {
         Command::Export { input, out } => sfnap::train::export(input, out).map(|()| {
             println!("wrote {0}/model.safetensors, {0}/model.json", out.display());
         }),
-        Command::Bench {
-            kind,
-            params,
-            tensors,
-            nap,
-            inner_momentum,
-            steps,
-            max_binding,
-            train,
-            matmul,
-            batch,
-            profile,
-            json,
-        } => sfnap::optim::Kind::parse(kind.as_deref().unwrap_or("adamw"))
-            .map_err(|e| match e {
-                Error::Invalid { msg, .. } => Error::invalid("--kind", msg),
-                other => other,
-            })
-            .and_then(|kind| {
-                if let Some(n) = matmul {
-                    let result = sfnap::bench::run_matmul(&Gpu::new(backend)?, *n)?;
-                    return print_bench(&result, result.line(), *json);
-                }
-                if let Some(model) = train {
-                    let opts = sfnap::bench::TrainBenchOptions {
-                        model: model.clone(),
-                        kind,
-                        batch: *batch,
-                        steps: *steps,
-                        profile: *profile,
-                    };
-                    return bench_train_cmd(backend, &opts, *json);
-                }
-                if batch.is_some() {
-                    return Err(Error::invalid("--batch", "applies to --train only"));
-                }
-                let opts = sfnap::bench::BenchOptions {
-                    kind,
-                    inner_momentum: *inner_momentum,
-                    params: params.expect("clap requires --params without --train"),
-                    tensors: *tensors,
-                    nap: *nap,
-                    steps: *steps,
-                    max_binding_bytes: *max_binding,
-                };
-                bench_cmd(backend, &opts, *json)
-            }),
-    });
+        Command::Bench(args) => bench_main(backend, args),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
