@@ -1,10 +1,13 @@
-//! Shared by the integration tests: the GPU under test and random data.
+//! Shared by the integration tests: the GPU under test and random data. The layer
+//! tests' checks against their f64 twins are in [`layers`].
 #![allow(dead_code)]
 
 use sfnap::gpu::Gpu;
 use sfnap::nap::NapConfig;
 use sfnap::optim::OptimConfig;
 use sfnap::replay::{CaseStep, CaseTensor, ReplayCase};
+
+pub mod layers;
 
 /// The adapter named by `SFNAP_BACKEND` (default: best available). No adapter
 /// is a failure, not a skip: `make test` installs lavapipe first.
