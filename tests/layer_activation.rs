@@ -9,6 +9,8 @@ use common::{gpu, Rng, U32};
 use sfnap::nn::reference as r;
 use sfnap::nn::*;
 
+// ------------------------------------------------- the reference against finite differences
+
 #[test]
 fn reference_activations_match_finite_differences() {
     let mut rng = Rng::new(3);
@@ -26,7 +28,7 @@ fn reference_activations_match_finite_differences() {
     }
 }
 
-// ---------------------------------------------------------------- activations
+// ------------------------------------------------------ on the GPU against the reference
 
 #[test]
 fn activations_match_reference() {

@@ -11,6 +11,8 @@ use sfnap::gpu::Gpu;
 use sfnap::nn::reference::{self as r, AttentionShape};
 use sfnap::nn::*;
 
+// ------------------------------------------------- the reference against finite differences
+
 #[test]
 fn reference_attention_matches_finite_differences() {
     let s = AttentionShape {
@@ -27,7 +29,7 @@ fn reference_attention_matches_finite_differences() {
     check_fd("attention dqkv", &analytic, &numeric);
 }
 
-// ---------------------------------------------------------------- attention
+// ------------------------------------------------------ on the GPU against the reference
 
 /// Per-element f32 error bounds of attention's out and dqkv (u = 2⁻²⁴), following
 /// the kernels' sums. With es = scale·(D+2)·u·Σ_d|q||k| the error of a score, a

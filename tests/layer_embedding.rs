@@ -12,6 +12,8 @@ use sfnap::gpu::Gpu;
 use sfnap::nn::reference as r;
 use sfnap::nn::*;
 
+// ------------------------------------------------- the reference against finite differences
+
 #[test]
 fn reference_embedding_matches_finite_differences() {
     let (vocab, dim) = (5, 3);
@@ -24,7 +26,7 @@ fn reference_embedding_matches_finite_differences() {
     check_fd("embedding dtable", &analytic, &numeric);
 }
 
-// ---------------------------------------------------------------- embedding
+// ------------------------------------------------------ on the GPU against the reference
 
 fn embedding_case(g: &Gpu, ids: &[u32], vocab: usize, dim: usize, seed: u64) {
     let tokens = ids.len();

@@ -12,6 +12,8 @@ use sfnap::gpu::{Dispatch, Gpu};
 use sfnap::nn::reference as r;
 use sfnap::nn::*;
 
+// ------------------------------------------------- the reference against finite differences
+
 #[test]
 fn reference_linear_matches_finite_differences() {
     let (rows, inputs, outputs) = (3, 5, 4);
@@ -27,7 +29,7 @@ fn reference_linear_matches_finite_differences() {
     check_fd("linear db", &grads.db, &numeric_grad(&b, |b| l(&x, &w, b)));
 }
 
-// ---------------------------------------------------------------- linear
+// ------------------------------------------------------ on the GPU against the reference
 
 #[allow(clippy::too_many_arguments)]
 fn linear_case(g: &Gpu, rows: usize, inputs: usize, outputs: usize, bias: bool, dx: bool, seed: u64) {

@@ -13,6 +13,8 @@ use sfnap::nn::reference as r;
 use sfnap::nn::*;
 use sfnap::optim::{GpuOptimizer, Kind, OptimConfig};
 
+// ------------------------------------------------- the reference against finite differences
+
 #[test]
 fn reference_cross_entropy_matches_finite_differences() {
     let (rows, classes) = (4, 6);
@@ -24,7 +26,7 @@ fn reference_cross_entropy_matches_finite_differences() {
     check_fd("cross-entropy dlogits", &analytic, &numeric);
 }
 
-// ---------------------------------------------------------------- cross-entropy
+// ------------------------------------------------------ on the GPU against the reference
 
 fn cross_entropy_case(g: &Gpu, rows: usize, classes: usize, seed: u64) {
     let name = format!("cross-entropy {rows}x{classes}");

@@ -12,6 +12,8 @@ use sfnap::gpu::Gpu;
 use sfnap::nn::reference as r;
 use sfnap::nn::*;
 
+// ------------------------------------------------- the reference against finite differences
+
 #[test]
 fn reference_norms_match_finite_differences() {
     let (rows, dim, eps) = (3, 7, 1e-5);
@@ -46,7 +48,7 @@ fn reference_norms_match_finite_differences() {
     }
 }
 
-// ---------------------------------------------------------------- norms
+// ------------------------------------------------------ on the GPU against the reference
 
 #[allow(clippy::too_many_arguments)]
 fn norm_case(g: &Gpu, kind: NormKind, rows: usize, dim: usize, gain: bool, offset: bool, seed: u64) {
