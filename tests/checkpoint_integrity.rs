@@ -13,7 +13,7 @@ use sfnap::checkpoint::{self, FORMAT};
 use sfnap::optim::Kind;
 
 fn seed(kind: Kind, tag: &str) -> Vec<u8> {
-    let dir = ckpt::scratch(tag);
+    let dir = common::empty_dir(tag);
     let (bytes, _, _) = ckpt::make(&gpu(), kind, &dir.join("c.safetensors"));
     std::fs::remove_dir_all(&dir).ok();
     bytes
@@ -189,7 +189,7 @@ fn older_formats_are_refused_by_name() {
 #[test]
 fn the_same_state_gives_the_same_bytes_through_load_and_apply() {
     let gpu = gpu();
-    let dir = ckpt::scratch("ck-same");
+    let dir = common::empty_dir("ck-same");
     let (a, _, _) = ckpt::make(&gpu, Kind::SfPlus, &dir.join("a.safetensors"));
     let (b, _, _) = ckpt::make(&gpu, Kind::SfPlus, &dir.join("b.safetensors"));
     assert!(a == b, "two identical runs wrote different checkpoints");

@@ -4,37 +4,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use common::gpu;
+use common::{error_line, gpu, sfnap_status, temp_dir};
 use sfnap::arena::{Arena, TensorSpec};
 use sfnap::nap::{NapConfig, NapGroup};
 use sfnap::optim::{GpuOptimizer, Kind, OptimConfig};
 use sfnap::train::{train_observed, DataKind, Progress, RunOptions, TrainConfig, TrainObserver};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sfnap-fail-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-/// Runs the command line; returns (exit status, stderr).
-fn sfnap(args: &[&str]) -> (i32, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_sfnap")).args(args).output().unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-/// The error line of a failed command (the first lines name the adapter).
-fn error_line(stderr: &str) -> &str {
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(errors.len(), 1, "one error line expected: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    errors[0]
-}
 
 /// The step a checkpoint was saved at, after checking every value in it is finite.
 fn finite_checkpoint_step(path: &Path) -> u64 {
@@ -188,7 +164,7 @@ fn every_kind_exits_1_naming_the_step_when_values_stop_being_finite() {
         let mut args = vec!["train", "--data", "spirals", "--steps", "200", "--eval-every", "50"];
         args.extend(&run);
         args.extend(["--checkpoint-every", "50", "--out", dir.to_str().unwrap()]);
-        let (code, stderr) = sfnap(&args);
+        let (code, stderr) = sfnap_status(&args);
         assert_eq!(code, 1, "{run:?}: {stderr}");
         let line = error_line(&stderr);
         assert!(
@@ -211,7 +187,7 @@ fn every_kind_exits_1_naming_the_step_when_values_stop_being_finite() {
 #[test]
 fn a_diverging_run_stops_and_keeps_its_last_good_checkpoint() {
     let dir = temp_dir("diverge");
-    let (code, stderr) = sfnap(&[
+    let (code, stderr) = sfnap_status(&[
         "train",
         "--data",
         "spirals",
@@ -263,7 +239,7 @@ fn a_batch_beyond_the_adapter_is_refused_with_the_most_that_fits() {
             "train", "--model", "gpt", "--data", "text", "--batch", "100000", "--steps", "10",
         ],
     ] {
-        let (code, stderr) = sfnap(&args);
+        let (code, stderr) = sfnap_status(&args);
         assert_eq!(code, 2, "{args:?}: {stderr}");
         let line = error_line(&stderr);
         assert!(line.contains("error: batch:") && line.contains("rows fit"), "{line}");
@@ -275,7 +251,7 @@ fn a_batch_beyond_the_adapter_is_refused_with_the_most_that_fits() {
 fn exit_codes_follow_one_policy() {
     let dir = temp_dir("codes");
     let out = dir.to_str().unwrap();
-    let ok = sfnap(&[
+    let ok = sfnap_status(&[
         "train",
         "--data",
         "spirals",
@@ -305,7 +281,7 @@ fn exit_codes_follow_one_policy() {
             1,
         ),
     ] {
-        let (got, stderr) = sfnap(&args);
+        let (got, stderr) = sfnap_status(&args);
         assert_eq!(got, code, "{args:?}: {stderr}");
         error_line(&stderr);
     }

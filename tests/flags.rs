@@ -9,8 +9,12 @@
 //! `--eval-frac`, `--label`) and the settings that would change nothing have small
 //! tests of their own.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::{sfnap, temp_dir};
 
 const KINDS: [&str; 6] = ["sgd_sf", "adamw_sf", "adamw_sf_paper", "radam_sf", "sf_plus", "adamw"];
 
@@ -67,16 +71,6 @@ const BASE: &str = "train --data spirals --steps 10 --eval-every 10 --batch 16";
 /// The words of `line`, as arguments.
 fn words(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()
-}
-
-fn sfnap(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sfnap")).args(args).output().unwrap()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sfnap-flags-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
 }
 
 fn s(p: &Path) -> &str {

@@ -13,7 +13,7 @@ mod ckpt;
 mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 use sfnap::error::Error;
@@ -444,14 +444,12 @@ fn mutate_text(text: String, rng: &mut Prng) -> String {
 
 /// The golden cases, whole and cut to their first few steps (faster to parse).
 fn replay_bases() -> Vec<Value> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 10, "the golden cases are in {}", dir.display());
+    let files = common::golden_files();
+    assert!(
+        files.len() >= 10,
+        "the golden cases are in {}",
+        common::data_dir().display()
+    );
     let mut bases = Vec::new();
     for f in files {
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
@@ -801,7 +799,7 @@ fn mutate_checkpoint(seed: &[u8], rng: &mut Prng) -> Vec<u8> {
 #[test]
 fn fuzz_checkpoint_loader() {
     let gpu = common::gpu();
-    let dir = ckpt::scratch("fuzz-ckpt");
+    let dir = common::empty_dir("fuzz-ckpt");
     let seeds: Vec<Vec<u8>> = [Kind::SfPlus, Kind::AdamwSf, Kind::Adamw]
         .iter()
         .map(|&k| ckpt::make(&gpu, k, &dir.join(format!("{k}.safetensors"))).0)
@@ -891,7 +889,7 @@ const CORPUS: &[(&str, &str)] = &[
 
 #[test]
 fn fuzz_corpus_regressions() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fuzz");
+    let dir = common::data("fuzz");
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -3,25 +3,15 @@
 
 mod common;
 
+use common::{empty_dir, golden_files, sfnap};
 use sfnap::replay::{check_within, ReplayCase, ReplayResult};
 use std::process::Command;
-
-fn golden_files() -> Vec<std::path::PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data"))
-        .expect("tests/data")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    files
-}
 
 #[test]
 fn every_golden_case_passes_through_the_cli() {
     let files = golden_files();
     assert_eq!(files.len(), 12, "expected the 12 golden cases in tests/data");
-    let dir = std::env::temp_dir().join(format!("sfnap-golden-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = empty_dir("cases");
     for file in files {
         let case = ReplayCase::load(&file).unwrap();
         let out = dir.join(file.file_name().unwrap());
@@ -42,10 +32,7 @@ fn every_golden_case_passes_through_the_cli() {
 #[test]
 fn replay_output_keeps_the_tensor_order_of_the_case() {
     let file = &golden_files()[0];
-    let out = Command::new(env!("CARGO_BIN_EXE_sfnap"))
-        .args(["replay", file.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = sfnap(&["replay", file.to_str().unwrap()]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let y = text.find("\"y\"").unwrap();

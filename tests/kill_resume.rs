@@ -4,11 +4,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::Rng;
+use common::{temp_dir, Rng};
 
 /// A run short enough to be killed often, saving at every evaluation so that
 /// many kills land in or near a save.
@@ -28,12 +28,6 @@ const ARGS: [&str; 14] = [
     "10",
     "--seed",
 ];
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sfnap-kill-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
 
 /// Starts the run into `dir`, resuming when the directory holds a checkpoint.
 fn start(dir: &Path) -> Child {

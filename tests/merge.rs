@@ -1,13 +1,12 @@
 //! `sfnap merge`: weighted averages of checkpoints, and the merges it refuses.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use common::{empty_dir, sfnap};
 use safetensors::SafeTensors;
-
-fn sfnap(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sfnap")).args(args).output().unwrap()
-}
 
 fn ok(o: Output) -> String {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -21,13 +20,6 @@ fn refused(o: Output, words: &[&str]) {
     for w in words {
         assert!(stderr.contains(w), "`{w}` not named: {stderr}");
     }
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sfnap-merge-{}-{name}", std::process::id()));
-    std::fs::remove_dir_all(&d).ok();
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 /// Trains spirals with `extra` settings to `steps` in `dir` (resuming when a
@@ -58,7 +50,7 @@ const ADAMW: [&str; 4] = ["--opt", "adamw", "--lr", "0.01"];
 
 #[test]
 fn merge_averages_y_and_x_and_the_result_resumes() {
-    let dir = tmp("avg");
+    let dir = empty_dir("avg");
     let c20 = train_to(&dir, 20, &ADAMW);
     let c40 = train_to(&dir, 40, &ADAMW);
     let c60 = train_to(&dir, 60, &ADAMW);
@@ -109,7 +101,7 @@ fn merge_averages_y_and_x_and_the_result_resumes() {
 /// `sf` weights each checkpoint by the steps since the one before it (r = 0).
 #[test]
 fn sf_weights_follow_the_steps_each_checkpoint_stands_for() {
-    let dir = tmp("sf");
+    let dir = empty_dir("sf");
     let c10 = train_to(&dir, 10, &ADAMW);
     let c40 = train_to(&dir, 40, &ADAMW);
     let out = dir.join("merged.safetensors");
@@ -134,7 +126,7 @@ fn sf_weights_follow_the_steps_each_checkpoint_stands_for() {
 
 #[test]
 fn merges_of_other_settings_models_or_steps_are_refused() {
-    let dir = tmp("refuse");
+    let dir = empty_dir("refuse");
     let a = train_to(&dir.join("a"), 10, &ADAMW);
     let b = train_to(&dir.join("b"), 10, &["--opt", "adamw", "--lr", "0.02"]);
     let c = train_to(&dir.join("c"), 10, &["--opt", "adamw_sf", "--lr", "0.01", "--nap"]);

@@ -3,12 +3,12 @@
 //! (the README's numpy program reaches the accuracy `sfnap eval` reports), and a
 //! one-line error naming file, line and column for every kind of bad file.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn sfnap(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sfnap")).args(args).output().unwrap()
-}
+use common::{empty_dir, error_line, sfnap};
 
 fn ok(o: Output) -> String {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -19,18 +19,10 @@ fn ok(o: Output) -> String {
 fn refused(o: Output, words: &[&str]) {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(errors.len(), 1, "{stderr}");
+    let line = error_line(&stderr);
     for w in words {
-        assert!(errors[0].contains(w), "`{w}` not in: {stderr}");
+        assert!(line.contains(w), "`{w}` not in: {stderr}");
     }
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sfnap-own-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn s(p: &Path) -> &str {
@@ -67,7 +59,7 @@ fn csv_rows(n: usize, seed: u64) -> String {
 
 #[test]
 fn a_gpt_trained_on_a_text_file_samples_and_evaluates() {
-    let dir = temp_dir("text");
+    let dir = empty_dir("text");
     let file = dir.join("corpus.txt");
     std::fs::write(&file, text()).unwrap();
     let data = format!("text:{}", s(&file));
@@ -179,7 +171,7 @@ fn python_with_numpy() -> &'static str {
 #[test]
 fn an_mlp_trained_on_a_csv_file_evaluates_and_exports_for_numpy() {
     let python = python_with_numpy();
-    let dir = temp_dir("csv");
+    let dir = empty_dir("csv");
     let file = dir.join("shapes.csv");
     std::fs::write(&file, csv_rows(300, 1)).unwrap();
     let data = format!("csv:{}", s(&file));
@@ -265,7 +257,7 @@ fn an_mlp_trained_on_a_csv_file_evaluates_and_exports_for_numpy() {
 
 #[test]
 fn every_bad_file_gets_one_line_naming_file_line_and_column() {
-    let dir = temp_dir("bad");
+    let dir = empty_dir("bad");
     let cases: [(&str, &[u8], &str); 6] = [
         (
             "ragged.csv",
@@ -323,7 +315,7 @@ fn every_bad_file_gets_one_line_naming_file_line_and_column() {
 
 #[test]
 fn sizes_are_checked_and_a_size_of_the_other_model_is_refused() {
-    let dir = temp_dir("sizes");
+    let dir = empty_dir("sizes");
     let file = dir.join("corpus.txt");
     std::fs::write(&file, text()).unwrap();
     let text = format!("text:{}", s(&file));

@@ -1,21 +1,19 @@
 //! `--no-norm`: the plain MLP of the plasticity study (Linear with bias, ReLU).
 
-use std::process::Command;
+mod common;
 
+use common::{sfnap, temp_dir};
+
+/// `sfnap train` with `args`.
 fn train(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_sfnap"))
-        .arg("train")
-        .args(args)
-        .output()
-        .unwrap()
+    sfnap(&[&["train"], args].concat())
 }
 
 /// It learns the digits, and its metrics report the hidden weights' norm
 /// although it has no NaP groups (the study compares that norm across networks).
 #[test]
 fn the_plain_mlp_learns_the_digits() {
-    let dir = std::env::temp_dir().join(format!("sfnap-plain-{}", std::process::id()));
-    std::fs::remove_dir_all(&dir).ok();
+    let dir = temp_dir("digits");
     let o = train(&[
         "--data",
         "digits",

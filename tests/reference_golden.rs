@@ -3,22 +3,10 @@
 //! Each case must pass its own tolerance, and, since the reference is f64 like the
 //! generator, also agree to `1e-9 + 1e-9 * |exp|` everywhere.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use sfnap::replay::run_reference;
-use sfnap::replay::{check_within, ReplayCase, ReplayResult};
-
-/// The golden case files, sorted by name.
-fn golden_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    files
-}
+use common::golden_files;
+use sfnap::replay::{check_within, run_reference, ReplayCase, ReplayResult};
 
 /// The worst `|got - exp| / (1 + |exp|)` over y, x and z, and where it occurs.
 fn worst_diff(got: &ReplayResult, exp: &ReplayResult) -> (f64, f64, String) {

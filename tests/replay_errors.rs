@@ -1,7 +1,11 @@
 //! Malformed replay cases: exit status 2, one line on stderr naming the field,
 //! never a panic, never an output file.
 
+mod common;
+
 use std::process::Command;
+
+use common::sfnap;
 
 fn valid() -> serde_json::Value {
     serde_json::json!({
@@ -139,10 +143,7 @@ fn nap_group_with_unknown_tensor() {
 
 #[test]
 fn missing_file_is_an_error_not_a_panic() {
-    let o = Command::new(env!("CARGO_BIN_EXE_sfnap"))
-        .args(["replay", "/nonexistent/case.json"])
-        .output()
-        .unwrap();
+    let o = sfnap(&["replay", "/nonexistent/case.json"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/case.json"));
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::gpu;
+use common::{gpu, temp_dir};
 use sfnap::optim::{Kind, OptimConfig, Schedule};
 use sfnap::train::{train, train_observed, DataKind, MetricsRow, Progress, RunOptions, TrainConfig, TrainObserver};
 
@@ -20,12 +20,6 @@ fn config(data: DataKind, kind: Kind, nap: bool, steps: u64) -> TrainConfig {
         seed: 0,
         task_steps: 500,
     }
-}
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("sfnap-train-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
 }
 
 /// ScheduleFree+ with no learning rate given reaches 95% on the held-out digits.

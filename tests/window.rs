@@ -9,18 +9,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use common::{gpu, random_case, U32};
+use common::{data, gpu, random_case, sfnap, temp_dir, U32};
 use sfnap::nap::{NapConfig, NapGroup};
 use sfnap::optim::reference::Reference;
 use sfnap::optim::{Kind, OptimConfig};
 use sfnap::replay::{check_within, run_gpu_with, run_reference, run_reference_with, ReplayCase, ReplayResult};
-
-fn data(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(file)
-}
 
 /// The golden cases: (file, optimizer, NaP, steps, seed). 40 steps with windows of
 /// 8 and 10, so c sits on its floor 1/W for most of the case.
@@ -234,19 +227,13 @@ fn adamw_and_sf_plus_refuse_a_window() {
         });
         let path = std::env::temp_dir().join(format!("sfnap-window-{}-{kind}.json", std::process::id()));
         std::fs::write(&path, case.to_string()).unwrap();
-        let o = Command::new(env!("CARGO_BIN_EXE_sfnap"))
-            .args(["replay", path.to_str().unwrap()])
-            .output()
-            .unwrap();
+        let o = sfnap(&["replay", path.to_str().unwrap()]);
         std::fs::remove_file(&path).ok();
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{kind}: {stderr}");
         assert!(stderr.contains("optimizer.sf_window"), "{kind}: {stderr}");
 
-        let o = Command::new(env!("CARGO_BIN_EXE_sfnap"))
-            .args(["train", "--opt", kind.name(), "--sf-window", "100", "--steps", "1"])
-            .output()
-            .unwrap();
+        let o = sfnap(&["train", "--opt", kind.name(), "--sf-window", "100", "--steps", "1"]);
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{kind}: {stderr}");
         assert!(stderr.contains("sf-window"), "{kind}: {stderr}");
@@ -268,8 +255,7 @@ fn window_zero_is_not_serialized() {
 /// and names it; the same window resumes.
 #[test]
 fn resume_refuses_another_window() {
-    let dir = std::env::temp_dir().join(format!("sfnap-window-run-{}", std::process::id()));
-    std::fs::remove_dir_all(&dir).ok();
+    let dir = temp_dir("run");
     let train = |extra: &[&str]| {
         let mut args = vec![
             "train",
@@ -283,7 +269,7 @@ fn resume_refuses_another_window() {
             "10",
         ];
         args.extend_from_slice(extra);
-        Command::new(env!("CARGO_BIN_EXE_sfnap")).args(&args).output().unwrap()
+        sfnap(&args)
     };
     let d = dir.to_str().unwrap();
     let o = train(&["--sf-window", "10", "--steps", "20", "--out", d]);
@@ -302,13 +288,12 @@ fn resume_refuses_another_window() {
 /// beta is refused; adamw and sf_plus refuse it.
 #[test]
 fn sf_beta_sets_the_runs_interpolation_weight() {
-    let dir = std::env::temp_dir().join(format!("sfnap-sf-beta-run-{}", std::process::id()));
-    std::fs::remove_dir_all(&dir).ok();
+    let dir = temp_dir("sf-beta-run");
     let d = dir.to_str().unwrap();
     let train = |extra: &[&str]| {
         let mut args = vec!["train", "--data", "spirals", "--lr", "0.01", "--eval-every", "10"];
         args.extend_from_slice(extra);
-        Command::new(env!("CARGO_BIN_EXE_sfnap")).args(&args).output().unwrap()
+        sfnap(&args)
     };
     for (kind, key) in [("adamw_sf", "\"betas\":[0.5,0.999]"), ("sgd_sf", "\"momentum\":0.5")] {
         std::fs::remove_dir_all(&dir).ok();

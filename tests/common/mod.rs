@@ -1,10 +1,17 @@
-//! Shared by the integration tests: the GPU under test and random data.
+//! Shared by the integration tests: the GPU under test, random data, scratch
+//! directories, the `sfnap` binary and the golden cases. The layer tests' checks
+//! against their f64 twins are in [`layers`].
 #![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use sfnap::gpu::Gpu;
 use sfnap::nap::NapConfig;
 use sfnap::optim::OptimConfig;
 use sfnap::replay::{CaseStep, CaseTensor, ReplayCase};
+
+pub mod layers;
 
 /// The adapter named by `SFNAP_BACKEND` (default: best available). No adapter
 /// is a failure, not a skip: `make test` installs lavapipe first.
@@ -85,4 +92,69 @@ pub fn random_case(
         steps,
         expected: None,
     }
+}
+
+/// A scratch directory of this test process, `sfnap-<test file>-<name>-<pid>` in
+/// the system's temporary directory: removed if an earlier run left it, not created.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "sfnap-{}-{name}-{}",
+        env!("CARGO_CRATE_NAME"),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// [`temp_dir`], created empty.
+pub fn empty_dir(name: &str) -> PathBuf {
+    let d = temp_dir(name);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs the `sfnap` binary with `args`; its exit status, stdout and stderr.
+pub fn sfnap(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sfnap")).args(args).output().unwrap()
+}
+
+/// Runs the `sfnap` binary with `args`; returns (exit status, stderr), the status
+/// -1 when a signal ended it.
+pub fn sfnap_status(args: &[&str]) -> (i32, String) {
+    let o = sfnap(args);
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// The error line of a failed command (the first lines name the adapter): asserts
+/// there is exactly one and no panic.
+pub fn error_line(stderr: &str) -> &str {
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "one error line expected: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    errors[0]
+}
+
+/// `tests/data`: the golden cases, and the fuzzers' corpus under `fuzz/`.
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+/// `tests/data/<file>`.
+pub fn data(file: &str) -> PathBuf {
+    data_dir().join(file)
+}
+
+/// The golden cases (`tests/data/*.json`), sorted by name.
+pub fn golden_files() -> Vec<PathBuf> {
+    let dir = data_dir();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
 }

@@ -4,20 +4,13 @@
 #![allow(dead_code)]
 
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 use sfnap::arena::{Arena, TensorSpec};
 use sfnap::checkpoint::{self, Meta};
 use sfnap::gpu::Gpu;
 use sfnap::optim::{GpuOptimizer, Kind, OptimConfig};
-
-/// A scratch directory for this test process.
-pub fn scratch(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sfnap-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Two tensors, `kind`, three steps of fixed gradients (and losses), saved at
 /// step 3 by `checkpoint::save`: a real checkpoint of about 2 KB. Also returns
