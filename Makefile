@@ -33,9 +33,11 @@ test: setup lint test-gpu test-mpi cross-check test-web
 # `default-features = false` must compile none of them.
 CLI_ONLY_DEPS := clap indicatif plotters env_logger ab_glyph
 
-# The browser bindings compile for wasm32 only, so the web crate is linted there too;
+# Every link between the project's files resolves (scripts/check_links.py). The browser
+# bindings compile for wasm32 only, so the web crate is linted there too;
 # the library is linted without default features as an embedding program builds it.
 lint:
+	python3 scripts/check_links.py
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p sfnap --no-default-features --lib -- -D warnings
