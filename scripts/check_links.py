@@ -192,7 +192,8 @@ def main():
     for md in tracked("*.md"):
         check_markdown(md, problems)
     for src in code_files():
-        check_code(src, problems)
+        if src != "scripts/check_links.py":  # its own table of names that are not paths
+            check_code(src, problems)
     for p in problems:
         print(p)
     if problems:
