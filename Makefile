@@ -77,7 +77,7 @@ test-gpu:
 	      SFNAP_BACKEND=$$backend WGPU_BACKEND=$$backend $(CARGO) run -q --no-default-features --example $$ex || exit 1; \
 	    done; \
 	  done; \
-	  echo "== README code blocks (doctests) on vulkan"; \
+	  echo "== the code blocks of README.md and docs/library.md (doctests) on vulkan"; \
 	  SFNAP_BACKEND=vulkan $(CARGO) test --doc -p sfnap || exit 1
 
 # Data-parallel training (feature `mpi`): 2 ranks on lavapipe under mpirun. Only
