@@ -33,9 +33,11 @@ test: setup lint test-gpu test-mpi cross-check test-web
 # `default-features = false` must compile none of them.
 CLI_ONLY_DEPS := clap indicatif plotters env_logger ab_glyph
 
-# The browser bindings compile for wasm32 only, so the web crate is linted there too;
+# Every link between the project's files resolves (scripts/check_links.py). The browser
+# bindings compile for wasm32 only, so the web crate is linted there too;
 # the library is linted without default features as an embedding program builds it.
 lint:
+	python3 scripts/check_links.py
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p sfnap --no-default-features --lib -- -D warnings
@@ -75,7 +77,7 @@ test-gpu:
 	      SFNAP_BACKEND=$$backend WGPU_BACKEND=$$backend $(CARGO) run -q --no-default-features --example $$ex || exit 1; \
 	    done; \
 	  done; \
-	  echo "== README code blocks (doctests) on vulkan"; \
+	  echo "== the code blocks of README.md and docs/library.md (doctests) on vulkan"; \
 	  SFNAP_BACKEND=vulkan $(CARGO) test --doc -p sfnap || exit 1
 
 # Data-parallel training (feature `mpi`): 2 ranks on lavapipe under mpirun. Only

@@ -16,7 +16,7 @@ import time
 
 from report_lib import fmt, mean, read_run, stop_reason, svg_lines
 
-# The reference PyTorch runs of FINDINGS.md (first 3 tasks -> last 3, hidden norm start -> end).
+# The reference PyTorch runs (first 3 tasks -> last 3, hidden norm start -> end).
 PAPER = {
     ("adamw", "plain"): (0.48, 0.41, "21 -> 56"),
     ("adamw", "ln"): (0.86, 0.74, "17 -> 38"),
@@ -125,8 +125,8 @@ def main():
 
     add("## Accuracy at the end of a task: first 3 tasks -> last 3")
     add("")
-    add("Mean over seeds (each seed's value in brackets). *Paper* is the reference PyTorch run of "
-        "`FINDINGS.md` (AdamW 1e-3, SF-AdamW 3e-3, 20 tasks of 500 steps, 2 seeds).")
+    add("Mean over seeds (each seed's value in brackets). *Paper* is the reference PyTorch run "
+        "(AdamW 1e-3, SF-AdamW 3e-3, 20 tasks of 500 steps, 2 seeds).")
     add("")
     add("| optimizer | network | first 3 | last 3 | hidden weight norm, task 1 -> last | effective lr, last task | "
         "paper: first 3 -> last 3, norm |")
