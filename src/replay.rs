@@ -1,6 +1,6 @@
 //! `sfnap replay`: run a recorded gradient sequence through an optimizer.
 //!
-//! The file format is `spec/replay.md`: an optimizer config, optional NaP groups,
+//! The file format is `docs/replay-format.md`: an optimizer config, optional NaP groups,
 //! tensor shapes, initial parameters and a list of steps (gradients, and the loss
 //! for `sf_plus`). Parsing checks everything up front so that a bad case fails
 //! with one line naming the field, before any GPU work.

@@ -1,10 +1,12 @@
 //! No `sfnap train` flag is silently dropped: each one either changes the run or
 //! is refused with exit status 2 and one line naming it.
 //!
-//! The optimizer-level flags run against every kind on a tiny setup: a kind the
-//! table says the flag applies to must train and end with other weights at x than
-//! the same run without the flag; every other kind must refuse it. Refusals come
-//! before the GPU is opened, so they cost little; each kind shares one baseline run.
+//! The optimizer settings' flags come from the settings table
+//! (`sfnap::optim::settings::SETTINGS`): each row's example runs against every
+//! kind on a tiny setup. A kind the row lists must train and end with other
+//! weights at x than the same run without the flag; every other kind must refuse
+//! it. Refusals come before the GPU is opened, so they cost little; each kind
+//! shares one baseline run. A new setting with a flag is tested by its row.
 //! The data- and run-level flags (`--task-steps`, `--checkpoint-every`,
 //! `--eval-frac`, `--label`) and the settings that would change nothing have small
 //! tests of their own.
@@ -15,55 +17,35 @@ use std::path::Path;
 use std::process::Output;
 
 use common::{sfnap, temp_dir};
+use sfnap::optim::{settings, Kind};
 
-const KINDS: [&str; 6] = ["sgd_sf", "adamw_sf", "adamw_sf_paper", "radam_sf", "sf_plus", "adamw"];
-
-/// Every kind.
-fn all(_: &str) -> bool {
-    true
-}
-
-/// The Schedule-Free kinds with an interpolation weight and an average to window.
-fn sf_but_plus(kind: &str) -> bool {
-    !matches!(kind, "sf_plus" | "adamw")
-}
-
-/// The kinds with a warmup of their own (radam_sf's rectification stands in for
-/// one, sf_plus's step comes from the loss, adamw's warmup is its schedule's).
-fn own_warmup(kind: &str) -> bool {
-    matches!(kind, "sgd_sf" | "adamw_sf" | "adamw_sf_paper")
-}
-
-fn adamw(kind: &str) -> bool {
-    kind == "adamw"
-}
-
-fn sf_plus(kind: &str) -> bool {
-    kind == "sf_plus"
-}
-
-/// The matrix: a flag's arguments (the first names the flag a refusal must name),
-/// and the kinds it applies to; every other kind refuses it. A new flag is one line.
-/// The values differ from every kind's default (`--lr`: sgd_sf and sf_plus 1, the
-/// Adam kinds 0.0025, adamw 0.001).
-#[allow(clippy::type_complexity)]
-const FLAGS: &[(&[&str], fn(&str) -> bool)] = &[
-    (&["--lr", "0.0123"], all),
-    (&["--weight-decay", "0.5"], all),
-    (&["--nap"], all),
+/// The flags of a run that every kind takes, beside the settings table's.
+const RUN_FLAGS: &[&[&str]] = &[
+    &["--nap"],
     // The mean of two slices' mean gradients: the same sum, rounded otherwise.
-    (&["--accumulate", "2"], all),
-    (&["--warmup", "3"], own_warmup),
-    // c = max(w / W_sum, 1 / W) leaves 1 / t from t = W + 1 = 3 on.
-    (&["--sf-window", "2"], sf_but_plus),
-    (&["--sf-beta", "0.5"], sf_but_plus),
-    (&["--schedule", "warmup", "--warmup", "3"], adamw),
-    (&["--schedule", "wsd"], adamw),
-    (&["--schedule", "cosine"], adamw),
-    (&["--sf-plus-reference"], sf_plus),
-    // The default lets the step grow a little each step; 1 never does.
-    (&["--polyak-growth", "1"], sf_plus),
+    &["--accumulate", "2"],
+    // adamw's other schedules (the table's example is wsd); --warmup feeds them.
+    &["--schedule", "warmup", "--warmup", "3"],
+    &["--schedule", "cosine"],
 ];
+
+/// Every case of the matrix: its arguments (the first names the flag a refusal
+/// must name) and the kinds that take it.
+fn cases() -> Vec<(Vec<&'static str>, Vec<Kind>)> {
+    let mut cases: Vec<(Vec<&'static str>, Vec<Kind>)> = settings::SETTINGS
+        .iter()
+        .filter_map(|s| s.flag.map(|f| (f.example.to_vec(), s.kinds.to_vec())))
+        .collect();
+    for flag in RUN_FLAGS {
+        let kinds = if flag[0] == "--schedule" {
+            vec![Kind::Adamw]
+        } else {
+            Kind::ALL.to_vec()
+        };
+        cases.push((flag.to_vec(), kinds));
+    }
+    cases
+}
 
 /// The tiny run each flag is added to: 10 steps (wsd's decay is 2 of them).
 const BASE: &str = "train --data spirals --steps 10 --eval-every 10 --batch 16";
@@ -123,20 +105,33 @@ fn train_x(args: &[&str], dir: &Path, what: &str) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn every_optimizer_flag_changes_the_run_or_is_refused_for_every_kind() {
     let root = temp_dir("matrix");
-    for kind in KINDS {
+    let cases = cases();
+    for kind in Kind::ALL {
         let mut base = words(BASE);
-        base.extend(["--opt", kind]);
-        let baseline = train_x(&base, &root.join(kind), kind);
-        for (i, (flag, applies)) in FLAGS.iter().enumerate() {
+        base.extend(["--opt", kind.name()]);
+        let baseline = train_x(&base, &root.join(kind.name()), kind.name());
+        for (i, (flag, kinds)) in cases.iter().enumerate() {
             let what = format!("{kind} {}", flag.join(" "));
             let mut args = base.clone();
             args.extend_from_slice(flag);
-            if applies(kind) {
+            if kinds.contains(&kind) {
                 let x = train_x(&args, &root.join(format!("{kind}-{i}")), &what);
                 assert_eq!(x.len(), baseline.len(), "{what}");
                 assert!(x != baseline, "{what}: accepted, but x is the same as without it");
             } else {
-                refused(&sfnap(&args), flag[0], &what);
+                // A case of several flags may be refused for any of them
+                // (`--schedule warmup --warmup 3`: sf_plus refuses the warmup first).
+                let o = sfnap(&args);
+                let named = flag.iter().filter(|w| w.starts_with("--")).find(|f| {
+                    let name = f.trim_start_matches("--");
+                    String::from_utf8_lossy(&o.stderr).contains(&format!("error: {name}:"))
+                });
+                let line = refused(&o, named.unwrap_or(&flag[0]), &what);
+                // The refusal names the kind and, from the table, the kinds that take it.
+                assert!(line.contains(kind.name()), "{what}: {line}");
+                if kinds.len() < Kind::ALL.len() && flag[0] != "--schedule" {
+                    assert!(kinds.iter().all(|k| line.contains(k.name())), "{what}: {line}");
+                }
             }
         }
     }

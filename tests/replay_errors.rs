@@ -325,7 +325,7 @@ fn polyak_growth_is_checked_and_runs() {
     refused_before_gpu(
         &with_optimizer_field("polyak_growth", "1.5"),
         "optimizer.polyak_growth",
-        "only sf_plus has a Polyak step to cap, not adamw_sf",
+        "adamw_sf takes no Polyak step to cap (only sf_plus takes it)",
     );
     let plus = |growth: &str| {
         valid()

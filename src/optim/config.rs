@@ -1,6 +1,6 @@
 //! Optimizer configurations: the kinds, their hyperparameters, defaults and validation.
 //!
-//! Field names and defaults follow `algorithms.md`; the same struct is read from a
+//! Field names and defaults follow `docs/algorithms.md`; the same struct is read from a
 //! replay file's `optimizer` object (unknown fields are an error).
 
 use serde::{Deserialize, Serialize};
@@ -238,7 +238,7 @@ fn default_schedule() -> Schedule {
 }
 
 impl OptimConfig {
-    /// A configuration of `kind` with every default of `algorithms.md`.
+    /// A configuration of `kind` with every default of `docs/algorithms.md`.
     pub fn new(kind: Kind) -> Self {
         OptimConfig {
             kind,
@@ -263,7 +263,7 @@ impl OptimConfig {
         }
     }
 
-    /// sfnap's sf_plus (see the README's "ScheduleFree+" section):
+    /// sfnap's sf_plus (see `docs/optimizers.md`):
     /// the reference Polyak step under a cap that grows by at most `growth` per
     /// step and follows the plain Polyak step F / e_hat
     /// ([`crate::optim::plus::growth_per_step`] gives the literature's rate),
@@ -376,10 +376,6 @@ impl OptimConfig {
                 ),
             ));
         }
-        // A setting a kind would ignore is refused, not dropped.
-        if let Some(refusal) = settings::refusal(self) {
-            return Err(refusal.field_error());
-        }
         in_range("eps", self.eps, 1.0 / MAX_SCALE, MAX_SCALE)?;
         in_range("weight_decay", self.weight_decay, 0.0, MAX_SCALE)?;
         in_range("r", self.r, -MAX_R, MAX_R)?;
@@ -428,6 +424,11 @@ impl OptimConfig {
                 in_range("schedule.final_frac", final_frac, 0.0, 1.0)?;
             }
             Schedule::Constant | Schedule::Warmup { .. } => {}
+        }
+        // A setting a kind would ignore is refused, not dropped (after the
+        // checks of each value's own range).
+        if let Some(refusal) = settings::refusal(self) {
+            return Err(refusal.field_error());
         }
         Ok(())
     }

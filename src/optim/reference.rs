@@ -1,8 +1,8 @@
 //! The f64 CPU reference of every optimizer kind and of NaP projection.
 //!
 //! This is the oracle the GPU kernels are tested against, so it is written to be read
-//! next to `spec/algorithms.md`: one function per kind, the formulas of the spec line by
-//! line, no fusion and no cleverness. Section numbers below refer to that page.
+//! next to `docs/algorithms.md`: one function per kind, the formulas of the spec line by
+//! line, no fusion and no cleverness. The sections named below are that page's.
 //!
 //! Notation: `k` = steps taken before this one, `t = k + 1`, `g` = gradient taken at `y`.
 //!
@@ -261,7 +261,7 @@ impl Reference {
         }
     }
 
-    /// Section 2: `sched = t / W if k < W else 1` (W = 0: no warmup).
+    /// Section "The per-step scalars": `sched = t / W if k < W else 1` (W = 0: no warmup).
     fn warmup(&self) -> f64 {
         let w = self.cfg.warmup_steps;
         if self.k < w {
@@ -271,7 +271,7 @@ impl Reference {
         }
     }
 
-    /// Section 2, given this step's gamma: updates lr_max and W_sum, records gamma and c, returns c.
+    /// Section "The per-step scalars", given this step's gamma: updates lr_max and W_sum, records gamma and c, returns c.
     fn averaging_weight(&mut self, gamma: f64) -> f64 {
         let (r, p) = (self.cfg.r, self.cfg.weight_lr_power);
         self.lr_max = self.lr_max.max(gamma);
@@ -290,7 +290,7 @@ impl Reference {
         c
     }
 
-    /// Section 3, with the direction `u` (weight decay included) of every element:
+    /// Section "sgd_sf", with the direction `u` (weight decay included) of every element:
     /// `y = lerp(y, z, c) + gamma (beta (1 - c) - 1) u` with the old z, then `z = z - gamma u`.
     fn sf_update(&mut self, u: &[Vec<f64>], gamma: f64, c: f64) {
         let beta = self.cfg.sf_beta();
@@ -307,7 +307,7 @@ impl Reference {
 
     // ----- one function per kind -----------------------------------------------------
 
-    /// Section 3: Schedule-Free SGD.
+    /// Section "sgd_sf": Schedule-Free SGD.
     fn step_sgd_sf(&mut self, grads: &[Vec<f64>]) {
         let gamma = self.cfg.lr() * self.warmup();
         let c = self.averaging_weight(gamma);
@@ -321,7 +321,7 @@ impl Reference {
         self.sf_update(&u, gamma, c);
     }
 
-    /// Section 4: Schedule-Free AdamW, optionally with inner momentum mu.
+    /// Section "adamw_sf": Schedule-Free AdamW, optionally with inner momentum mu.
     fn step_adamw_sf(&mut self, grads: &[Vec<f64>]) {
         let (_, b2) = self.cfg.betas();
         let (eps, mu, t) = (self.cfg.eps, self.cfg.inner_momentum, self.t());
@@ -347,7 +347,7 @@ impl Reference {
         self.sf_update(&u, gamma, c);
     }
 
-    /// Section 5: as adamw_sf, but `gamma = lr * sched * sqrt(1 - b2^t)` and `d = sqrt(v) + eps`.
+    /// Section "adamw_sf_paper": as adamw_sf, but `gamma = lr * sched * sqrt(1 - b2^t)` and `d = sqrt(v) + eps`.
     fn step_adamw_sf_paper(&mut self, grads: &[Vec<f64>]) {
         let (_, b2) = self.cfg.betas();
         let (eps, t) = (self.cfg.eps, self.t());
@@ -366,7 +366,7 @@ impl Reference {
         self.sf_update(&u, gamma, c);
     }
 
-    /// Section 6: Schedule-Free RAdam (rectified step size, no warmup).
+    /// Section "radam_sf": Schedule-Free RAdam (rectified step size, no warmup).
     fn step_radam_sf(&mut self, grads: &[Vec<f64>]) {
         let (_, b2) = self.cfg.betas();
         let (eps, t) = (self.cfg.eps, self.t());
@@ -400,7 +400,7 @@ impl Reference {
         self.sf_update(&u, gamma, c);
     }
 
-    /// Section 7: ScheduleFree+ (Polyak step size from the loss, explicit x).
+    /// Section "sf_plus": ScheduleFree+ (Polyak step size from the loss, explicit x).
     fn step_sf_plus(&mut self, grads: &[Vec<f64>], loss: Option<f64>) -> Result<()> {
         let f = match loss {
             Some(f) if f.is_finite() => f,
@@ -483,7 +483,7 @@ impl Reference {
         alpha.min(cap)
     }
 
-    /// Section 8: decoupled AdamW with `lr_k = lr * schedule.multiplier(k)`.
+    /// Section "adamw and its schedules": decoupled AdamW with `lr_k = lr * schedule.multiplier(k)`.
     fn step_adamw(&mut self, grads: &[Vec<f64>]) {
         let (b1, b2) = self.cfg.betas();
         let (eps, t) = (self.cfg.eps, self.t());
@@ -543,7 +543,7 @@ impl Reference {
     }
 }
 
-/// Section 7: `beta_k = 1 - exp((1 - q) ln(1 - sf_beta1) + q ln(1 - sf_beta1_max))`,
+/// Section "sf_plus": `beta_k = 1 - exp((1 - q) ln(1 - sf_beta1) + q ln(1 - sf_beta1_max))`,
 /// `q = min(k / anneal_steps, 1)`; with `anneal_steps = 0`, `beta_k = sf_beta1` throughout.
 fn sf_plus_beta(cfg: &OptimConfig, k: u64) -> f64 {
     let n = cfg.sf_beta1_anneal_steps;

@@ -78,12 +78,7 @@ impl Refusal {
             .find(|(k, _)| *k == self.kind)
             .map(|(_, why)| format!(": {why}"))
             .unwrap_or_default();
-        format!(
-            "{} takes no {}{why} ({} take it)",
-            self.kind,
-            s.what,
-            kind_list(s.kinds)
-        )
+        format!("{} takes no {}{why} ({})", self.kind, s.what, takers(s.kinds))
     }
 
     /// The error naming the replay file's field (`optimizer.sf_window`).
@@ -220,8 +215,14 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "momentum",
         kinds: &[SgdSf],
-        what: "momentum (sgd_sf's interpolation weight)",
-        why_not: &[],
+        what: "momentum",
+        why_not: &[
+            (AdamwSf, "its interpolation weight is betas[0]"),
+            (AdamwSfPaper, "its interpolation weight is betas[0]"),
+            (RadamSf, "its interpolation weight is betas[0]"),
+            (SfPlus, "its interpolation weight starts at sf_beta1"),
+            (Adamw, "its momentum is betas[0]"),
+        ],
         holder: Holder::Field {
             given: |c| differs(c, |c| &c.momentum),
             read: |c, v, p| {
@@ -348,7 +349,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "sf_beta1",
         kinds: &[SfPlus],
-        what: "starting beta (sf_beta1)",
+        what: "starting beta sf_beta1",
         why_not: &[],
         holder: Holder::Field {
             given: |c| differs(c, |c| &c.sf_beta1),
@@ -362,7 +363,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "sf_beta1_max",
         kinds: &[SfPlus],
-        what: "annealed beta (sf_beta1_max)",
+        what: "annealed beta sf_beta1_max",
         why_not: &[],
         holder: Holder::Field {
             given: |c| differs(c, |c| &c.sf_beta1_max),
@@ -390,7 +391,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "polyak_beta",
         kinds: &[SfPlus],
-        what: "gradient-norm EMA (polyak_beta)",
+        what: "gradient-norm average",
         why_not: &[],
         holder: Holder::Field {
             given: |c| c.polyak_beta != 0.0,
@@ -418,7 +419,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "polyak_growth",
         kinds: &[SfPlus],
-        what: "Polyak step to cap (polyak_growth)",
+        what: "Polyak step to cap",
         why_not: &[],
         holder: Holder::Field {
             given: |c| c.polyak_growth.is_some(),

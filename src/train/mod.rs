@@ -19,6 +19,7 @@ mod metrics;
 mod parallel;
 mod rundir;
 pub(crate) mod source;
+mod trainer;
 
 use std::path::PathBuf;
 
@@ -31,21 +32,13 @@ pub use metrics::{read_metrics, MetricsRow};
 pub use parallel::Parallel;
 
 use crate::arena::Arena;
-use crate::checkpoint::{self, Meta};
-use crate::data::Rng;
-use crate::distributed::{agree, checksum};
-use crate::error::{Error, Result};
-use crate::gpu::readback::AsyncReadback;
+use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::model::{Graph, Weights};
-use crate::nn::LossStats;
-use crate::optim::{GpuOptimizer, Health, PlusState, XExport};
-use crate::train_step::record_train_step;
+use crate::model::Graph;
+use crate::optim::{GpuOptimizer, XExport};
 use divergence::Verdict;
-use metrics::{open_csv, write_row};
-use parallel::Exchange;
-use rundir::RunDir;
 use source::Source;
+use trainer::Trainer;
 
 /// A checkpoint is written at the first evaluation after every this many steps,
 /// and at the end, unless [`RunOptions::checkpoint_every`] says otherwise.
@@ -162,173 +155,33 @@ pub fn train_parallel(
     observer: &mut dyn TrainObserver,
     parallel: Parallel<'_>,
 ) -> Result<Summary> {
-    cfg.validate()?;
-    if opts.checkpoint_every == Some(0) {
-        return Err(Error::invalid("checkpoint_every", "must be at least 1"));
-    }
-    let model = cfg.model.model();
-    let source = Source::new(cfg)?;
-    // Every buffer against the adapter's limits before anything is allocated.
-    crate::distributed::shard(cfg.batch, parallel.slices(), 0)?;
-    crate::model::check_rows(gpu, model, Exchange::rows(&parallel, cfg.batch), "batch")?;
-    crate::model::check_rows(gpu, model, source.eval_rows(), "the evaluation set")?;
-    let arena = Arena::new(gpu, &model.tensors(), None)?;
-    model.initialize(gpu, &arena, cfg.seed)?;
-    let nap = cfg.nap.then(|| model.nap_groups());
-    let mut opt = GpuOptimizer::new(gpu, &arena, &cfg.optimizer, nap.as_ref())?;
-    let mut rng = Rng::new(cfg.seed.wrapping_add(1));
-    let config_json = serde_json::to_string(&TrainConfig {
-        steps: 0,
-        ..cfg.clone()
-    })
-    .map_err(|e| Error::json("the run's settings", e))?;
-    let config_json = parallel::stored_settings(config_json, &parallel)?;
-    if let Some(comm) = parallel.comm {
-        agree(comm, "the settings", checksum(config_json.as_bytes()), |msg| {
-            Error::invalid(
-                "ranks",
-                format!("{msg}: every rank must be started with the same arguments"),
-            )
-        })?;
-    }
-    // Rank 0 alone writes.
-    let out = opts.out.as_deref().filter(|_| parallel.rank() == 0);
-
-    // The run directory: locked for this run, temporary files of a killed save removed.
-    let run_dir = out.map(RunDir::lock).transpose()?;
-    let mut start = 0;
-    if let Some(dir) = &opts.resume {
-        let path = dir.join("checkpoint.safetensors");
-        let loaded = checkpoint::load(&path)?;
-        if loaded.meta.config != config_json {
-            return Err(Error::invalid(
-                path.display().to_string(),
-                resume_mismatch(&loaded.meta.config, &config_json),
-            ));
-        }
-        start = loaded.meta.step;
-        rng = Rng::from_state(loaded.meta.rng);
-        loaded.apply(&path, gpu, &arena, &mut opt)?;
-    }
-
-    let train_graph = cfg
-        .model
-        .graph(gpu, Weights::train(&arena), Exchange::rows(&parallel, cfg.batch))?;
-    let mut exchange = Exchange::new(gpu, &arena, parallel, cfg.batch)?;
-    let x_buf = gpu.storage("x export", arena.layout.bytes());
-    let export = opt.x_export(gpu, &arena, &x_buf)?;
-    let eval_weights = Weights {
-        arena: &arena,
-        values: &x_buf,
-    };
-    let eval_graph = cfg.model.graph(gpu, eval_weights, source.eval_rows())?;
-
-    let mut csv = match &run_dir {
-        Some(d) => Some(open_csv(d.path(), opts.resume.is_some(), start)?),
-        None => None,
-    };
-    let mut readback = AsyncReadback::<Probe>::default();
-    let mut divergence = Divergence::new(cfg.model.classes());
-    let mut summary = Summary {
-        evals: Vec::new(),
-        train_losses: Vec::new(),
-    };
-    let mut last_loss = f64::NAN;
+    let mut trainer = Trainer::new(gpu, cfg, opts, parallel)?;
+    let start = trainer.start;
     let stop = opts.stop_after.map_or(cfg.steps, |n| (start + n).min(cfg.steps));
+    let every = opts.checkpoint_every.unwrap_or(CHECKPOINT_EVERY);
     observer.start(start, cfg.steps);
     let started = std::time::Instant::now();
     for step in start..stop {
-        let (inputs, targets) = source.batch(step, cfg.batch, &mut rng);
-        // A sliced batch: the mean gradient over every slice is in the arena before the step.
-        let sliced = exchange.is_some();
-        let loss_stats = match &mut exchange {
-            None => {
-                train_graph.write_batch(gpu, &inputs, &targets)?;
-                train_graph.loss().stats()
-            }
-            Some(x) => {
-                let plus_loss = opt.loss_buffer().cloned();
-                x.gradients(gpu, train_graph.as_ref(), plus_loss.as_ref(), &inputs, &targets)?;
-                x.loss_stats()
-            }
-        };
-        gpu.submit(|enc| {
-            if sliced {
-                opt.record_step(gpu, enc)?;
-            } else {
-                record_train_step(gpu, enc, train_graph.as_ref(), &mut opt)?;
-            }
-            if step % cfg.metrics_every == 0 {
-                // The flags first: they name where a loss that is not finite came from.
-                if let Some(plus) = opt.plus_state_buffer() {
-                    readback.record(gpu, enc, plus, PLUS_STATE_BYTES, Probe::Plus);
-                }
-                readback.record(gpu, enc, opt.health_buffer(), 16, Probe::Health);
-                readback.record(gpu, enc, loss_stats, 16, Probe::Loss(step));
-            }
-            Ok::<(), Error>(())
-        })?;
-        opt.submitted();
-        readback.submitted();
-        for (probe, bytes) in readback.poll(gpu)? {
-            absorb(&mut summary, csv.as_mut(), probe, &bytes, &mut last_loss)?;
-        }
+        trainer.step(step)?;
         let done = step + 1;
         observer.step(&Progress {
             done,
             total: cfg.steps,
-            train_loss: last_loss,
+            train_loss: trainer.last_loss,
             steps_per_s: (done - start) as f64 / started.elapsed().as_secs_f64().max(1e-9),
         });
         if done % cfg.eval_every == 0 || done == stop {
-            for (probe, bytes) in readback.finish(gpu)? {
-                absorb(&mut summary, csv.as_mut(), probe, &bytes, &mut last_loss)?;
-            }
-            opt.check(gpu)?;
-            let eval = Eval {
-                export: &export,
-                x: &x_buf,
-                graph: eval_graph.as_ref(),
-            };
-            let row = evaluate(gpu, cfg, &source, &arena, &opt, &eval, done, last_loss)?;
-            if let Some(comm) = parallel.comm {
-                agree(
-                    comm,
-                    "the weights (y) and optimizer state",
-                    weights_checksum(gpu, &arena, &opt)?,
-                    |msg| Error::Numerical(format!("after {done} steps {msg}")),
-                )?;
-            }
-            let verdict = divergence.observe(done, row.eval_loss, done == stop)?;
-            if let Some((file, path)) = &mut csv {
-                write_row(file, path, &row.csv())?;
-            }
+            let (row, verdict) = trainer.evaluate(done, done == stop)?;
             observer.eval(&row);
-            summary.evals.push(row);
-            if let Verdict::Diverged(e) = verdict {
-                return Err(e);
-            }
-            let every = opts.checkpoint_every.unwrap_or(CHECKPOINT_EVERY);
-            let checkpoint_due = done % every < cfg.eval_every || done == stop;
-            if let (Some(dir), true, Verdict::Fine) = (&run_dir, checkpoint_due, &verdict) {
-                let meta = Meta {
-                    step: done,
-                    config: config_json.clone(),
-                    rng: rng.state(),
-                };
-                checkpoint::save(
-                    &dir.path().join("checkpoint.safetensors"),
-                    gpu,
-                    &arena,
-                    &opt,
-                    &x_buf,
-                    &meta,
-                )?;
+            match verdict {
+                Verdict::Diverged(e) => return Err(e),
+                Verdict::Fine if done % every < cfg.eval_every || done == stop => trainer.checkpoint(done)?,
+                _ => {}
             }
         }
     }
     observer.finished();
-    Ok(summary)
+    Ok(trainer.summary)
 }
 
 /// Why a checkpoint's settings (`saved`, JSON) refuse a run with `ours`: the
@@ -379,60 +232,6 @@ fn diff_fields(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &m
             path.into()
         }),
         _ => {}
-    }
-}
-
-/// A checksum of the training weights y and, for sf_plus, its device state
-/// (whose L1 norm and inner product every rank computes from its own copy).
-fn weights_checksum(gpu: &Gpu, arena: &Arena, opt: &GpuOptimizer) -> Result<u64> {
-    let mut bytes = gpu.read::<u8>(&arena.params, 0, arena.layout.total * 4)?;
-    if let Some(plus) = opt.plus_state_buffer() {
-        bytes.extend(gpu.read::<u8>(plus, 0, PLUS_STATE_BYTES as usize)?);
-    }
-    Ok(checksum(&bytes))
-}
-
-/// What a background readback of the training loop holds.
-#[derive(Debug, Clone, Copy)]
-enum Probe {
-    /// The loss statistics of the batch before step `.0`'s update (0-based).
-    Loss(u64),
-    /// The optimizer's [`Health`] flags.
-    Health,
-    /// sf_plus's device state, with its own error flag.
-    Plus,
-}
-
-/// Bytes of sf_plus's device state.
-const PLUS_STATE_BYTES: u64 = std::mem::size_of::<PlusState>() as u64;
-
-/// Takes in one finished readback: a training loss is kept and written to
-/// metrics.csv (eval columns empty) unless it is not finite; device flags that
-/// report a problem stop the run.
-fn absorb(
-    summary: &mut Summary,
-    csv: Option<&mut (std::fs::File, PathBuf)>,
-    probe: Probe,
-    bytes: &[u8],
-    last_loss: &mut f64,
-) -> Result<()> {
-    match probe {
-        Probe::Loss(step) => {
-            let loss = bytemuck::pod_read_unaligned::<LossStats>(bytes).mean as f64;
-            if !loss.is_finite() {
-                return Err(Error::Numerical(format!(
-                    "the training loss after {step} steps is {loss}; the run stopped (lower the learning rate)"
-                )));
-            }
-            summary.train_losses.push((step, loss));
-            if let Some((file, path)) = csv {
-                write_row(file, path, &format!("{step},{loss},,,,,,,"))?;
-            }
-            *last_loss = loss;
-            Ok(())
-        }
-        Probe::Health => Health::from_bytes(bytes).error(),
-        Probe::Plus => bytemuck::pod_read_unaligned::<PlusState>(bytes).error(),
     }
 }
 

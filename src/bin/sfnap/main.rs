@@ -43,7 +43,7 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Average several checkpoints of one run's settings into one (see README, "Merging").
+    /// Average several checkpoints of one run's settings into one (see docs/cli.md, "Merging checkpoints").
     Merge {
         /// Checkpoint files, or run directories holding checkpoint.safetensors.
         #[arg(required = true)]
@@ -289,19 +289,14 @@ fn train_config(a: &TrainArgs, given: &[String]) -> Result<TrainConfig, Error> {
     if let Some(beta) = a.sf_beta {
         optimizer.set_sf_beta(beta);
     }
-    // adamw's warmup is its schedule's; the other kinds' is their own.
-    if kind != Kind::Adamw {
+    // adamw's warmup is its schedule's (without one, the table refuses it);
+    // the other kinds' is their own.
+    if kind != Kind::Adamw || a.schedule == ScheduleArg::Constant {
         optimizer.warmup_steps = a.warmup;
     }
     optimizer.schedule = a.schedule.build(a.warmup, a.steps);
     if let Some(refusal) = settings::refusal(&optimizer) {
         return Err(refusal.flag_error());
-    }
-    if kind == Kind::Adamw && a.schedule == ScheduleArg::Constant && a.warmup > 0 {
-        return Err(Error::invalid(
-            "warmup",
-            "adamw's constant schedule has no warmup: use --schedule warmup, wsd or cosine",
-        ));
     }
     // Settings that would leave the run as it is without them are refused too.
     if a.warmup == 1 {
@@ -566,7 +561,12 @@ fn merge_cmd(
     Ok(())
 }
 
-fn eval_cmd(backend: BackendChoice, input: &std::path::Path, data: Option<&DataChoice>, json: bool) -> Result<(), Error> {
+fn eval_cmd(
+    backend: BackendChoice,
+    input: &std::path::Path,
+    data: Option<&DataChoice>,
+    json: bool,
+) -> Result<(), Error> {
     let gpu = Gpu::new(backend)?;
     let result = match data {
         Some(data) => sfnap::train::evaluate_data(&gpu, input, data)?,
