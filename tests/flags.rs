@@ -138,6 +138,33 @@ fn every_optimizer_flag_changes_the_run_or_is_refused_for_every_kind() {
     std::fs::remove_dir_all(&root).ok();
 }
 
+/// docs/cli.md lists the settings table's flags as the table has them: its block
+/// between the `settings` markers is this test's rendering of the table.
+#[test]
+fn the_cli_page_lists_every_setting_with_its_kinds() {
+    let mut expected = String::from("| flag | sets | kinds that take it |\n|---|---|---|\n");
+    for s in settings::SETTINGS {
+        let Some(flag) = s.flag else { continue };
+        let sets = match s.holder {
+            settings::Holder::Field { .. } => format!("`{}`", s.name),
+            settings::Holder::CommandLine => s.what.to_string(),
+        };
+        let kinds = if s.kinds.len() == Kind::ALL.len() {
+            "every kind".to_string()
+        } else {
+            s.kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+        };
+        expected += &format!("| `--{}` | {sets} | {kinds} |\n", flag.name);
+    }
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cli.md")).unwrap();
+    let block = page
+        .split("<!-- settings: begin -->\n")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- settings: end -->").next())
+        .expect("docs/cli.md has the settings markers");
+    assert_eq!(block, expected, "docs/cli.md's settings table should read:\n{expected}");
+}
+
 /// `--task-steps` applies to `--data continual` only: it changes when the labels
 /// are re-drawn there (metrics.csv's `task` column), and other data refuse it.
 /// Other data's runs store continual's default, 500, as they always have, so

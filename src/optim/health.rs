@@ -11,6 +11,7 @@
 //! The WGSL half is `shaders/health.wgsl`.
 
 use crate::error::{Error, Result};
+use crate::optim::plus::PlusState;
 
 /// The device's health flags (WGSL `Health`).
 #[repr(C)]
@@ -43,6 +44,18 @@ impl Health {
     /// Reads the flags from the bytes of the device buffer.
     pub fn from_bytes(bytes: &[u8]) -> Health {
         bytemuck::pod_read_unaligned(&bytes[..std::mem::size_of::<Health>()])
+    }
+
+    /// The first problem the device recorded: sf_plus's own error (its state,
+    /// when the kind keeps one) before these flags, since it names where a
+    /// value that is not finite came from. The one place the device's error
+    /// records are read, by [`crate::optim::GpuOptimizer::check`] and the
+    /// training loop's background readbacks alike.
+    pub fn first_error(plus: Option<&PlusState>, health: &Health) -> Result<()> {
+        if let Some(plus) = plus {
+            plus.error()?;
+        }
+        health.error()
     }
 
     /// [`Error::Numerical`] naming the step and every quantity found not finite;

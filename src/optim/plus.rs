@@ -75,6 +75,11 @@ impl PlusState {
         ]
     }
 
+    /// Reads the state from the bytes of the device buffer.
+    pub fn from_bytes(bytes: &[u8]) -> PlusState {
+        bytemuck::pod_read_unaligned(&bytes[..std::mem::size_of::<PlusState>()])
+    }
+
     /// The error the device recorded, if any, as [`Error::Numerical`].
     pub fn error(&self) -> Result<()> {
         let what = match self.error {

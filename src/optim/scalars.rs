@@ -6,8 +6,9 @@
 
 use crate::optim::config::{Kind, OptimConfig};
 
-/// `c` raised to `1 / window` when a window is set (`window` 0: `c` unchanged):
-/// x then reaches back about `window` steps instead of the whole run.
+/// `max(c, 1 / window)` when a window is set (`window` 0: `c` unchanged): the
+/// averaging weight never falls below `1 / window`, so x reaches back about
+/// `window` steps instead of the whole run.
 pub fn window_floor(c: f64, window: u64) -> f64 {
     if window == 0 {
         c

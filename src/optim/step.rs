@@ -244,10 +244,9 @@ impl GpuOptimizer {
     /// sf_plus's own (a zero gradient, a loss that is not finite), then a value
     /// that is not finite in any kind ([`Health`]).
     pub async fn check_async(&self, gpu: &Gpu) -> Result<()> {
-        if let Some(st) = self.plus_state_async(gpu).await? {
-            st.error()?;
-        }
-        gpu.read_async::<Health>(&self.plan.health, 0, 1).await?[0].error()
+        let plus = self.plus_state_async(gpu).await?;
+        let health = gpu.read_async::<Health>(&self.plan.health, 0, 1).await?[0];
+        Health::first_error(plus.as_ref(), &health)
     }
 
     /// The scalars of the last step as the kernels saw them (gamma and c from the device for sf_plus).

@@ -45,6 +45,8 @@ pub(super) struct Trainer<'a> {
     eval_graph: Box<dyn Graph>,
     csv: Option<(std::fs::File, PathBuf)>,
     readback: AsyncReadback<Probe>,
+    /// sf_plus's state from a readback, until the health flags read with it arrive.
+    plus_state: Option<PlusState>,
     divergence: Divergence,
     /// What the run reports.
     pub summary: Summary,
@@ -138,6 +140,7 @@ impl<'a> Trainer<'a> {
             eval_graph,
             csv,
             readback: AsyncReadback::default(),
+            plus_state: None,
             divergence: Divergence::new(cfg.model.classes()),
             summary: Summary {
                 evals: Vec::new(),
@@ -274,8 +277,12 @@ impl<'a> Trainer<'a> {
                 self.last_loss = loss;
                 Ok(())
             }
-            Probe::Health => Health::from_bytes(bytes).error(),
-            Probe::Plus => bytemuck::pod_read_unaligned::<PlusState>(bytes).error(),
+            // sf_plus's state arrives first; the two are read together.
+            Probe::Plus => {
+                self.plus_state = Some(PlusState::from_bytes(bytes));
+                Ok(())
+            }
+            Probe::Health => Health::first_error(self.plus_state.take().as_ref(), &Health::from_bytes(bytes)),
         }
     }
 
