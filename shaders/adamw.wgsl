@@ -1,5 +1,6 @@
 // Fused element pass of the adamw baseline: decoupled weight decay, bias-corrected
-// Adam moments, step lr_k = lr * schedule(k) (in s.gamma).
+// Adam moments, step lr_k = lr * schedule(k) (in s.gamma). The element loop is
+// elementwise.wgsl's.
 
 @group(0) @binding(0) var<storage, read> s: Step;
 @group(0) @binding(1) var<uniform> seg: Seg;
@@ -7,18 +8,6 @@
 @group(0) @binding(3) var<storage, read> g: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> v: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> m: array<vec4<f32>>;
-
-// The element loop, as in sf_step.wgsl (where it is explained).
-const ELEM_RUN: u32 = 8u;
-
-fn elem_first(lid: u32, wid: u32) -> u32 {
-    return wid * WG * ELEM_RUN + (lid / 8u) * 8u * ELEM_RUN + lid % 8u;
-}
-
-fn elem_next(i: u32, nwg: u32) -> u32 {
-    let run_done = (i / 8u) % ELEM_RUN == ELEM_RUN - 1u;
-    return select(i + 8u, i + nwg * WG * ELEM_RUN - 8u * (ELEM_RUN - 1u), run_done);
-}
 
 @compute @workgroup_size(256)
 fn adamw_step(

@@ -1,23 +1,12 @@
 // Bandwidth reference of `sfnap bench`: dst = src, vec4 by vec4. On a CPU driver
 // (lavapipe) a dispatch runs on every core, where `copy_buffer_to_buffer` may be
 // one thread's memcpy. The access order and grid are the optimizer's element
-// passes' (shaders/adamw.wgsl): each group of 8 invocations sweeps runs of 8
+// passes' (shaders/elementwise.wgsl): each group of 8 invocations sweeps runs of 8
 // vec4s, the grid strides over the rest, so the copy is laid out as a step is.
 // Bindings: 0 the source, 1 the destination (as long as the source, or longer).
 
 @group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> dst: array<vec4<f32>>;
-
-const ELEM_RUN: u32 = 8u;
-
-fn elem_first(lid: u32, wid: u32) -> u32 {
-    return wid * WG * ELEM_RUN + (lid / 8u) * 8u * ELEM_RUN + lid % 8u;
-}
-
-fn elem_next(i: u32, nwg: u32) -> u32 {
-    let run_done = (i / 8u) % ELEM_RUN == ELEM_RUN - 1u;
-    return select(i + 8u, i + nwg * WG * ELEM_RUN - 8u * (ELEM_RUN - 1u), run_done);
-}
 
 @compute @workgroup_size(256)
 fn copy_vec4(

@@ -1,6 +1,6 @@
 // The evaluation weights x of the (y, z) kinds written into another buffer,
 // leaving the parameters (y) untouched: evaluation during training then does not
-// perturb the training trajectory.
+// perturb the training trajectory. x_of is elementwise.wgsl's.
 
 @group(0) @binding(0) var<storage, read> s: Step;
 @group(0) @binding(1) var<uniform> seg: Seg;
@@ -11,6 +11,6 @@
 @compute @workgroup_size(256)
 fn x_into(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     for (var i = gid.x; i < seg.n_vec4; i += nwg.x * WG) {
-        out[i] = (y[i] - (1.0 - s.beta) * z[i]) / s.beta;
+        out[i] = x_of(y[i], z[i], s.beta);
     }
 }

@@ -1,7 +1,8 @@
 // The run's health flags (src/optim/health.rs), in front of every optimizer file
-// whose passes check what they read and write. A pass that meets a value that is
-// not finite sets a bit and the earliest step it saw; nothing clears them. The
-// host reads them a few steps later, without stalling the device.
+// whose passes check what they read and write (and of polyak.wgsl, for its
+// finiteness test). A pass that meets a value that is not finite sets a bit and
+// the earliest step it saw; nothing clears them. The host reads them a few steps
+// later, without stalling the device.
 struct Health {
     flags: atomic<u32>,       // HEALTH_* bits
     first_step: atomic<u32>,  // the earliest step (Step.step) that set a bit
@@ -16,11 +17,16 @@ const HEALTH_NORM: u32 = 8u;    // a NaP group norm
 
 @group(0) @binding(19) var<storage, read_write> health: Health;
 
-// `bit` unless all four lanes are finite. It tests the exponent bits: WGSL lets a
+// Whether all four lanes are finite. It tests the exponent bits: WGSL lets a
 // compiler assume arithmetic yields no NaN or infinity, so `v != v` may fold away.
-fn not_finite(v: vec4<f32>, bit: u32) -> u32 {
+fn all_finite(v: vec4<f32>) -> bool {
     let exponent = vec4<u32>(0x7f800000u);
-    return select(bit, 0u, all((bitcast<vec4<u32>>(v) & exponent) != exponent));
+    return all((bitcast<vec4<u32>>(v) & exponent) != exponent);
+}
+
+// `bit` unless all four lanes are finite.
+fn not_finite(v: vec4<f32>, bit: u32) -> u32 {
+    return select(bit, 0u, all_finite(v));
 }
 
 // Records `bits` (nothing when 0) as met at this step.

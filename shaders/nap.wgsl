@@ -4,7 +4,8 @@
 // chunks (common.wgsl, src/optim/chunks.rs): pass 1 writes one partial per
 // invocation, chunks.wgsl adds them into one partial per chunk, pass 2 sums each
 // group's chunks in a fixed order; the projection then rescales every piece of a
-// group. Pieces of tensors outside every group do nothing.
+// group. Pieces of tensors outside every group do nothing. x_of and y_of are
+// elementwise.wgsl's.
 
 // A group: its chunk ids are chunk_ids[start..end]; rho is its target norm.
 struct Group {
@@ -28,22 +29,27 @@ const MIN_NORM: f32 = 1e-12;
 @group(0) @binding(17) var<storage, read> chunk_ids: array<u32>;
 @group(0) @binding(20) var<storage, read_write> lanes: array<vec2<f32>>;
 
-// vec4s of a piece to visit: none outside every group.
-fn piece_len(p: Piece) -> u32 {
-    return select(p.len, 0u, p.group == NO_GROUP);
+// The piece in `slot`, with no vec4s to visit outside every group. Every pass
+// here walks it the same way: trip t < PIECE_TRIPS of invocation lid visits
+// vec4 p.offset + j, j = piece_vec4(lid, t), when j < p.len. (WGSL cannot pass
+// the loop's body, and one loop branching on the pass would make every entry
+// point use every binding, so each entry point writes the loop out.)
+fn nap_piece(slot: u32) -> Piece {
+    var p = pieces[slot];
+    p.len = select(p.len, 0u, p.group == NO_GROUP);
+    return p;
 }
 
 // Pass 1, adamw (one sequence w = y): partial = (|w|^2, |w|^2).
 @compute @workgroup_size(256)
 fn norms_w(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let slot = piece_slot(seg.piece_base, lid.x, wid.x);
-    let len = piece_len(pieces[slot]);
-    let offset = pieces[slot].offset;
+    let p = nap_piece(slot);
     var acc = 0.0;
     for (var t = 0u; t < PIECE_TRIPS; t++) {
         let j = piece_vec4(lid.x, t);
-        if j < len {
-            let w = y[offset + j];
+        if j < p.len {
+            let w = y[p.offset + j];
             acc += dot(w, w);
         }
     }
@@ -54,14 +60,14 @@ fn norms_w(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) 
 @compute @workgroup_size(256)
 fn norms_sf(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let slot = piece_slot(seg.piece_base, lid.x, wid.x);
-    let len = piece_len(pieces[slot]);
-    let offset = pieces[slot].offset;
+    let p = nap_piece(slot);
     var acc = vec2<f32>(0.0);
     for (var t = 0u; t < PIECE_TRIPS; t++) {
         let j = piece_vec4(lid.x, t);
-        if j < len {
-            let zi = z[offset + j];
-            let xi = (y[offset + j] - (1.0 - s.beta) * zi) / s.beta;
+        if j < p.len {
+            let i = p.offset + j;
+            let zi = z[i];
+            let xi = x_of(y[i], zi, s.beta);
             acc += vec2<f32>(dot(zi, zi), dot(xi, xi));
         }
     }
@@ -72,14 +78,14 @@ fn norms_sf(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id)
 @compute @workgroup_size(256)
 fn norms_plus(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let slot = piece_slot(seg.piece_base, lid.x, wid.x);
-    let len = piece_len(pieces[slot]);
-    let offset = pieces[slot].offset;
+    let p = nap_piece(slot);
     var acc = vec2<f32>(0.0);
     for (var t = 0u; t < PIECE_TRIPS; t++) {
         let j = piece_vec4(lid.x, t);
-        if j < len {
-            let zi = z[offset + j];
-            let xi = x[offset + j];
+        if j < p.len {
+            let i = p.offset + j;
+            let zi = z[i];
+            let xi = x[i];
             acc += vec2<f32>(dot(zi, zi), dot(xi, xi));
         }
     }
@@ -121,11 +127,11 @@ fn scales(p: Piece) -> vec2<f32> {
 // Projection, adamw: w = proj(w).
 @compute @workgroup_size(256)
 fn project_w(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let p = pieces[piece_slot(seg.piece_base, lid.x, wid.x)];
+    let p = nap_piece(piece_slot(seg.piece_base, lid.x, wid.x));
     let k = scales(p).x;
     for (var t = 0u; t < PIECE_TRIPS; t++) {
         let j = piece_vec4(lid.x, t);
-        if j < piece_len(p) {
+        if j < p.len {
             y[p.offset + j] *= k;
         }
     }
@@ -134,17 +140,17 @@ fn project_w(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id
 // Projection, (y, z) kinds: z = proj(z), x = proj(x), y = beta x + (1 - beta) z.
 @compute @workgroup_size(256)
 fn project_sf(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let p = pieces[piece_slot(seg.piece_base, lid.x, wid.x)];
+    let p = nap_piece(piece_slot(seg.piece_base, lid.x, wid.x));
     let k = scales(p);
     for (var t = 0u; t < PIECE_TRIPS; t++) {
         let j = piece_vec4(lid.x, t);
-        if j < piece_len(p) {
+        if j < p.len {
             let i = p.offset + j;
             let zi = z[i];
-            let xi = (y[i] - (1.0 - s.beta) * zi) / s.beta;
+            let xi = x_of(y[i], zi, s.beta);
             let zp = k.x * zi;
             z[i] = zp;
-            y[i] = s.beta * (k.y * xi) + (1.0 - s.beta) * zp;
+            y[i] = y_of(k.y * xi, zp, s.beta);
         }
     }
 }
@@ -152,17 +158,17 @@ fn project_sf(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
 // Projection, sf_plus: z = proj(z), x = proj(x), y = beta_k x + (1 - beta_k) z.
 @compute @workgroup_size(256)
 fn project_plus(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let p = pieces[piece_slot(seg.piece_base, lid.x, wid.x)];
+    let p = nap_piece(piece_slot(seg.piece_base, lid.x, wid.x));
     let k = scales(p);
     for (var t = 0u; t < PIECE_TRIPS; t++) {
         let j = piece_vec4(lid.x, t);
-        if j < piece_len(p) {
+        if j < p.len {
             let i = p.offset + j;
             let zp = k.x * z[i];
             let xp = k.y * x[i];
             z[i] = zp;
             x[i] = xp;
-            y[i] = s.beta * xp + (1.0 - s.beta) * zp;
+            y[i] = y_of(xp, zp, s.beta);
         }
     }
 }

@@ -50,10 +50,9 @@ fn plus_reduce(@builtin(local_invocation_id) lid: vec3<u32>) {
     }
 }
 
+// Whether `a` is finite (health.wgsl's test, on the bits).
 fn is_finite(a: f32) -> bool {
-    // Exponent bits all ones means Inf or NaN; checked on the bits so that no
-    // compiler may assume it away.
-    return (bitcast<u32>(a) & 0x7f800000u) != 0x7f800000u;
+    return all_finite(vec4<f32>(a));
 }
 
 // x^p; exact products for small whole p (the default p = 2), since pow's error

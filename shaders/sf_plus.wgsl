@@ -1,6 +1,6 @@
 // ScheduleFree+ (sf_plus): the first pass of its global sums (then chunks.wgsl,
 // then polyak.wgsl), and the fused element pass. Explicit state: x, z, m, v; y
-// is the parameter buffer.
+// is the parameter buffer. The element loop and y_of are elementwise.wgsl's.
 
 @group(0) @binding(0) var<storage, read> s: Step;
 @group(0) @binding(1) var<uniform> seg: Seg;
@@ -12,18 +12,6 @@
 @group(0) @binding(7) var<storage, read_write> x: array<vec4<f32>>;
 @group(0) @binding(9) var<storage, read> pieces: array<Piece>;
 @group(0) @binding(20) var<storage, read_write> lanes: array<vec2<f32>>;
-
-// The element loop, as in sf_step.wgsl (where it is explained).
-const ELEM_RUN: u32 = 8u;
-
-fn elem_first(lid: u32, wid: u32) -> u32 {
-    return wid * WG * ELEM_RUN + (lid / 8u) * 8u * ELEM_RUN + lid % 8u;
-}
-
-fn elem_next(i: u32, nwg: u32) -> u32 {
-    let run_done = (i / 8u) % ELEM_RUN == ELEM_RUN - 1u;
-    return select(i + 8u, i + nwg * WG * ELEM_RUN - 8u * (ELEM_RUN - 1u), run_done);
-}
 
 // Pass 1 of the global sums, over pieces (common.wgsl): each invocation writes
 // its (sum |g|, sum g . (z - x)).
@@ -65,7 +53,7 @@ fn plus_step(
         var zi = z[i] - s.gamma * s.gamma * select(0.0, s.wd, i < seg.wd_end) * yi;
         zi -= s.gamma * (mi * s.inv_bc1) / d;
         let xi = (1.0 - s.c) * x[i] + s.c * zi;
-        let y_new = s.beta * xi + (1.0 - s.beta) * zi;
+        let y_new = y_of(xi, zi, s.beta);
         z[i] = zi;
         x[i] = xi;
         y[i] = y_new;

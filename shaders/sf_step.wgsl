@@ -1,7 +1,8 @@
 // Fused element pass of the Schedule-Free kinds that keep (y, z): sgd_sf, adamw_sf
 // (with and without inner momentum), adamw_sf_paper and radam_sf. One loop trip
-// updates one vec4; the element loop below covers the whole segment, so the
-// dispatch size does not depend on the number or sizes of the tensors.
+// updates one vec4; the element loop (elementwise.wgsl) covers the whole
+// segment, so the dispatch size does not depend on the number or sizes of the
+// tensors.
 
 @group(0) @binding(0) var<storage, read> s: Step;
 @group(0) @binding(1) var<uniform> seg: Seg;
@@ -10,25 +11,6 @@
 @group(0) @binding(4) var<storage, read_write> z: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> v: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> m: array<vec4<f32>>;
-
-// The element loop (the same in adamw.wgsl, sf_plus.wgsl and mode.wgsl).
-// Workgroup w updates tiles of WG * ELEM_RUN vec4s: tile w, w + nwg, ...
-// Within a tile each group of 8 invocations owns 8 * ELEM_RUN consecutive vec4s
-// and sweeps them 8 at a time: one whole 128-byte line per buffer per trip, as
-// a GPU likes. lavapipe runs 8 invocations at a time through their whole loop,
-// so it streams each buffer front to back; the plain grid-stride loop made it
-// juggle one stream per loop trip per buffer and fall to a third of copy speed
-// (BENCHMARKS.md, "levers").
-const ELEM_RUN: u32 = 8u;
-
-fn elem_first(lid: u32, wid: u32) -> u32 {
-    return wid * WG * ELEM_RUN + (lid / 8u) * 8u * ELEM_RUN + lid % 8u;
-}
-
-fn elem_next(i: u32, nwg: u32) -> u32 {
-    let run_done = (i / 8u) % ELEM_RUN == ELEM_RUN - 1u;
-    return select(i + 8u, i + nwg * WG * ELEM_RUN - 8u * (ELEM_RUN - 1u), run_done);
-}
 
 // u += wd * y; y = lerp(y, z, c) + gamma (beta (1 - c) - 1) u (old z); z -= gamma u.
 // `g` and `state` are passed on to the health sums with what it writes.

@@ -1,7 +1,10 @@
 //! WGSL kernel files and the compiled-pipeline cache every [`Gpu`] owns.
 //!
 //! sfnap's own files ([`FILES`]) are compiled with `common.wgsl` (the `Step` and
-//! `Seg` structs) and `reduce.wgsl` (the workgroup reduction) in front of them.
+//! `Seg` structs) and `reduce.wgsl` (the workgroup reduction) in front of them;
+//! some also start with `health.wgsl` (the health flags and the finiteness test)
+//! or `elementwise.wgsl` (the element loop and the interpolation `x_of`/`y_of`,
+//! functions only). WGSL has no includes: these preludes are concatenated.
 //! A program that embeds sfnap registers its own files with
 //! [`Gpu::register_kernels`]; both kinds are compiled once per device, on first
 //! use, and bound and dispatched the same way (see [`crate::gpu::dispatch`]).
@@ -21,12 +24,15 @@ pub const COMMON: &str = concat!(
 
 /// Every built-in kernel file: (name, source without the common prelude). The
 /// optimizer files that check for values that are not finite start with
-/// `shaders/health.wgsl` ([`crate::optim::Health`]).
+/// `shaders/health.wgsl` ([`crate::optim::Health`]; `polyak` too, for its
+/// finiteness test), and the files that walk the element loop or convert between
+/// x and y with `shaders/elementwise.wgsl`.
 pub const FILES: &[(&str, &str)] = &[
     (
         "sf_step",
         concat!(
             include_str!("../../shaders/health.wgsl"),
+            include_str!("../../shaders/elementwise.wgsl"),
             include_str!("../../shaders/sf_step.wgsl")
         ),
     ),
@@ -34,6 +40,7 @@ pub const FILES: &[(&str, &str)] = &[
         "adamw",
         concat!(
             include_str!("../../shaders/health.wgsl"),
+            include_str!("../../shaders/elementwise.wgsl"),
             include_str!("../../shaders/adamw.wgsl")
         ),
     ),
@@ -41,20 +48,40 @@ pub const FILES: &[(&str, &str)] = &[
         "sf_plus",
         concat!(
             include_str!("../../shaders/health.wgsl"),
+            include_str!("../../shaders/elementwise.wgsl"),
             include_str!("../../shaders/sf_plus.wgsl")
         ),
     ),
-    ("polyak", include_str!("../../shaders/polyak.wgsl")),
+    (
+        "polyak",
+        concat!(
+            include_str!("../../shaders/health.wgsl"),
+            include_str!("../../shaders/polyak.wgsl")
+        ),
+    ),
     ("chunks", include_str!("../../shaders/chunks.wgsl")),
     (
         "nap",
         concat!(
             include_str!("../../shaders/health.wgsl"),
+            include_str!("../../shaders/elementwise.wgsl"),
             include_str!("../../shaders/nap.wgsl")
         ),
     ),
-    ("mode", include_str!("../../shaders/mode.wgsl")),
-    ("export", include_str!("../../shaders/export.wgsl")),
+    (
+        "mode",
+        concat!(
+            include_str!("../../shaders/elementwise.wgsl"),
+            include_str!("../../shaders/mode.wgsl")
+        ),
+    ),
+    (
+        "export",
+        concat!(
+            include_str!("../../shaders/elementwise.wgsl"),
+            include_str!("../../shaders/export.wgsl")
+        ),
+    ),
     // Layers (`nn`): each file numbers its own bindings, listed at its top.
     (
         "linear",
@@ -78,7 +105,13 @@ pub const FILES: &[(&str, &str)] = &[
     ("attention", include_str!("../../shaders/attention.wgsl")),
     ("residual", include_str!("../../shaders/residual.wgsl")),
     // `sfnap bench`'s bandwidth reference (numbers its own bindings).
-    ("bench", include_str!("../../shaders/bench.wgsl")),
+    (
+        "bench",
+        concat!(
+            include_str!("../../shaders/elementwise.wgsl"),
+            include_str!("../../shaders/bench.wgsl")
+        ),
+    ),
 ];
 
 /// The kernel files that need subgroup operations (`Features::SUBGROUP`): compiled

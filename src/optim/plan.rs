@@ -18,7 +18,7 @@ pub(crate) const SLOT: u64 = 256;
 /// Workgroups of an element pass at most (each loops over the rest).
 pub const MAX_WORKGROUPS: u32 = 4096;
 /// vec4s each invocation of an element pass handles while MAX_WORKGROUPS allows:
-/// `ELEM_RUN` of the element kernels (shaders/sf_step.wgsl), so that a workgroup
+/// `ELEM_RUN` of the element kernels (shaders/elementwise.wgsl), so that a workgroup
 /// sweeps one tile of 256 * 8 vec4s (BENCHMARKS.md, "levers").
 const VEC4_PER_INVOCATION: usize = 8;
 
