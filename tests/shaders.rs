@@ -53,9 +53,13 @@ fn binding_table_matches_the_shaders_and_the_storage_limit() {
             let (used, storage) = wgsl::bindings_used(&module, &info, i);
             let table = ENTRIES
                 .iter()
-                .find(|(f, e, _)| f == name && *e == ep.name)
+                .find(|e| e.file == *name && e.name == ep.name)
                 .unwrap_or_else(|| panic!("{name}::{} is missing from kernels::ENTRIES", ep.name));
-            assert_eq!(used, table.2, "{name}::{}: bindings used vs kernels::ENTRIES", ep.name);
+            assert_eq!(
+                used, table.bindings,
+                "{name}::{}: bindings used vs kernels::ENTRIES",
+                ep.name
+            );
             assert!(
                 storage <= 8,
                 "{name}::{} uses {storage} storage buffers (portable limit 8)",

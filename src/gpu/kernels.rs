@@ -119,69 +119,120 @@ pub const FILES: &[(&str, &str)] = &[
 /// subset of WGSL.
 pub const SUBGROUP_FILES: &[&str] = &["linear_subgroup"];
 
-/// The bindings each built-in entry point uses: (file, entry, bindings). In the
+/// A built-in entry point: its kernel file, its name and the bindings (of
+/// group 0) it uses. The optimizer's own are named constants, so a kind's
+/// description ([`crate::optim::KindSpec`]) refers to its kernels by name, not
+/// by two strings: a typo does not compile, and `tests/shaders.rs` holds every
+/// entry of [`ENTRIES`] to the shader it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// The kernel file ([`FILES`]).
+    pub file: &'static str,
+    /// The entry point's name in it.
+    pub name: &'static str,
+    /// The binding numbers it uses.
+    pub bindings: &'static [u32],
+}
+
+impl Entry {
+    /// An entry point of a built-in file.
+    pub const fn new(file: &'static str, name: &'static str, bindings: &'static [u32]) -> Entry {
+        Entry { file, name, bindings }
+    }
+
+    /// `sf_step.wgsl`'s `sgd_sf_step`.
+    pub const SGD_SF_STEP: Entry = Entry::new("sf_step", "sgd_sf_step", &[0, 1, 2, 3, 4, 19]);
+    /// `sf_step.wgsl`'s `adam_sf_step`.
+    pub const ADAM_SF_STEP: Entry = Entry::new("sf_step", "adam_sf_step", &[0, 1, 2, 3, 4, 5, 19]);
+    /// `sf_step.wgsl`'s `adam_sf_momentum_step`.
+    pub const ADAM_SF_MOMENTUM_STEP: Entry = Entry::new("sf_step", "adam_sf_momentum_step", &[0, 1, 2, 3, 4, 5, 6, 19]);
+    /// `adamw.wgsl`'s `adamw_step`.
+    pub const ADAMW_STEP: Entry = Entry::new("adamw", "adamw_step", &[0, 1, 2, 3, 5, 6, 19]);
+    /// `sf_plus.wgsl`'s `plus_sums`.
+    pub const PLUS_SUMS: Entry = Entry::new("sf_plus", "plus_sums", &[1, 3, 4, 7, 9, 20]);
+    /// `sf_plus.wgsl`'s `plus_step`.
+    pub const PLUS_STEP: Entry = Entry::new("sf_plus", "plus_step", &[0, 1, 2, 3, 4, 5, 6, 7, 19]);
+    /// `nap.wgsl`'s `norms_w`.
+    pub const NORMS_W: Entry = Entry::new("nap", "norms_w", &[1, 2, 9, 20]);
+    /// `nap.wgsl`'s `norms_sf`.
+    pub const NORMS_SF: Entry = Entry::new("nap", "norms_sf", &[0, 1, 2, 4, 9, 20]);
+    /// `nap.wgsl`'s `norms_plus`.
+    pub const NORMS_PLUS: Entry = Entry::new("nap", "norms_plus", &[1, 4, 7, 9, 20]);
+    /// `nap.wgsl`'s `project_w`.
+    pub const PROJECT_W: Entry = Entry::new("nap", "project_w", &[1, 2, 9, 10, 13]);
+    /// `nap.wgsl`'s `project_sf`.
+    pub const PROJECT_SF: Entry = Entry::new("nap", "project_sf", &[0, 1, 2, 4, 9, 10, 13]);
+    /// `nap.wgsl`'s `project_plus`.
+    pub const PROJECT_PLUS: Entry = Entry::new("nap", "project_plus", &[0, 1, 2, 4, 7, 9, 10, 13]);
+    /// `mode.wgsl`'s `to_eval`.
+    pub const TO_EVAL: Entry = Entry::new("mode", "to_eval", &[0, 1, 2, 4]);
+    /// `mode.wgsl`'s `to_train`.
+    pub const TO_TRAIN: Entry = Entry::new("mode", "to_train", &[0, 1, 2, 4]);
+}
+
+/// Every built-in entry point with the bindings it uses. In the
 /// optimizer files binding numbers mean the same everywhere (0 step, 1 segment,
 /// 2 y, 3 g, 4 z, 5 v, 6 m, 7 x, 8 chunk partials, 9 pieces, 10 groups, 11 sf_plus
 /// state, 12 loss, 13 group norms, 14-16 trace test, 17 chunk ids, 18 export
 /// destination, 19 health flags, 20 invocation partials, 21 chunks); the layer files and `bench` number their own, listed at their top.
-pub const ENTRIES: &[(&str, &str, &[u32])] = &[
-    ("sf_step", "sgd_sf_step", &[0, 1, 2, 3, 4, 19]),
-    ("sf_step", "adam_sf_step", &[0, 1, 2, 3, 4, 5, 19]),
-    ("sf_step", "adam_sf_momentum_step", &[0, 1, 2, 3, 4, 5, 6, 19]),
-    ("adamw", "adamw_step", &[0, 1, 2, 3, 5, 6, 19]),
-    ("sf_plus", "plus_sums", &[1, 3, 4, 7, 9, 20]),
-    ("sf_plus", "plus_step", &[0, 1, 2, 3, 4, 5, 6, 7, 19]),
-    ("polyak", "plus_reduce", &[8, 11]),
-    ("polyak", "plus_scalars", &[0, 11, 12]),
-    ("polyak", "plus_trace", &[0, 11, 14, 15, 16]),
-    ("chunks", "chunk_sums", &[8, 20, 21]),
-    ("nap", "norms_w", &[1, 2, 9, 20]),
-    ("nap", "norms_sf", &[0, 1, 2, 4, 9, 20]),
-    ("nap", "norms_plus", &[1, 4, 7, 9, 20]),
-    ("nap", "group_norms", &[0, 8, 10, 13, 17, 19]),
-    ("nap", "init_rho", &[10, 13]),
-    ("nap", "project_w", &[1, 2, 9, 10, 13]),
-    ("nap", "project_sf", &[0, 1, 2, 4, 9, 10, 13]),
-    ("nap", "project_plus", &[0, 1, 2, 4, 7, 9, 10, 13]),
-    ("mode", "to_eval", &[0, 1, 2, 4]),
-    ("mode", "to_train", &[0, 1, 2, 4]),
-    ("export", "x_into", &[0, 1, 2, 4, 18]),
-    ("linear", "matmul", &[0, 1, 2, 4]),
-    ("linear", "matmul_bias", &[0, 1, 2, 3, 4]),
-    ("linear", "matmul_block", &[0, 1, 2, 4]),
-    ("linear", "matmul_block_bias", &[0, 1, 2, 3, 4]),
-    ("linear", "column_sums", &[0, 5, 6]),
-    ("linear_subgroup", "matmul_subgroup", &[0, 1, 2, 4]),
-    ("linear_subgroup", "matmul_subgroup_bias", &[0, 1, 2, 3, 4]),
-    ("norm", "norm_forward", &[0, 1, 2, 3, 4, 5, 6]),
-    ("norm", "norm_forward_rows", &[0, 1, 2, 3, 4, 5, 6]),
-    ("norm", "norm_backward_input", &[0, 1, 2, 5, 6, 7, 8]),
-    ("norm", "norm_backward_input_rows", &[0, 1, 2, 5, 6, 7, 8]),
-    ("norm", "norm_backward_params", &[0, 1, 5, 6, 7, 9, 10]),
-    ("activation", "relu_forward", &[0, 1, 2]),
-    ("activation", "relu_backward", &[0, 1, 3, 4]),
-    ("activation", "gelu_forward", &[0, 1, 2]),
-    ("activation", "gelu_backward", &[0, 1, 3, 4]),
-    ("loss", "loss_rows", &[0, 1, 2, 3, 4, 5]),
-    ("loss", "loss_rows_short", &[0, 1, 2, 3, 4, 5]),
-    ("loss", "loss_mean", &[0, 3, 5, 6]),
-    ("loss", "loss_backward", &[0, 1, 2, 4, 7]),
-    ("embedding", "embedding_forward", &[0, 1, 2, 3]),
-    ("embedding", "embedding_clear", &[0, 5]),
-    ("embedding", "embedding_link", &[0, 1, 5, 6]),
-    ("embedding", "embedding_backward", &[0, 4, 5, 6, 7]),
-    ("attention", "attention_probs", &[0, 1, 2]),
-    ("attention", "attention_values", &[0, 1, 2, 3]),
-    ("attention", "attention_dscores", &[0, 1, 2, 4, 5]),
-    ("attention", "attention_dqkv", &[0, 1, 2, 4, 5, 6]),
-    ("attention", "attention_scores_block", &[0, 1, 2]),
-    ("attention", "attention_softmax_rows", &[0, 2]),
-    ("attention", "attention_values_block", &[0, 1, 2, 3]),
-    ("attention", "attention_dp_block", &[0, 1, 4, 5]),
-    ("attention", "attention_dsoftmax_rows", &[0, 2, 5]),
-    ("attention", "attention_dqkv_block", &[0, 1, 2, 4, 5, 6]),
-    ("residual", "add", &[0, 1, 2, 3]),
-    ("bench", "copy_vec4", &[0, 1]),
+pub const ENTRIES: &[Entry] = &[
+    Entry::SGD_SF_STEP,
+    Entry::ADAM_SF_STEP,
+    Entry::ADAM_SF_MOMENTUM_STEP,
+    Entry::ADAMW_STEP,
+    Entry::PLUS_SUMS,
+    Entry::PLUS_STEP,
+    Entry::new("polyak", "plus_reduce", &[8, 11]),
+    Entry::new("polyak", "plus_scalars", &[0, 11, 12]),
+    Entry::new("polyak", "plus_trace", &[0, 11, 14, 15, 16]),
+    Entry::new("chunks", "chunk_sums", &[8, 20, 21]),
+    Entry::NORMS_W,
+    Entry::NORMS_SF,
+    Entry::NORMS_PLUS,
+    Entry::new("nap", "group_norms", &[0, 8, 10, 13, 17, 19]),
+    Entry::new("nap", "init_rho", &[10, 13]),
+    Entry::PROJECT_W,
+    Entry::PROJECT_SF,
+    Entry::PROJECT_PLUS,
+    Entry::TO_EVAL,
+    Entry::TO_TRAIN,
+    Entry::new("export", "x_into", &[0, 1, 2, 4, 18]),
+    Entry::new("linear", "matmul", &[0, 1, 2, 4]),
+    Entry::new("linear", "matmul_bias", &[0, 1, 2, 3, 4]),
+    Entry::new("linear", "matmul_block", &[0, 1, 2, 4]),
+    Entry::new("linear", "matmul_block_bias", &[0, 1, 2, 3, 4]),
+    Entry::new("linear", "column_sums", &[0, 5, 6]),
+    Entry::new("linear_subgroup", "matmul_subgroup", &[0, 1, 2, 4]),
+    Entry::new("linear_subgroup", "matmul_subgroup_bias", &[0, 1, 2, 3, 4]),
+    Entry::new("norm", "norm_forward", &[0, 1, 2, 3, 4, 5, 6]),
+    Entry::new("norm", "norm_forward_rows", &[0, 1, 2, 3, 4, 5, 6]),
+    Entry::new("norm", "norm_backward_input", &[0, 1, 2, 5, 6, 7, 8]),
+    Entry::new("norm", "norm_backward_input_rows", &[0, 1, 2, 5, 6, 7, 8]),
+    Entry::new("norm", "norm_backward_params", &[0, 1, 5, 6, 7, 9, 10]),
+    Entry::new("activation", "relu_forward", &[0, 1, 2]),
+    Entry::new("activation", "relu_backward", &[0, 1, 3, 4]),
+    Entry::new("activation", "gelu_forward", &[0, 1, 2]),
+    Entry::new("activation", "gelu_backward", &[0, 1, 3, 4]),
+    Entry::new("loss", "loss_rows", &[0, 1, 2, 3, 4, 5]),
+    Entry::new("loss", "loss_rows_short", &[0, 1, 2, 3, 4, 5]),
+    Entry::new("loss", "loss_mean", &[0, 3, 5, 6]),
+    Entry::new("loss", "loss_backward", &[0, 1, 2, 4, 7]),
+    Entry::new("embedding", "embedding_forward", &[0, 1, 2, 3]),
+    Entry::new("embedding", "embedding_clear", &[0, 5]),
+    Entry::new("embedding", "embedding_link", &[0, 1, 5, 6]),
+    Entry::new("embedding", "embedding_backward", &[0, 4, 5, 6, 7]),
+    Entry::new("attention", "attention_probs", &[0, 1, 2]),
+    Entry::new("attention", "attention_values", &[0, 1, 2, 3]),
+    Entry::new("attention", "attention_dscores", &[0, 1, 2, 4, 5]),
+    Entry::new("attention", "attention_dqkv", &[0, 1, 2, 4, 5, 6]),
+    Entry::new("attention", "attention_scores_block", &[0, 1, 2]),
+    Entry::new("attention", "attention_softmax_rows", &[0, 2]),
+    Entry::new("attention", "attention_values_block", &[0, 1, 2, 3]),
+    Entry::new("attention", "attention_dp_block", &[0, 1, 4, 5]),
+    Entry::new("attention", "attention_dsoftmax_rows", &[0, 2, 5]),
+    Entry::new("attention", "attention_dqkv_block", &[0, 1, 2, 4, 5, 6]),
+    Entry::new("residual", "add", &[0, 1, 2, 3]),
+    Entry::new("bench", "copy_vec4", &[0, 1]),
 ];
 
 /// The full source of built-in kernel file `name` (prelude included).
@@ -243,8 +294,8 @@ pub(crate) struct Kernels(Mutex<Cache>);
 fn builtin_bindings(file: &str, entry: &str) -> Option<&'static [u32]> {
     ENTRIES
         .iter()
-        .find(|(f, e, _)| *f == file && *e == entry)
-        .map(|(_, _, b)| *b)
+        .find(|e| e.file == file && e.name == entry)
+        .map(|e| e.bindings)
 }
 
 impl Gpu {

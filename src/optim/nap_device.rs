@@ -5,6 +5,7 @@
 use crate::arena::Arena;
 use crate::error::Result;
 use crate::gpu::buffers::whole;
+use crate::gpu::kernels::Entry;
 use crate::gpu::{Dispatch, Gpu, PackedReadback};
 use crate::nap::{GroupReport, GroupRow, NapPlan};
 use crate::optim::plan::{Grid, Plan};
@@ -53,7 +54,7 @@ impl NapDevice {
             &opt.resources(arena, 0, &tables),
             [n_groups as u32, 1, 1],
         )?;
-        let measure = opt.per_segment(gpu, arena, ("nap", "norms_w"), &tables, Grid::Chunks)?;
+        let measure = opt.per_segment(gpu, arena, Entry::NORMS_W, &tables, Grid::Chunks)?;
         let init_rho = gpu.dispatch(
             "nap",
             "init_rho",
@@ -62,8 +63,8 @@ impl NapDevice {
         )?;
         gpu.run(&[&measure, &opt.chunk_sums, &group, &init_rho]);
         Ok(NapDevice {
-            norms: opt.per_segment(gpu, arena, ("nap", rule.norms), &tables, Grid::Chunks)?,
-            project: opt.per_segment(gpu, arena, ("nap", rule.project), &tables, Grid::Chunks)?,
+            norms: opt.per_segment(gpu, arena, rule.norms, &tables, Grid::Chunks)?,
+            project: opt.per_segment(gpu, arena, rule.project, &tables, Grid::Chunks)?,
             chunk_sums: opt.chunk_sums.clone(),
             group,
             plan,

@@ -5,6 +5,7 @@
 use crate::arena::{Arena, Segment};
 use crate::error::Result;
 use crate::gpu::buffers::{range, whole};
+use crate::gpu::kernels::Entry;
 use crate::gpu::{Dispatch, Gpu, Resource};
 use crate::optim::chunks::{ChunkTables, LANES};
 use crate::optim::health::Health;
@@ -156,7 +157,7 @@ impl Plan {
         &self,
         gpu: &Gpu,
         arena: &Arena,
-        (file, entry): (&str, &str),
+        entry: Entry,
         extra: &[Resource<'_>],
         grid: Grid,
     ) -> Result<Dispatch> {
@@ -165,8 +166,8 @@ impl Plan {
             Grid::Chunks => self.chunk_workgroups[i],
         };
         gpu.dispatch_each(
-            file,
-            entry,
+            entry.file,
+            entry.name,
             (0..self.segments.len()).map(|i| (self.resources(arena, i, extra), [groups(i), 1, 1])),
         )
     }

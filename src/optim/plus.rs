@@ -5,6 +5,7 @@
 use crate::arena::Arena;
 use crate::error::{Error, Result};
 use crate::gpu::buffers::{range, whole};
+use crate::gpu::kernels::Entry;
 use crate::gpu::{Dispatch, Gpu};
 use crate::optim::config::OptimConfig;
 use crate::optim::plan::{Grid, Plan};
@@ -109,7 +110,7 @@ impl PlusDevice {
     pub fn new(gpu: &Gpu, arena: &Arena, plan: &Plan, cfg: &OptimConfig) -> Result<PlusDevice> {
         let loss = gpu.storage("loss", 16);
         let state = gpu.storage_init("sf_plus state", &[PlusState::initial(cfg)]);
-        let sums = plan.per_segment(gpu, arena, ("sf_plus", "plus_sums"), &[], Grid::Chunks)?;
+        let sums = plan.per_segment(gpu, arena, Entry::PLUS_SUMS, &[], Grid::Chunks)?;
         let n_chunks = arena.layout.chunks.len() as u64;
         let reduce = gpu.dispatch(
             "polyak",

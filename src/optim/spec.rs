@@ -4,6 +4,7 @@
 //! optimizer, NaP, checkpoints, the bench and the demos read this description;
 //! adding a kind means adding a row here (and its kernel and scalar math).
 
+use crate::gpu::kernels::Entry;
 use crate::optim::config::{Kind, OptimConfig};
 
 /// A state buffer with the arena's layout, beyond the parameters and gradients.
@@ -65,10 +66,10 @@ pub enum XRule {
 /// per parameter they read and write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NapRule {
-    /// Entry point of `nap.wgsl` computing each chunk's norms.
-    pub norms: &'static str,
-    /// Entry point of `nap.wgsl` projecting each group back to its norm.
-    pub project: &'static str,
+    /// The entry point computing each chunk's norms.
+    pub norms: Entry,
+    /// The entry point projecting each group back to its norm.
+    pub project: Entry,
     /// f32s per parameter the two passes read or write.
     pub floats: u64,
 }
@@ -80,8 +81,8 @@ pub struct KindSpec {
     pub kind: Kind,
     /// Its state buffers, in checkpoint order.
     pub state: &'static [State],
-    /// The element pass: (kernel file, entry point), one dispatch per segment.
-    pub step: (&'static str, &'static str),
+    /// The element pass, one dispatch per segment.
+    pub step: Entry,
     /// f32s per parameter the step's passes read or write.
     pub step_floats: u64,
     /// Whether the step size is computed on the device from the loss (sf_plus's
@@ -119,43 +120,37 @@ impl KindSpec {
     pub fn new(cfg: &OptimConfig) -> KindSpec {
         use State::*;
         const NAP_YZ: NapRule = NapRule {
-            norms: "norms_sf",
-            project: "project_sf",
+            norms: Entry::NORMS_SF,
+            project: Entry::PROJECT_SF,
             floats: 6,
         };
         let interpolated = XRule::Interpolated { beta: cfg.sf_beta() };
         let momentum = cfg.inner_momentum > 0.0;
         let (state, step, step_floats, x, nap): (&'static [State], _, _, _, _) = match cfg.kind {
-            Kind::SgdSf => (&[Z], ("sf_step", "sgd_sf_step"), 5, interpolated, NAP_YZ),
-            Kind::AdamwSf if momentum => (
-                &[Z, V, M],
-                ("sf_step", "adam_sf_momentum_step"),
-                9,
-                interpolated,
-                NAP_YZ,
-            ),
+            Kind::SgdSf => (&[Z], Entry::SGD_SF_STEP, 5, interpolated, NAP_YZ),
+            Kind::AdamwSf if momentum => (&[Z, V, M], Entry::ADAM_SF_MOMENTUM_STEP, 9, interpolated, NAP_YZ),
             Kind::AdamwSf | Kind::AdamwSfPaper | Kind::RadamSf => {
-                (&[Z, V], ("sf_step", "adam_sf_step"), 7, interpolated, NAP_YZ)
+                (&[Z, V], Entry::ADAM_SF_STEP, 7, interpolated, NAP_YZ)
             }
             Kind::SfPlus => (
                 &[Z, V, M, X],
-                ("sf_plus", "plus_step"),
+                Entry::PLUS_STEP,
                 3 + 11,
                 XRule::Explicit,
                 NapRule {
-                    norms: "norms_plus",
-                    project: "project_plus",
+                    norms: Entry::NORMS_PLUS,
+                    project: Entry::PROJECT_PLUS,
                     floats: 7,
                 },
             ),
             Kind::Adamw => (
                 &[V, M],
-                ("adamw", "adamw_step"),
+                Entry::ADAMW_STEP,
                 7,
                 XRule::Params,
                 NapRule {
-                    norms: "norms_w",
-                    project: "project_w",
+                    norms: Entry::NORMS_W,
+                    project: Entry::PROJECT_W,
                     floats: 3,
                 },
             ),
@@ -228,11 +223,11 @@ mod tests {
     fn state_matches_the_kernels_bindings() {
         for kind in Kind::ALL {
             let spec = KindSpec::new(&OptimConfig::new(kind));
-            let used = crate::gpu::kernels::ENTRIES
-                .iter()
-                .find(|(f, e, _)| (*f, *e) == spec.step)
-                .map(|(_, _, b)| *b)
-                .expect("the step kernel is listed");
+            assert!(
+                crate::gpu::kernels::ENTRIES.contains(&spec.step),
+                "{kind}: the step kernel is listed"
+            );
+            let used = spec.step.bindings;
             for s in [State::Z, State::V, State::M, State::X] {
                 assert_eq!(spec.keeps(s), used.contains(&s.binding()), "{kind} {s:?}");
             }

@@ -10,6 +10,7 @@
 
 use crate::arena::Arena;
 use crate::error::{Error, Result};
+use crate::gpu::kernels::Entry;
 use crate::gpu::{Dispatch, Gpu};
 use crate::nap::{GroupReport, NapConfig, NapPlan, NO_GROUP};
 use crate::optim::config::OptimConfig;
@@ -67,12 +68,12 @@ impl GpuOptimizer {
         let (to_eval, to_train) = match spec.x {
             XRule::Params => (None, None),
             XRule::Interpolated { .. } => (
-                Some(plan.per_segment(gpu, arena, ("mode", "to_eval"), &[], Grid::Elements)?),
-                Some(plan.per_segment(gpu, arena, ("mode", "to_train"), &[], Grid::Elements)?),
+                Some(plan.per_segment(gpu, arena, Entry::TO_EVAL, &[], Grid::Elements)?),
+                Some(plan.per_segment(gpu, arena, Entry::TO_TRAIN, &[], Grid::Elements)?),
             ),
             XRule::Explicit => (
                 None,
-                Some(plan.per_segment(gpu, arena, ("mode", "to_train"), &[], Grid::Elements)?),
+                Some(plan.per_segment(gpu, arena, Entry::TO_TRAIN, &[], Grid::Elements)?),
             ),
         };
         let nap = nap_plan
