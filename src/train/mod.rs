@@ -14,6 +14,7 @@
 mod config;
 pub mod divergence;
 mod inspect;
+mod memory;
 mod merge;
 mod metrics;
 mod parallel;
@@ -28,6 +29,7 @@ pub use config::{DataChoice, DataKind, TrainConfig};
 pub use divergence::Divergence;
 pub use inspect::{evaluate_data, export, sample, DataEval, SampleOptions, EXPORT_FORMAT};
 pub use merge::{checkpoint_path, evaluate_checkpoint, merge, MergeWeights};
+pub use memory::{Capacity, MemoryPlan, Part, Place, PlanRows};
 pub use metrics::{read_metrics, MetricsRow};
 pub use parallel::Parallel;
 
@@ -124,6 +126,34 @@ pub fn steps_per_epoch(cfg: &TrainConfig) -> Result<f64> {
     let rows = Source::new(cfg)?.train_rows();
     Ok(rows as f64 / cfg.batch.max(1) as f64)
 }
+
+/// The rows and outputs of `cfg` run with `opts` as one of `parallel`'s ranks:
+/// what its [`MemoryPlan`] needs beyond the settings.
+fn plan_rows(cfg: &TrainConfig, source: &Source, opts: &RunOptions, parallel: &Parallel<'_>) -> PlanRows {
+    PlanRows {
+        train: parallel::Exchange::rows(parallel, cfg.batch),
+        eval: source.eval_rows(),
+        host_sum: parallel.local() > 1,
+        checkpoints: opts.out.is_some() && parallel.rank() == 0,
+    }
+}
+
+/// The memory plan of `cfg` run with `opts` as one of `parallel`'s ranks on
+/// `gpu`, with the rows it was made for and what the adapter and the machine
+/// offer; [`memory::check`] refuses it when it does not fit. Reads the data's
+/// size; allocates nothing.
+pub fn memory_plan(
+    gpu: &Gpu,
+    cfg: &TrainConfig,
+    opts: &RunOptions,
+    parallel: &Parallel<'_>,
+) -> Result<(MemoryPlan, PlanRows, Capacity)> {
+    cfg.validate()?;
+    let rows = plan_rows(cfg, &Source::new(cfg)?, opts, parallel);
+    Ok((MemoryPlan::new(cfg, rows), rows, Capacity::of(gpu)))
+}
+
+pub use memory::check as check_memory;
 
 /// Trains `cfg` on `gpu`, silently.
 pub fn train(gpu: &Gpu, cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary> {

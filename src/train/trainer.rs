@@ -10,7 +10,7 @@ use super::metrics::{open_csv, write_row, MetricsRow};
 use super::parallel::{stored_settings, Exchange, Parallel};
 use super::rundir::RunDir;
 use super::source::Source;
-use super::{evaluate, resume_mismatch, Eval, RunOptions, Summary, TrainConfig};
+use super::{check_memory, evaluate, plan_rows, resume_mismatch, Capacity, Eval, RunOptions, Summary, TrainConfig};
 use crate::arena::Arena;
 use crate::checkpoint::{self, Meta};
 use crate::data::Rng;
@@ -65,8 +65,10 @@ impl<'a> Trainer<'a> {
         }
         let model = cfg.model.model();
         let source = Source::new(cfg)?;
-        // Every buffer against the adapter's limits before anything is allocated.
+        // The run's memory, and every buffer against the adapter's limits,
+        // before anything is allocated or listed.
         shard(cfg.batch, parallel.slices(), 0)?;
+        check_memory(cfg, plan_rows(cfg, &source, opts, &parallel), &Capacity::of(gpu))?;
         let train_rows = Exchange::rows(&parallel, cfg.batch);
         check_rows(gpu, model, train_rows, "batch")?;
         check_rows(gpu, model, source.eval_rows(), "the evaluation set")?;

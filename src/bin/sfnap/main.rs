@@ -243,6 +243,10 @@ struct TrainArgs {
     /// runs N slices of its share. Two slices give the result of 2 ranks bit for bit.
     #[arg(long, default_value_t = 1, value_name = "N")]
     accumulate: usize,
+    /// Print the run's memory plan (parameters, the bytes of each part, the total and what the
+    /// adapter and the machine offer) and exit without training: 0 when it fits, 2 when not.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// The run `sfnap train`'s flags describe. `given` holds the flags given on the
@@ -507,6 +511,9 @@ fn train_cmd(
         stop_after: None,
         checkpoint_every: a.checkpoint_every,
     };
+    if a.dry_run {
+        return dry_run(&gpu, &cfg, &opts, &parallel);
+    }
     let summary = if rank == 0 {
         train_parallel(&gpu, &cfg, &opts, &mut progress::Bar::default(), parallel)?
     } else {
@@ -533,6 +540,17 @@ fn train_cmd(
             dir.display()
         );
     }
+    Ok(())
+}
+
+/// `sfnap train --dry-run`: the memory plan, and whether it fits.
+fn dry_run(gpu: &Gpu, cfg: &TrainConfig, opts: &RunOptions, parallel: &Parallel<'_>) -> Result<(), Error> {
+    let (plan, rows, capacity) = sfnap::train::memory_plan(gpu, cfg, opts, parallel)?;
+    for line in plan.describe(&capacity) {
+        println!("{line}");
+    }
+    sfnap::train::check_memory(cfg, rows, &capacity)?;
+    println!("fits: `sfnap train` without --dry-run trains it");
     Ok(())
 }
 
