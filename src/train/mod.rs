@@ -74,6 +74,9 @@ pub struct RunOptions {
     /// Save a checkpoint at the first evaluation after every this many steps
     /// (and at the end); `None`: every 1,000 steps.
     pub checkpoint_every: Option<u64>,
+    /// A fresh run into an [`RunOptions::out`] that holds a run's files
+    /// (checkpoint, metrics, plot) removes them; without it such a run is refused.
+    pub overwrite: bool,
 }
 
 /// Where a run stands after a step, as [`TrainObserver::step`] hears it.

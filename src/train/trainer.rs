@@ -72,6 +72,14 @@ impl<'a> Trainer<'a> {
         let train_rows = Exchange::rows(&parallel, cfg.batch);
         check_rows(gpu, model, train_rows, "batch")?;
         check_rows(gpu, model, source.eval_rows(), "the evaluation set")?;
+        // Rank 0 alone writes; its run directory is locked for this run, and
+        // temporary files of a killed save are removed; a run there is kept.
+        let out = opts.out.as_deref().filter(|_| parallel.rank() == 0);
+        let run_dir = out.map(RunDir::lock).transpose()?;
+        if let Some(dir) = &run_dir {
+            let here = |r: &std::path::Path| r.canonicalize().ok() == dir.path().canonicalize().ok();
+            dir.claim(opts.resume.as_deref().is_some_and(here), opts.overwrite)?;
+        }
         let arena = Arena::new(gpu, &model.tensors(), None)?;
         model.initialize(gpu, &arena, cfg.seed)?;
         let nap = cfg.nap.then(|| model.nap_groups());
@@ -91,10 +99,6 @@ impl<'a> Trainer<'a> {
                 )
             })?;
         }
-        // Rank 0 alone writes; its run directory is locked for this run, and
-        // temporary files of a killed save are removed.
-        let out = opts.out.as_deref().filter(|_| parallel.rank() == 0);
-        let run_dir = out.map(RunDir::lock).transpose()?;
         let mut start = 0;
         if let Some(dir) = &opts.resume {
             let path = dir.join("checkpoint.safetensors");

@@ -234,6 +234,10 @@ struct TrainArgs {
     /// Continue from DIR/checkpoint.safetensors (same settings; --steps may grow).
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// With --out: replace the run that DIR holds (its checkpoint, metrics and plot);
+    /// without it a fresh run into a run's directory is refused.
+    #[arg(long, requires = "out", conflicts_with = "resume")]
+    overwrite: bool,
     /// With --out or --resume only: save a checkpoint at the first evaluation after every
     /// this many steps, and at the end [default: 1000].
     #[arg(long, value_name = "STEPS")]
@@ -510,6 +514,7 @@ fn train_cmd(
         resume: a.resume.clone(),
         stop_after: None,
         checkpoint_every: a.checkpoint_every,
+        overwrite: a.overwrite,
     };
     if a.dry_run {
         return dry_run(&gpu, &cfg, &opts, &parallel);
