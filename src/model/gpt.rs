@@ -51,7 +51,12 @@ impl Model for GptConfig {
     /// 2 V C + T C for the embeddings, 12 C^2 + 13 C a block, 2 C for the final
     /// norm and C V for the head.
     fn parameters(&self) -> u128 {
-        let (v, t, c, l) = (self.vocab as u128, self.context as u128, self.width as u128, self.layers as u128);
+        let (v, t, c, l) = (
+            self.vocab as u128,
+            self.context as u128,
+            self.width as u128,
+            self.layers as u128,
+        );
         2 * v * c + t * c + l * (12 * c * c + 13 * c) + 2 * c
     }
 

@@ -28,8 +28,8 @@ pub use config::EVAL_FRAC;
 pub use config::{DataChoice, DataKind, TrainConfig};
 pub use divergence::Divergence;
 pub use inspect::{evaluate_data, export, sample, DataEval, SampleOptions, EXPORT_FORMAT};
-pub use merge::{checkpoint_path, evaluate_checkpoint, merge, MergeWeights};
 pub use memory::{Capacity, MemoryPlan, Part, Place, PlanRows};
+pub use merge::{checkpoint_path, evaluate_checkpoint, merge, MergeWeights};
 pub use metrics::{read_metrics, MetricsRow};
 pub use parallel::Parallel;
 

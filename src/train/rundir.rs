@@ -67,7 +67,11 @@ impl RunDir {
         if resume {
             return Ok(());
         }
-        let present: Vec<&str> = RUN_FILES.iter().copied().filter(|f| self.dir.join(f).exists()).collect();
+        let present: Vec<&str> = RUN_FILES
+            .iter()
+            .copied()
+            .filter(|f| self.dir.join(f).exists())
+            .collect();
         if present.is_empty() {
             return Ok(());
         }

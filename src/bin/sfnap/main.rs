@@ -575,11 +575,10 @@ fn merge_cmd(
     weights: MergeWeights,
 ) -> Result<(), Error> {
     let gpu = Gpu::new(backend)?;
-    let w = sfnap::train::merge(&gpu, inputs, out, weights)?;
+    let (w, row) = sfnap::train::merge(&gpu, inputs, out, weights)?;
     for (input, wi) in inputs.iter().zip(&w) {
         println!("{:.4}  {}", wi, input.display());
     }
-    let row = sfnap::train::evaluate_checkpoint(&gpu, out)?;
     println!("wrote {}: {}", out.display(), eval_line(&row));
     Ok(())
 }
