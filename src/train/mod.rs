@@ -220,11 +220,25 @@ pub fn train_parallel(
 /// Why a checkpoint's settings (`saved`, JSON) refuse a run with `ours`: the
 /// settings that differ, by name. Only `--steps` may change on resume, except
 /// for a schedule as long as the run (adamw's wsd and cosine), which fixes it.
-fn resume_mismatch(saved: &str, ours: &str) -> String {
-    let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap_or_default();
-    let (saved, ours) = (parse(saved), parse(ours));
+fn resume_mismatch(saved: &serde_json::Value, ours: &serde_json::Value) -> String {
     let mut differ = Vec::new();
-    diff_fields("", &saved, &ours, &mut differ);
+    diff_fields("", saved, ours, &mut differ);
+    if let Some(field) = differ.iter().find(|f| f.ends_with(".fingerprint")) {
+        let data = field.trim_end_matches(".fingerprint").replace('.', "/");
+        let at = |v: &serde_json::Value, key: &str| {
+            v.pointer(&format!("/{data}/{key}"))
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        return format!(
+            "{} has changed since this checkpoint's run trained on it (then {}, now {}): resume on the file it \
+             trained on, or start a new run",
+            at(ours, "path"),
+            at(saved, "fingerprint"),
+            at(ours, "fingerprint")
+        );
+    }
     // --steps sets a wsd or cosine schedule's length (and wsd's decay), nothing else.
     let length = ["optimizer.schedule.total_steps", "optimizer.schedule.decay_steps"];
     if let (Some(steps), true) = (
@@ -241,6 +255,37 @@ fn resume_mismatch(saved: &str, ours: &str) -> String {
         "this checkpoint was written by a run with other settings: {} {verb} (only --steps may change on resume)",
         differ.join(", ")
     )
+}
+
+/// A checkpoint's settings (`saved`) and ours (JSON), the saved ones read as
+/// a run of today would store them: a data file's path, relative to the
+/// directory the run was started from before paths were stored absolute, made
+/// absolute from here; a data file's fingerprint, absent before it was kept,
+/// taken as ours (such runs resume as they always have).
+fn as_today(saved: &str, ours: &str) -> (serde_json::Value, serde_json::Value) {
+    let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap_or_default();
+    let (mut saved, ours) = (parse(saved), parse(ours));
+    for kind in ["csv", "text_file"] {
+        let at = format!("/data/{kind}");
+        let (Some(data), Some(our)) = (saved.pointer_mut(&at), ours.pointer(&at)) else {
+            continue;
+        };
+        let Some(data) = data.as_object_mut() else {
+            continue;
+        };
+        let path = data.get("path").and_then(|p| p.as_str()).map(std::path::PathBuf::from);
+        if let Some(full) = path
+            .filter(|p| p.is_relative())
+            .and_then(|p| std::fs::canonicalize(p).ok())
+            .and_then(|p| p.to_str().map(str::to_string))
+        {
+            data.insert("path".into(), full.into());
+        }
+        if let (false, Some(fingerprint)) = (data.contains_key("fingerprint"), our.get("fingerprint")) {
+            data.insert("fingerprint".into(), fingerprint.clone());
+        }
+    }
+    (saved, ours)
 }
 
 /// Appends to `out` the dotted paths at which `a` and `b` differ.

@@ -10,7 +10,9 @@ use super::metrics::{open_csv, write_row, MetricsRow};
 use super::parallel::{stored_settings, Exchange, Parallel};
 use super::rundir::RunDir;
 use super::source::Source;
-use super::{check_memory, evaluate, plan_rows, resume_mismatch, Capacity, Eval, RunOptions, Summary, TrainConfig};
+use super::{
+    as_today, check_memory, evaluate, plan_rows, resume_mismatch, Capacity, Eval, RunOptions, Summary, TrainConfig,
+};
 use crate::arena::Arena;
 use crate::checkpoint::{self, Meta};
 use crate::data::Rng;
@@ -103,10 +105,11 @@ impl<'a> Trainer<'a> {
         if let Some(dir) = &opts.resume {
             let path = dir.join("checkpoint.safetensors");
             let loaded = checkpoint::load(&path)?;
-            if loaded.meta.config != config_json {
+            let (saved, ours) = as_today(&loaded.meta.config, &config_json);
+            if saved != ours {
                 return Err(Error::invalid(
                     path.display().to_string(),
-                    resume_mismatch(&loaded.meta.config, &config_json),
+                    resume_mismatch(&saved, &ours),
                 ));
             }
             start = loaded.meta.step;
