@@ -513,4 +513,50 @@ mod tests {
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn a_byte_order_mark_is_dropped() {
+        let t = parse("\u{feff}a,b,kind\n1,2,x\n3,4,y\n", None).unwrap();
+        assert_eq!(t.features, ["a", "b"]);
+        let t = parse("\u{feff}1,2,x\n3,4,y\n", None).unwrap();
+        assert_eq!((t.features.clone(), t.len()), (vec!["x0".to_string(), "x1".into()], 2));
+    }
+
+    #[test]
+    fn a_first_row_of_names_and_numbers_is_refused() {
+        let m = message(parse("a,2,kind\n1,2,x\n", None));
+        assert!(
+            m.contains("line 1, column 2") && m.contains("mixes names and numbers"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn a_label_name_two_columns_share_is_refused() {
+        let m = message(parse("a,kind,kind\n1,x,y\n", Some("kind")));
+        assert!(
+            m.starts_with("label:") && m.contains("2 header columns named `kind`"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn columns_are_matched_by_name() {
+        let names: Vec<String> = ["a", "b"].map(String::from).to_vec();
+        let swapped = parse("b,a,kind\n1,2,x\n3,4,y\n", None).unwrap();
+        let t = swapped.matched("f.csv", &names).unwrap();
+        assert_eq!(
+            (t.features.clone(), t.values),
+            (names.clone(), vec![2.0, 1.0, 4.0, 3.0])
+        );
+        let renamed = parse("a,B,kind\n1,2,x\n", None).unwrap();
+        let m = renamed.matched("f.csv", &names).unwrap_err().to_string();
+        assert!(m.contains("no column named `b`"), "{m}");
+        let twice = parse("a,a,kind\n1,2,x\n", None).unwrap();
+        let m = twice.matched("f.csv", &names).unwrap_err().to_string();
+        assert!(m.contains("two feature columns are named `a`"), "{m}");
+        let extra = parse("a,b,c,kind\n1,2,3,x\n", None).unwrap();
+        let m = extra.matched("f.csv", &names).unwrap_err().to_string();
+        assert!(m.contains("column `c` is not among"), "{m}");
+    }
 }

@@ -385,7 +385,7 @@ mod tests {
     #[test]
     fn a_buffer_over_the_adapter_names_the_flag() {
         let cap = Capacity {
-            max_buffer: 1 << 20,
+            max_buffer: 1 << 16,
             cpu: false,
             available: None,
         };

@@ -378,3 +378,27 @@ fn evaluate(
         task,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::as_today;
+
+    /// A run from before data paths were absolute and fingerprints kept reads
+    /// as today's run on the same file; a fingerprint that differs does not.
+    #[test]
+    fn an_older_checkpoint_reads_as_today() {
+        let dir = std::env::current_dir().unwrap();
+        let file = dir.join("Cargo.toml");
+        let full = file.to_str().unwrap();
+        let saved = r#"{"data":{"csv":{"path":"Cargo.toml","eval_frac":0.1}},"seed":1}"#;
+        let ours = format!(
+            r#"{{"data":{{"csv":{{"path":"{full}","eval_frac":0.1,"fingerprint":"1 bytes, crc32 0"}}}},"seed":1}}"#
+        );
+        let (a, b) = as_today(saved, &ours);
+        assert_eq!(a, b);
+        let changed = ours.replace("crc32 0", "crc32 1");
+        let (a, b) = as_today(&ours, &changed);
+        assert_ne!(a, b);
+        assert!(super::resume_mismatch(&a, &b).contains("has changed since"));
+    }
+}
