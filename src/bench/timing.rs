@@ -68,7 +68,7 @@ impl Rig {
 /// after `warmup` untimed steps (at least one: it compiles the pipelines), and the
 /// seconds of that warm-up.
 ///
-/// A step is the training loop's ([`super::train`]): a batch drawn and written,
+/// A step is the training loop's ([`crate::train::train`]): a batch drawn and written,
 /// forward, loss, backward and the optimizer step (NaP when `cfg.nap`) recorded
 /// into one submission, without the loop's metrics readback and evaluations.
 /// Each run is timed by the wall clock from its first batch to a drained queue,

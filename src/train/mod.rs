@@ -2,7 +2,7 @@
 //! asynchronously, evaluation at x, `metrics.csv`, checkpoints and bit-identical
 //! resume.
 //!
-//! A run stops with [`Error::Numerical`], keeping its last good checkpoint, when
+//! A run stops with [`crate::Error::Numerical`], keeping its last good checkpoint, when
 //! a value stops being finite (the optimizer's device flags and the training
 //! loss, read back with the metrics; everything again at each evaluation) or
 //! when it diverges ([`divergence`]).
