@@ -36,7 +36,7 @@ pub use parallel::Parallel;
 use crate::arena::Arena;
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::model::Graph;
+use crate::model::{check_rows, Graph};
 use crate::optim::{GpuOptimizer, XExport};
 use divergence::Verdict;
 use source::Source;
@@ -142,21 +142,36 @@ fn plan_rows(cfg: &TrainConfig, source: &Source, opts: &RunOptions, parallel: &P
 }
 
 /// The memory plan of `cfg` run with `opts` as one of `parallel`'s ranks on
-/// `gpu`, with the rows it was made for and what the adapter and the machine
-/// offer; [`memory::check`] refuses it when it does not fit. Reads the data's
-/// size; allocates nothing.
+/// `gpu`, and what the adapter and the machine offer; [`check_fits`] refuses
+/// a run that does not fit. Reads the data's size; allocates nothing.
 pub fn memory_plan(
     gpu: &Gpu,
     cfg: &TrainConfig,
     opts: &RunOptions,
     parallel: &Parallel<'_>,
-) -> Result<(MemoryPlan, PlanRows, Capacity)> {
+) -> Result<(MemoryPlan, Capacity)> {
     cfg.validate()?;
     let rows = plan_rows(cfg, &Source::new(cfg)?, opts, parallel);
-    Ok((MemoryPlan::new(cfg, rows), rows, Capacity::of(gpu)))
+    Ok((MemoryPlan::new(cfg, rows), Capacity::of(gpu)))
 }
 
-pub use memory::check as check_memory;
+/// Refuses `cfg` run with `opts` as one of `parallel`'s ranks on `gpu` when
+/// it cannot fit: a slice of the batch and the evaluation set each within the
+/// adapter's storage binding ([`check_rows`]), then its [`MemoryPlan`] within
+/// the adapter and the machine ([`memory::check`]). Allocates nothing.
+pub fn check_fits(gpu: &Gpu, cfg: &TrainConfig, opts: &RunOptions, parallel: &Parallel<'_>) -> Result<()> {
+    cfg.validate()?;
+    fits(gpu, cfg, &Source::new(cfg)?, opts, parallel)
+}
+
+/// [`check_fits`] with the data already read into `source`.
+fn fits(gpu: &Gpu, cfg: &TrainConfig, source: &Source, opts: &RunOptions, parallel: &Parallel<'_>) -> Result<()> {
+    crate::distributed::shard(cfg.batch, parallel.slices(), 0)?;
+    let model = cfg.model.model();
+    check_rows(gpu, model, parallel::Exchange::rows(parallel, cfg.batch), "batch")?;
+    check_rows(gpu, model, source.eval_rows(), "the evaluation set")?;
+    memory::check(cfg, plan_rows(cfg, source, opts, parallel), &Capacity::of(gpu))
+}
 
 /// Trains `cfg` on `gpu`, silently.
 pub fn train(gpu: &Gpu, cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary> {

@@ -10,17 +10,15 @@ use super::metrics::{open_csv, write_row, MetricsRow};
 use super::parallel::{stored_settings, Exchange, Parallel};
 use super::rundir::RunDir;
 use super::source::Source;
-use super::{
-    as_today, check_memory, evaluate, plan_rows, resume_mismatch, Capacity, Eval, RunOptions, Summary, TrainConfig,
-};
+use super::{as_today, evaluate, fits, resume_mismatch, Eval, RunOptions, Summary, TrainConfig};
 use crate::arena::Arena;
 use crate::checkpoint::{self, Meta};
 use crate::data::Rng;
-use crate::distributed::{agree, checksum, shard};
+use crate::distributed::{agree, checksum};
 use crate::error::{Error, Result};
 use crate::gpu::readback::AsyncReadback;
 use crate::gpu::Gpu;
-use crate::model::{check_rows, Graph, Weights};
+use crate::model::{Graph, Weights};
 use crate::nn::LossStats;
 use crate::optim::{GpuOptimizer, Health, PlusState, XExport};
 use crate::train_step::record_train_step;
@@ -67,13 +65,10 @@ impl<'a> Trainer<'a> {
         }
         let model = cfg.model.model();
         let source = Source::new(cfg)?;
-        // The run's memory, and every buffer against the adapter's limits,
+        // Every buffer against the adapter's limits, then the run's memory,
         // before anything is allocated or listed.
-        shard(cfg.batch, parallel.slices(), 0)?;
-        check_memory(cfg, plan_rows(cfg, &source, opts, &parallel), &Capacity::of(gpu))?;
+        fits(gpu, cfg, &source, opts, &parallel)?;
         let train_rows = Exchange::rows(&parallel, cfg.batch);
-        check_rows(gpu, model, train_rows, "batch")?;
-        check_rows(gpu, model, source.eval_rows(), "the evaluation set")?;
         // Rank 0 alone writes; its run directory is locked for this run, and
         // temporary files of a killed save are removed; a run there is kept.
         let out = opts.out.as_deref().filter(|_| parallel.rank() == 0);

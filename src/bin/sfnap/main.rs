@@ -550,11 +550,11 @@ fn train_cmd(
 
 /// `sfnap train --dry-run`: the memory plan, and whether it fits.
 fn dry_run(gpu: &Gpu, cfg: &TrainConfig, opts: &RunOptions, parallel: &Parallel<'_>) -> Result<(), Error> {
-    let (plan, rows, capacity) = sfnap::train::memory_plan(gpu, cfg, opts, parallel)?;
+    let (plan, capacity) = sfnap::train::memory_plan(gpu, cfg, opts, parallel)?;
     for line in plan.describe(&capacity) {
         println!("{line}");
     }
-    sfnap::train::check_memory(cfg, rows, &capacity)?;
+    sfnap::train::check_fits(gpu, cfg, opts, parallel)?;
     println!("fits: `sfnap train` without --dry-run trains it");
     Ok(())
 }
