@@ -444,3 +444,46 @@ fn a_relative_data_path_is_found_from_anywhere() {
     ));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+// ---- resume ----
+
+/// `--resume DIR --steps N` takes every setting from the run's checkpoint and
+/// continues it bit-identically; a setting given again must match the run's,
+/// and one that differs is refused by name.
+#[test]
+fn a_resume_takes_the_runs_settings_from_its_checkpoint() {
+    let (straight, split) = (temp_dir("straight"), temp_dir("split"));
+    let run = [
+        "train", "--data", "spirals", "--opt", "adamw_sf", "--lr", "0.01", "--seed", "3",
+    ];
+    ok(sfnap(&[&run[..], &["--steps", "4", "--out", s(&straight)]].concat()));
+    ok(sfnap(&[&run[..], &["--steps", "2", "--out", s(&split)]].concat()));
+    ok(sfnap(&["train", "--resume", s(&split), "--steps", "4"]));
+    let ckpt = |d: &Path| std::fs::read(d.join("checkpoint.safetensors")).unwrap();
+    assert!(
+        ckpt(&straight) == ckpt(&split),
+        "a resume from the checkpoint's settings differs"
+    );
+    ok(sfnap(&[
+        "train",
+        "--resume",
+        s(&split),
+        "--steps",
+        "5",
+        "--opt",
+        "adamw_sf",
+        "--seed",
+        "3",
+    ]));
+    refused(
+        sfnap(&["train", "--resume", s(&split), "--steps", "6", "--lr", "0.02"]),
+        &["optimizer.lr differs", "--resume takes the run's"],
+    );
+    refused(
+        sfnap(&["train", "--resume", s(&split), "--steps", "6", "--hidden", "32"]),
+        &["model.mlp.hidden differs"],
+    );
+    for d in [straight, split] {
+        std::fs::remove_dir_all(d).ok();
+    }
+}

@@ -88,6 +88,18 @@ impl std::fmt::Display for DataChoice {
 }
 
 impl DataKind {
+    /// What `--data` names for this data (a file by its stored path).
+    pub fn choice(&self) -> DataChoice {
+        match self {
+            DataKind::Spirals => DataChoice::Spirals,
+            DataKind::Digits => DataChoice::Digits,
+            DataKind::Text => DataChoice::Text,
+            DataKind::Continual => DataChoice::Continual,
+            DataKind::TextFile(t) => DataChoice::TextFile(t.path.clone()),
+            DataKind::Csv(c) => DataChoice::Csv(c.path.clone()),
+        }
+    }
+
     /// The data `choice` names: a built-in set as it is, a file of one's own
     /// read (`text:PATH`: its vocabulary; `csv:PATH`: its classes and feature
     /// statistics, and its fingerprint), holding out `eval_frac` (default

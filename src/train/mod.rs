@@ -238,6 +238,41 @@ pub fn train_parallel(
 fn resume_mismatch(saved: &serde_json::Value, ours: &serde_json::Value) -> String {
     let mut differ = Vec::new();
     diff_fields("", saved, ours, &mut differ);
+    explain_mismatch(saved, ours, &differ)
+}
+
+/// The settings of the run whose checkpoint is `input` (a file, or a run
+/// directory), which `--resume` continues: [`TrainConfig::steps`] is 0 (the
+/// caller sets it).
+pub fn resume_settings(input: &std::path::Path) -> Result<TrainConfig> {
+    let path = checkpoint_path(input);
+    let loaded = crate::checkpoint::load(&path)?;
+    serde_json::from_str(&loaded.meta.config)
+        .map_err(|e| crate::Error::invalid(path.display().to_string(), format!("checkpoint settings: {e}")))
+}
+
+/// Why `ours` cannot resume a checkpoint of the settings `saved`, counting
+/// only the settings (dotted paths such as `model.gpt.width`) that `counts`
+/// keeps; `None` when none of those differs. Both are read as
+/// [`TrainConfig::steps`] 0, `saved` as today's runs store it (see `as_today`).
+pub fn resume_refusal(
+    saved: &TrainConfig,
+    ours: &TrainConfig,
+    counts: &dyn Fn(&str) -> bool,
+) -> Result<Option<String>> {
+    let json = |c: &TrainConfig| {
+        serde_json::to_string(&TrainConfig { steps: 0, ..c.clone() })
+            .map_err(|e| crate::Error::json("the run's settings", e))
+    };
+    let (saved, ours) = as_today(&json(saved)?, &json(ours)?);
+    let mut differ = Vec::new();
+    diff_fields("", &saved, &ours, &mut differ);
+    differ.retain(|f| counts(f));
+    Ok((!differ.is_empty()).then(|| explain_mismatch(&saved, &ours, &differ)))
+}
+
+/// [`resume_mismatch`] for the settings `differ`.
+fn explain_mismatch(saved: &serde_json::Value, ours: &serde_json::Value, differ: &[String]) -> String {
     if let Some(field) = differ.iter().find(|f| f.ends_with(".fingerprint")) {
         let data = field.trim_end_matches(".fingerprint").replace('.', "/");
         let at = |v: &serde_json::Value, key: &str| {
