@@ -158,7 +158,7 @@ pub fn memory_plan(
 /// Refuses `cfg` run with `opts` as one of `parallel`'s ranks on `gpu` when
 /// it cannot fit: a slice of the batch and the evaluation set each within the
 /// adapter's storage binding ([`check_rows`]), then its [`MemoryPlan`] within
-/// the adapter and the machine ([`memory::check`]). Allocates nothing.
+/// the adapter and the machine. Allocates nothing.
 pub fn check_fits(gpu: &Gpu, cfg: &TrainConfig, opts: &RunOptions, parallel: &Parallel<'_>) -> Result<()> {
     cfg.validate()?;
     fits(gpu, cfg, &Source::new(cfg)?, opts, parallel)
