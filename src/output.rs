@@ -82,7 +82,7 @@ fn parent(path: &Path) -> &Path {
 }
 
 /// Makes `dir` hold exactly `files` (name, bytes), replacing what it held as a
-/// whole. `dir` must be absent, or a directory holding nothing but files of
+/// whole (its parent directories are created). `dir` must be absent, or a directory holding nothing but files of
 /// those names (one this function made); anything else is refused.
 ///
 /// The files are written and synced into `DIR.tmp-PID` beside it; the old
@@ -93,14 +93,15 @@ fn parent(path: &Path) -> &Path {
 /// any export that is no longer running).
 pub fn replace_dir(dir: &Path, files: &[(&str, &[u8])]) -> Result<()> {
     let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
-    recover(dir, &names)?;
-    check_dir(dir, &names)?;
-    let tmp = beside(dir, "tmp", std::process::id());
-    let old = beside(dir, "old", std::process::id());
     let write_err = |path: &Path| {
         let path = path.display().to_string();
         move |source| Error::Write { path, source }
     };
+    std::fs::create_dir_all(parent(dir)).map_err(write_err(parent(dir)))?;
+    recover(dir, &names)?;
+    check_dir(dir, &names)?;
+    let tmp = beside(dir, "tmp", std::process::id());
+    let old = beside(dir, "old", std::process::id());
     let written = write_all(&tmp, files).map_err(write_err(&tmp));
     if let Err(e) = written {
         let _ = std::fs::remove_dir_all(&tmp);
