@@ -487,3 +487,84 @@ fn a_resume_takes_the_runs_settings_from_its_checkpoint() {
         std::fs::remove_dir_all(d).ok();
     }
 }
+
+/// The shapes an export's two files give its tensors: (model.json's, model.safetensors').
+fn export_shapes(dir: &Path) -> (serde_json::Value, serde_json::Value) {
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).unwrap()).unwrap();
+    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let shapes: serde_json::Map<String, serde_json::Value> = st
+        .tensors()
+        .into_iter()
+        .map(|(name, t)| (name, serde_json::json!(t.shape())))
+        .collect();
+    (json["tensors"].clone(), serde_json::Value::Object(shapes))
+}
+
+/// `kill -9` at random points of exports of two runs of other sizes into one
+/// directory: after every kill the directory holds one run's pair (or is
+/// absent with the old pair aside, which the next export puts back), never a
+/// file of each.
+#[test]
+fn exports_killed_at_random_points_leave_one_pair() {
+    let dir = empty_dir("export-kills");
+    let runs = [dir.join("narrow"), dir.join("wide")];
+    for (run, hidden) in runs.iter().zip(["8", "24"]) {
+        ok(sfnap(&[
+            "train",
+            "--data",
+            "spirals",
+            "--hidden",
+            hidden,
+            "--steps",
+            "2",
+            "--out",
+            s(run),
+        ]));
+    }
+    let out = dir.join("export");
+    let mut rng = common::Rng::new(11);
+    let mut killed = 0;
+    for i in 0..60 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sfnap"))
+            .args(["export", s(&runs[i % 2]), s(&out)])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_micros((rng.uniform() * 4_000.0) as u64));
+        let _ = child.kill();
+        killed += usize::from(child.wait().unwrap().code().is_none());
+        let aside: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| s(p).contains("export.old-"))
+            .collect();
+        let pair = if out.exists() {
+            Some(out.clone())
+        } else {
+            aside.first().cloned()
+        };
+        if let Some(pair) = pair {
+            let (json, tensors) = export_shapes(&pair);
+            assert_eq!(
+                json,
+                tensors,
+                "after kill {i}: {} holds a file of each export",
+                pair.display()
+            );
+        }
+    }
+    println!("{killed} of 60 exports killed before they ended");
+    ok(sfnap(&["export", s(&runs[0]), s(&out)]));
+    let (json, tensors) = export_shapes(&out);
+    assert_eq!(json, tensors);
+    assert_eq!(json["l0.weight"], serde_json::json!([3, 8]));
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["export", "narrow", "wide"], "temporaries left behind");
+    std::fs::remove_dir_all(&dir).ok();
+}
