@@ -290,7 +290,7 @@ fn halved_sizes(model: &ModelConfig, default: &ModelConfig) -> Vec<(&'static str
     }
 }
 
-/// `n` bytes, readably (binary units, three significant digits).
+/// `n` bytes, readably (binary units, one decimal).
 fn bytes(n: u128) -> String {
     const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     let mut v = n as f64;
