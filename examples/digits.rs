@@ -64,6 +64,7 @@ fn main() -> sfnap::Result<()> {
         let out = root.join(dir);
         let opts = RunOptions {
             out: Some(out.clone()),
+            overwrite: true,
             ..Default::default()
         };
         let started = std::time::Instant::now();

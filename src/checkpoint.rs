@@ -212,24 +212,18 @@ fn checksum(bytes: &[u8], at: usize) -> u32 {
 
 /// Writes `bytes` to `path` through a synced temporary file and a rename; on
 /// Unix the directory is synced after the rename, so the new name survives a
-/// power loss too.
+/// power loss too. Anything at `path` but a regular file is refused
+/// ([`crate::output::check_file`]), before anything is written.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
+    crate::output::check_file(path)?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
-        #[cfg(unix)]
-        {
-            let dir = path
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        crate::output::sync_parent(path)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

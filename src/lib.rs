@@ -29,6 +29,8 @@ pub mod model;
 pub mod nap;
 pub mod nn;
 pub mod optim;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod output;
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod plot;
 pub mod replay;

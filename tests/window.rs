@@ -313,7 +313,18 @@ fn sf_beta_sets_the_runs_interpolation_weight() {
         let bytes = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
         let text = String::from_utf8_lossy(&bytes).replace("\\\"", "\"");
         assert!(text.contains(key), "{kind}: {key} not in the checkpoint's settings");
-        let o = train(&["--opt", kind, "--sf-window", "10", "--steps", "30", "--resume", d]);
+        let o = train(&[
+            "--opt",
+            kind,
+            "--sf-window",
+            "10",
+            "--sf-beta",
+            "0.9",
+            "--steps",
+            "30",
+            "--resume",
+            d,
+        ]);
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{kind}: {stderr}");
     }

@@ -4,9 +4,12 @@
 //! the one `--label` names (a 0-based index when it is a whole number, else a
 //! header name). Fields are
 //! separated by commas, surrounding spaces and one pair of double quotes are
-//! dropped (quoted fields cannot hold commas), blank lines are skipped. The
-//! first row is a header when one of its feature fields is not a number (or
-//! when the label is named by a header name). Labels may be any text: the
+//! dropped (quoted fields cannot hold commas), blank lines are skipped, and a
+//! UTF-8 byte-order mark at the start is dropped. The first row is a header
+//! when none of its feature fields is a number (or when the label is named by a
+//! header name), data when all of them are; one that mixes names and numbers is
+//! refused. Another file read for a run's model has its feature columns matched
+//! to the run's by header name. Labels may be any text: the
 //! distinct labels, sorted (as numbers when they all are numbers), are the
 //! classes `0..K`. Features are standardised with the training file's mean and
 //! standard deviation (a constant column is divided by 1), kept with the run.
@@ -20,7 +23,7 @@ use crate::error::{Error, Result};
 /// another: the label column, the classes and the features' statistics.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CsvSpec {
-    /// The file, as given.
+    /// The file: its absolute path (as given in runs from before paths were made absolute).
     pub path: String,
     /// The label column as given (`--label`): a 0-based index (a whole number) or a header name; `None`: the last.
     pub label: Option<String>,
@@ -34,6 +37,10 @@ pub struct CsvSpec {
     pub mean: Vec<f32>,
     /// Each feature's standard deviation over the file (1 where it is 0).
     pub std: Vec<f32>,
+    /// The file's [`super::fingerprint`] when the run started (`None` in runs
+    /// from before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 /// A CSV file parsed: features as read (not standardised) and label strings.
@@ -89,6 +96,7 @@ impl Table {
 
     /// Parses CSV `text`; `name` names it in errors.
     pub fn parse(name: &str, text: &str, label: Option<&str>) -> Result<Table> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let err = |line: usize, column: usize, msg: String| {
             Error::invalid(name, format!("line {line}, column {column}: {msg}"))
         };
@@ -112,12 +120,24 @@ impl Table {
         // The label column: a 0-based index (a whole number), else a header name; by default the last.
         let index = label.map(|l| l.parse::<usize>().map_err(|_| l));
         let by_name = match index {
-            Some(Err(l)) => Some(
-                first
-                    .iter()
-                    .position(|f| *f == l)
-                    .ok_or_else(|| Error::invalid("label", format!("{name} has no header column named `{l}`")))?,
-            ),
+            Some(Err(l)) => {
+                let at: Vec<usize> = (0..width).filter(|&i| first[i] == l).collect();
+                match at[..] {
+                    [i] => Some(i),
+                    [] => {
+                        return Err(Error::invalid(
+                            "label",
+                            format!("{name} has no header column named `{l}`"),
+                        ))
+                    }
+                    _ => {
+                        return Err(Error::invalid(
+                            "label",
+                            format!("{name} has {} header columns named `{l}`: rename all but one", at.len()),
+                        ))
+                    }
+                }
+            }
             _ => None,
         };
         let label_column = match (index, by_name) {
@@ -132,7 +152,26 @@ impl Table {
             _ => width - 1,
         };
         let is_feature = |i: &usize| *i != label_column;
-        let header = by_name.is_some() || (0..width).filter(is_feature).any(|i| number(first[i]).is_none());
+        let numeric = (0..width)
+            .filter(is_feature)
+            .filter(|&i| number(first[i]).is_some())
+            .count();
+        let header = by_name.is_some() || numeric < width - 1;
+        if header && numeric > 0 && by_name.is_none() {
+            let i = (0..width)
+                .filter(is_feature)
+                .find(|&i| number(first[i]).is_some())
+                .unwrap_or(0);
+            return Err(err(
+                first_line,
+                i + 1,
+                format!(
+                    "the first row mixes names and numbers (`{}`): a header names every feature column, a data \
+                     row has a number in each",
+                    first[i]
+                ),
+            ));
+        }
         let features: Vec<String> = if header {
             (0..width).filter(is_feature).map(|i| first[i].to_string()).collect()
         } else {
@@ -174,6 +213,63 @@ impl Table {
             return Err(err(first_line + 1, 1, "a header and no rows".into()));
         }
         Ok(table)
+    }
+
+    /// The table with its feature columns in the order of `names`, matched by
+    /// header name; `name` names the file in errors. A column of `names` that is
+    /// missing, one that is not among them, or a name used twice is refused.
+    /// Features named `x0`, `x1`, ... (a run's file without a header) match
+    /// by position.
+    pub fn matched(self, name: &str, names: &[String]) -> Result<Table> {
+        let positional = names.iter().enumerate().all(|(i, n)| *n == format!("x{i}"));
+        if self.features == names || (positional && self.features.len() == names.len()) {
+            return Ok(self);
+        }
+        let listed = names.join(", ");
+        if let Some(twice) = self
+            .features
+            .iter()
+            .enumerate()
+            .find(|(i, f)| self.features[..*i].contains(f))
+        {
+            return Err(Error::invalid(
+                name,
+                format!(
+                    "two feature columns are named `{}`: columns are matched by name",
+                    twice.1
+                ),
+            ));
+        }
+        let order: Vec<usize> = names
+            .iter()
+            .map(|n| {
+                self.features.iter().position(|f| f == n).ok_or_else(|| {
+                    Error::invalid(
+                        name,
+                        format!(
+                            "has no column named `{n}` (the run's features: {listed}; columns are matched by name)"
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<_>>()?;
+        if let Some(extra) = self.features.iter().find(|f| !names.contains(f)) {
+            return Err(Error::invalid(
+                name,
+                format!("column `{extra}` is not among the run's features ({listed})"),
+            ));
+        }
+        let d = self.features.len();
+        let values = self
+            .values
+            .chunks_exact(d)
+            .flat_map(|row| order.iter().map(move |&i| row[i]))
+            .collect();
+        Ok(Table {
+            features: names.to_vec(),
+            values,
+            ..self
+        })
     }
 
     /// Rows of the table.
@@ -251,6 +347,7 @@ impl CsvSpec {
             classes,
             mean,
             std,
+            fingerprint: Some(super::fingerprint(Path::new(path))?),
         };
         Ok((spec, table))
     }
@@ -308,7 +405,11 @@ impl CsvSpec {
     /// Reads `path` (the training file, or another of the same columns) as a
     /// standardised classification set.
     pub fn load(&self, path: &str) -> Result<Classification> {
+        if path == self.path {
+            super::check_fingerprint(path, self.fingerprint.as_deref())?;
+        }
         let table = Table::read(Path::new(path), self.label.as_deref())?;
+        let table = table.matched(path, &self.features)?;
         self.classification(path, &table)
     }
 }
@@ -411,5 +512,51 @@ mod tests {
             "{m}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_dropped() {
+        let t = parse("\u{feff}a,b,kind\n1,2,x\n3,4,y\n", None).unwrap();
+        assert_eq!(t.features, ["a", "b"]);
+        let t = parse("\u{feff}1,2,x\n3,4,y\n", None).unwrap();
+        assert_eq!((t.features.clone(), t.len()), (vec!["x0".to_string(), "x1".into()], 2));
+    }
+
+    #[test]
+    fn a_first_row_of_names_and_numbers_is_refused() {
+        let m = message(parse("a,2,kind\n1,2,x\n", None));
+        assert!(
+            m.contains("line 1, column 2") && m.contains("mixes names and numbers"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn a_label_name_two_columns_share_is_refused() {
+        let m = message(parse("a,kind,kind\n1,x,y\n", Some("kind")));
+        assert!(
+            m.starts_with("label:") && m.contains("2 header columns named `kind`"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn columns_are_matched_by_name() {
+        let names: Vec<String> = ["a", "b"].map(String::from).to_vec();
+        let swapped = parse("b,a,kind\n1,2,x\n3,4,y\n", None).unwrap();
+        let t = swapped.matched("f.csv", &names).unwrap();
+        assert_eq!(
+            (t.features.clone(), t.values),
+            (names.clone(), vec![2.0, 1.0, 4.0, 3.0])
+        );
+        let renamed = parse("a,B,kind\n1,2,x\n", None).unwrap();
+        let m = renamed.matched("f.csv", &names).unwrap_err().to_string();
+        assert!(m.contains("no column named `b`"), "{m}");
+        let twice = parse("a,a,kind\n1,2,x\n", None).unwrap();
+        let m = twice.matched("f.csv", &names).unwrap_err().to_string();
+        assert!(m.contains("two feature columns are named `a`"), "{m}");
+        let extra = parse("a,b,c,kind\n1,2,3,x\n", None).unwrap();
+        let m = extra.matched("f.csv", &names).unwrap_err().to_string();
+        assert!(m.contains("column `c` is not among"), "{m}");
     }
 }

@@ -8,6 +8,50 @@ pub mod digits;
 pub mod spirals;
 pub mod text;
 
+/// A fingerprint of the file at `path`: its length and the CRC-32 of its bytes,
+/// read in 1 MiB blocks. A run keeps its data file's, so that a resume or an
+/// evaluation on a file that has changed since is refused.
+pub fn fingerprint(path: &std::path::Path) -> crate::Result<String> {
+    use std::io::Read;
+    let io = |source| crate::Error::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut block = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = file.read(&mut block).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&block[..n]);
+        bytes += n as u64;
+    }
+    Ok(format!("{bytes} bytes, crc32 {:08x}", hasher.finalize()))
+}
+
+/// Refuses the file at `path` when a run's `stored` fingerprint (see
+/// [`fingerprint`]) no longer matches it; runs from before fingerprints were
+/// kept (`None`) are taken as they are.
+pub fn check_fingerprint(path: &str, stored: Option<&str>) -> crate::Result<()> {
+    let Some(stored) = stored else {
+        return Ok(());
+    };
+    let now = fingerprint(std::path::Path::new(path))?;
+    if now != stored {
+        return Err(crate::Error::invalid(
+            path,
+            format!(
+                "the file has changed since the run trained on it (then {stored}, now {now}): restore it, \
+                 or train a new run on it"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A deterministic generator (SplitMix64): every data set is reproducible from its seed.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);

@@ -33,12 +33,16 @@ pub struct Text {
 /// evaluation need not read the file again).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TextFile {
-    /// The file, as given.
+    /// The file: its absolute path (as given in runs from before paths were made absolute).
     pub path: String,
     /// The fraction of the text, at its end, held out for evaluation.
     pub eval_frac: f64,
     /// Every distinct character of the file, sorted (token `i` is the `i`-th).
     pub vocab: String,
+    /// The file's [`super::fingerprint`] when the run started (`None` in runs
+    /// from before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 impl TextFile {
@@ -50,12 +54,15 @@ impl TextFile {
             path: path.to_string(),
             eval_frac,
             vocab,
+            fingerprint: Some(super::fingerprint(Path::new(path))?),
         })
     }
 
     /// Loads the file over the stored vocabulary (an error if it has changed:
-    /// a character not in it) and checks that it has at least two characters.
+    /// its fingerprint, or a character not in it) and checks that it has at
+    /// least two characters.
     pub fn load(&self) -> Result<Text> {
+        super::check_fingerprint(&self.path, self.fingerprint.as_deref())?;
         let vocab: Vec<char> = self.vocab.chars().collect();
         let text = Text::load(Path::new(&self.path), &vocab)?;
         let present = vocabulary_of(&text);

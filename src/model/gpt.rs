@@ -48,6 +48,37 @@ impl Model for GptConfig {
         4 * (t * v).max(t * 4 * c).max(h * t * t)
     }
 
+    /// 2 V C + T C for the embeddings, 12 C^2 + 13 C a block, 2 C for the final
+    /// norm and C V for the head.
+    fn parameters(&self) -> u128 {
+        let (v, t, c, l) = (
+            self.vocab as u128,
+            self.context as u128,
+            self.width as u128,
+            self.layers as u128,
+        );
+        2 * v * c + t * c + l * (12 * c * c + 13 * c) + 2 * c
+    }
+
+    /// Per token: ids, targets, positions, the embeddings' and final norm's
+    /// activations (7 C), logits and their gradient (2 V), the loss's and norms'
+    /// per-row values (5) and the embeddings' ordering (2); per block 36 C
+    /// activations and gradients and 4 norm values per token, and the attention
+    /// probabilities and their gradient (2 H T^2 a sequence).
+    fn graph_bytes(&self, rows: usize) -> u128 {
+        let (v, t, c, h, l) = (
+            self.vocab as u128,
+            self.context as u128,
+            self.width as u128,
+            self.heads as u128,
+            self.layers as u128,
+        );
+        let sequences = rows as u128;
+        let tokens = sequences * t;
+        let block = tokens * (36 * c + 4) + 2 * sequences * h * t * t;
+        4 * (tokens * (3 + 7 * c + 2 * v + 5 + 2) + v + t + l * block)
+    }
+
     fn tensors(&self) -> Vec<TensorSpec> {
         let (v, t, c) = (self.vocab, self.context, self.width);
         let mut s = vec![TensorSpec::new("tok_emb", &[v, c]), TensorSpec::new("pos_emb", &[t, c])];

@@ -52,6 +52,25 @@ impl Model for MlpConfig {
         4 * self.widths().into_iter().chain([self.classes]).max().unwrap_or(0) as u64
     }
 
+    /// Each layer's weight, its norm's gain and offset (or its bias without
+    /// norms), and the head's weight and bias.
+    fn parameters(&self) -> u128 {
+        let w: Vec<u128> = self.widths().into_iter().map(|n| n as u128).collect();
+        let classes = self.classes as u128;
+        let per_width = if self.norm { 2 } else { 1 };
+        let hidden: u128 = w.windows(2).map(|p| p[0] * p[1] + per_width * p[1]).sum();
+        hidden + w[w.len() - 1] * classes + classes
+    }
+
+    /// Per row: the input, the targets, six buffers a hidden layer (two more
+    /// values for its norm), the logits and their gradient, and the loss's three
+    /// per-row values.
+    fn graph_bytes(&self, rows: usize) -> u128 {
+        let norm = if self.norm { 2 } else { 0 };
+        let hidden: u128 = self.hidden.iter().map(|&w| 6 * w as u128 + norm).sum();
+        4 * rows as u128 * (self.input as u128 + 1 + hidden + 2 * self.classes as u128 + 3)
+    }
+
     fn tensors(&self) -> Vec<TensorSpec> {
         let w = self.widths();
         let mut t = Vec::new();

@@ -35,6 +35,13 @@ pub trait Model {
     /// (an example, or a sequence): a graph of `rows` rows fits a device while
     /// `rows` times this fits one storage binding ([`check_rows`]).
     fn bytes_per_row(&self) -> u64;
+    /// Parameters in all (the sum of [`Model::tensors`]' sizes), computed
+    /// without listing the tensors: the memory plan sizes a run with it before
+    /// anything of the run is built.
+    fn parameters(&self) -> u128;
+    /// Bytes of device memory a graph of `rows` rows allocates: every activation,
+    /// its gradient and every layer's scratch buffer (buffers of a few bytes aside).
+    fn graph_bytes(&self, rows: usize) -> u128;
     /// Writes the initial values of every tensor into the arena's parameters.
     fn initialize(&self, gpu: &Gpu, arena: &Arena, seed: u64) -> Result<()> {
         let mut rng = Rng::new(seed);
@@ -124,4 +131,42 @@ pub fn check_rows(gpu: &Gpu, model: &dyn Model, rows: usize, field: &str) -> Res
 /// A zeroed activation buffer of `len` f32 (or u32) elements.
 fn activation(gpu: &Gpu, label: &str, len: usize) -> wgpu::Buffer {
     gpu.storage(label, len as u64 * 4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gpt::GptConfig;
+    use super::mlp::MlpConfig;
+    use super::Model;
+
+    fn listed(model: &dyn Model) -> u128 {
+        model
+            .tensors()
+            .iter()
+            .map(|t| t.shape.iter().product::<usize>() as u128)
+            .sum()
+    }
+
+    #[test]
+    fn parameters_count_what_the_tensors_list() {
+        for (layers, width, heads, context) in [(1, 8, 2, 4), (3, 64, 4, 64), (2, 96, 3, 17)] {
+            let g = GptConfig {
+                vocab: 11,
+                context,
+                width,
+                heads,
+                layers,
+            };
+            assert_eq!(g.parameters(), listed(&g), "{g:?}");
+        }
+        for (hidden, norm) in [(vec![5], true), (vec![64, 32, 7], true), (vec![9, 3], false)] {
+            let m = MlpConfig {
+                input: 6,
+                hidden,
+                classes: 4,
+                norm,
+            };
+            assert_eq!(m.parameters(), listed(&m), "{m:?}");
+        }
+    }
 }

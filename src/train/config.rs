@@ -88,21 +88,34 @@ impl std::fmt::Display for DataChoice {
 }
 
 impl DataKind {
+    /// What `--data` names for this data (a file by its stored path).
+    pub fn choice(&self) -> DataChoice {
+        match self {
+            DataKind::Spirals => DataChoice::Spirals,
+            DataKind::Digits => DataChoice::Digits,
+            DataKind::Text => DataChoice::Text,
+            DataKind::Continual => DataChoice::Continual,
+            DataKind::TextFile(t) => DataChoice::TextFile(t.path.clone()),
+            DataKind::Csv(c) => DataChoice::Csv(c.path.clone()),
+        }
+    }
+
     /// The data `choice` names: a built-in set as it is, a file of one's own
     /// read (`text:PATH`: its vocabulary; `csv:PATH`: its classes and feature
-    /// statistics), holding out `eval_frac` (default [`EVAL_FRAC`]); `label`
-    /// names a CSV's label column. Either setting given for data it does not
-    /// apply to is refused.
+    /// statistics, and its fingerprint), holding out `eval_frac` (default
+    /// [`EVAL_FRAC`]); `label` names a CSV's label column. A file is stored by
+    /// its absolute path, so that a run's checkpoint reads it from anywhere.
+    /// Either setting given for data it does not apply to is refused.
     pub fn open(choice: &DataChoice, eval_frac: Option<f64>, label: Option<&str>) -> Result<DataKind> {
         let frac = eval_frac.unwrap_or(EVAL_FRAC);
         if let DataChoice::Csv(path) = choice {
-            return Ok(DataKind::Csv(CsvSpec::scan(path, label, frac)?.0));
+            return Ok(DataKind::Csv(CsvSpec::scan(&absolute(path)?, label, frac)?.0));
         }
         if label.is_some() {
             return Err(Error::invalid("label", "names a column of --data csv:PATH only"));
         }
         if let DataChoice::TextFile(path) = choice {
-            return Ok(DataKind::TextFile(TextFile::scan(path, frac)?));
+            return Ok(DataKind::TextFile(TextFile::scan(&absolute(path)?, frac)?));
         }
         if eval_frac.is_some() {
             return Err(Error::invalid(
@@ -117,6 +130,15 @@ impl DataKind {
             _ => DataKind::Continual,
         })
     }
+}
+
+/// `path` made absolute, links resolved (the file must exist).
+fn absolute(path: &str) -> Result<String> {
+    let full = std::fs::canonicalize(path).map_err(|source| Error::Io {
+        path: path.to_string(),
+        source,
+    })?;
+    Ok(full.to_str().map_or_else(|| path.to_string(), str::to_string))
 }
 
 /// Everything that defines a run (stored in checkpoints; a resumed run must match it).

@@ -17,6 +17,7 @@ use crate::gpu::Gpu;
 use crate::model::gpt::{GptConfig, GptGraph};
 use crate::model::ModelConfig;
 use crate::model::{check_rows, Graph, Inputs, Weights};
+use crate::output;
 
 /// The format tag of an export's `model.json`.
 pub const EXPORT_FORMAT: &str = "sfnap-export-1";
@@ -292,15 +293,12 @@ pub fn evaluate_data(gpu: &Gpu, input: &Path, data: &DataChoice) -> Result<DataE
 /// `out`: `model.safetensors` (x's tensors, F32, under the model's names, no
 /// optimizer state) and `model.json` (the architecture: hyperparameters, the
 /// layers in order for the MLP, every tensor's shape, and what reads the data:
-/// vocabulary, or classes and standardisation). No GPU is needed.
+/// vocabulary, or classes and standardisation). No GPU is needed. The pair is
+/// replaced as a whole ([`output::replace_dir`]): `out` must be absent or an
+/// export's directory, and a kill leaves the old pair or the new one.
 pub fn export(input: &Path, out: &Path) -> Result<()> {
     let stored = Stored::read(input)?;
     let x = stored.x()?;
-    std::fs::create_dir_all(out).map_err(|source| Error::Write {
-        path: out.display().to_string(),
-        source,
-    })?;
-    let weights = out.join("model.safetensors");
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = x
         .iter()
         .map(|(name, shape, values)| {
@@ -310,10 +308,10 @@ pub fn export(input: &Path, out: &Path) -> Result<()> {
         })
         .collect::<Result<_>>()?;
     let bytes = safetensors::serialize(views, None).map_err(|e| Error::Gpu(format!("export: {e}")))?;
-    checkpoint::write_atomic(&weights, &bytes)?;
     let json = serde_json::to_string_pretty(&describe_export(&stored, &x))
         .map_err(|e| Error::Gpu(format!("model.json: {e}")))?;
-    checkpoint::write_atomic(&out.join("model.json"), format!("{json}\n").as_bytes())
+    let json = format!("{json}\n");
+    output::replace_dir(out, &[("model.safetensors", &bytes), ("model.json", json.as_bytes())])
 }
 
 /// The contents of an export's `model.json`.

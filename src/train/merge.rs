@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::Weights;
 use crate::optim::GpuOptimizer;
+use crate::output;
 
 /// How the checkpoints are weighted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,16 +94,19 @@ pub fn evaluate_checkpoint(gpu: &Gpu, input: &Path) -> Result<MetricsRow> {
     evaluate(gpu, &r.cfg, &source, &r.arena, &r.opt, &eval, r.meta.step, f64::NAN)
 }
 
-/// Averages the checkpoints `inputs` (files or run directories) into `out`.
-/// Returns each input's weight, in the order given.
+/// Averages the checkpoints `inputs` (files or run directories) into `out`
+/// and evaluates the result at x. Returns each input's weight, in the order
+/// given, and the evaluation. `out` is written only when everything succeeded,
+/// and only over a regular file ([`output::check_file`], checked first).
 ///
 /// Refused, naming the difference: checkpoints of other settings (model, data,
 /// optimizer, NaP, seed, ...; only the number of steps may differ), tensors of
 /// other names or shapes, and for `sf` weights two checkpoints of the same step.
-pub fn merge(gpu: &Gpu, inputs: &[PathBuf], out: &Path, weights: MergeWeights) -> Result<Vec<f64>> {
+pub fn merge(gpu: &Gpu, inputs: &[PathBuf], out: &Path, weights: MergeWeights) -> Result<(Vec<f64>, MetricsRow)> {
     if inputs.is_empty() {
         return Err(Error::invalid("merge", "needs at least one checkpoint"));
     }
+    output::check_file(out)?;
     let paths: Vec<PathBuf> = inputs.iter().map(|p| checkpoint_path(p)).collect();
     let loaded: Vec<checkpoint::Loaded> = paths.iter().map(|p| checkpoint::load(p)).collect::<Result<_>>()?;
     let first = &paths[0];
@@ -219,6 +223,15 @@ pub fn merge(gpu: &Gpu, inputs: &[PathBuf], out: &Path, weights: MergeWeights) -
     let x = gpu.storage("x export", base.arena.layout.bytes());
     let export = base.opt.x_export(gpu, &base.arena, &x)?;
     gpu.submit(|enc| export.record(enc));
-    checkpoint::save(out, gpu, &base.arena, &base.opt, &x, &base.meta)?;
-    Ok(w)
+    // Written beside `out` and evaluated there: a merge that fails, its
+    // evaluation included, leaves `out` as it was.
+    let staged = out.with_extension(format!("merge{}", std::process::id()));
+    checkpoint::save(&staged, gpu, &base.arena, &base.opt, &x, &base.meta)?;
+    match evaluate_checkpoint(gpu, &staged) {
+        Ok(row) => output::commit(&staged, out).map(|()| (w, row)),
+        Err(e) => {
+            let _ = std::fs::remove_file(&staged);
+            Err(e)
+        }
+    }
 }

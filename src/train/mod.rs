@@ -14,6 +14,7 @@
 mod config;
 pub mod divergence;
 mod inspect;
+mod memory;
 mod merge;
 mod metrics;
 mod parallel;
@@ -27,6 +28,7 @@ pub use config::EVAL_FRAC;
 pub use config::{DataChoice, DataKind, TrainConfig};
 pub use divergence::Divergence;
 pub use inspect::{evaluate_data, export, sample, DataEval, SampleOptions, EXPORT_FORMAT};
+pub use memory::{Capacity, MemoryPlan, Part, Place, PlanRows};
 pub use merge::{checkpoint_path, evaluate_checkpoint, merge, MergeWeights};
 pub use metrics::{read_metrics, MetricsRow};
 pub use parallel::Parallel;
@@ -34,7 +36,7 @@ pub use parallel::Parallel;
 use crate::arena::Arena;
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::model::Graph;
+use crate::model::{check_rows, Graph};
 use crate::optim::{GpuOptimizer, XExport};
 use divergence::Verdict;
 use source::Source;
@@ -72,6 +74,9 @@ pub struct RunOptions {
     /// Save a checkpoint at the first evaluation after every this many steps
     /// (and at the end); `None`: every 1,000 steps.
     pub checkpoint_every: Option<u64>,
+    /// A fresh run into an [`RunOptions::out`] that holds a run's files
+    /// (checkpoint, metrics, plot) removes them; without it such a run is refused.
+    pub overwrite: bool,
 }
 
 /// Where a run stands after a step, as [`TrainObserver::step`] hears it.
@@ -123,6 +128,49 @@ impl TrainObserver for () {}
 pub fn steps_per_epoch(cfg: &TrainConfig) -> Result<f64> {
     let rows = Source::new(cfg)?.train_rows();
     Ok(rows as f64 / cfg.batch.max(1) as f64)
+}
+
+/// The rows and outputs of `cfg` run with `opts` as one of `parallel`'s ranks:
+/// what its [`MemoryPlan`] needs beyond the settings.
+fn plan_rows(cfg: &TrainConfig, source: &Source, opts: &RunOptions, parallel: &Parallel<'_>) -> PlanRows {
+    PlanRows {
+        train: parallel::Exchange::rows(parallel, cfg.batch),
+        eval: source.eval_rows(),
+        host_sum: parallel.local() > 1,
+        checkpoints: opts.out.is_some() && parallel.rank() == 0,
+    }
+}
+
+/// The memory plan of `cfg` run with `opts` as one of `parallel`'s ranks on
+/// `gpu`, and what the adapter and the machine offer; [`check_fits`] refuses
+/// a run that does not fit. Reads the data's size; allocates nothing.
+pub fn memory_plan(
+    gpu: &Gpu,
+    cfg: &TrainConfig,
+    opts: &RunOptions,
+    parallel: &Parallel<'_>,
+) -> Result<(MemoryPlan, Capacity)> {
+    cfg.validate()?;
+    let rows = plan_rows(cfg, &Source::new(cfg)?, opts, parallel);
+    Ok((MemoryPlan::new(cfg, rows), Capacity::of(gpu)))
+}
+
+/// Refuses `cfg` run with `opts` as one of `parallel`'s ranks on `gpu` when
+/// it cannot fit: a slice of the batch and the evaluation set each within the
+/// adapter's storage binding ([`check_rows`]), then its [`MemoryPlan`] within
+/// the adapter and the machine. Allocates nothing.
+pub fn check_fits(gpu: &Gpu, cfg: &TrainConfig, opts: &RunOptions, parallel: &Parallel<'_>) -> Result<()> {
+    cfg.validate()?;
+    fits(gpu, cfg, &Source::new(cfg)?, opts, parallel)
+}
+
+/// [`check_fits`] with the data already read into `source`.
+fn fits(gpu: &Gpu, cfg: &TrainConfig, source: &Source, opts: &RunOptions, parallel: &Parallel<'_>) -> Result<()> {
+    crate::distributed::shard(cfg.batch, parallel.slices(), 0)?;
+    let model = cfg.model.model();
+    check_rows(gpu, model, parallel::Exchange::rows(parallel, cfg.batch), "batch")?;
+    check_rows(gpu, model, source.eval_rows(), "the evaluation set")?;
+    memory::check(cfg, plan_rows(cfg, source, opts, parallel), &Capacity::of(gpu))
 }
 
 /// Trains `cfg` on `gpu`, silently.
@@ -187,11 +235,60 @@ pub fn train_parallel(
 /// Why a checkpoint's settings (`saved`, JSON) refuse a run with `ours`: the
 /// settings that differ, by name. Only `--steps` may change on resume, except
 /// for a schedule as long as the run (adamw's wsd and cosine), which fixes it.
-fn resume_mismatch(saved: &str, ours: &str) -> String {
-    let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap_or_default();
-    let (saved, ours) = (parse(saved), parse(ours));
+fn resume_mismatch(saved: &serde_json::Value, ours: &serde_json::Value) -> String {
+    let mut differ = Vec::new();
+    diff_fields("", saved, ours, &mut differ);
+    explain_mismatch(saved, ours, &differ)
+}
+
+/// The settings of the run whose checkpoint is `input` (a file, or a run
+/// directory), which `--resume` continues: [`TrainConfig::steps`] is 0 (the
+/// caller sets it).
+pub fn resume_settings(input: &std::path::Path) -> Result<TrainConfig> {
+    let path = checkpoint_path(input);
+    let loaded = crate::checkpoint::load(&path)?;
+    serde_json::from_str(&loaded.meta.config)
+        .map_err(|e| crate::Error::invalid(path.display().to_string(), format!("checkpoint settings: {e}")))
+}
+
+/// Why `ours` cannot resume a checkpoint of the settings `saved`, counting
+/// only the settings (dotted paths such as `model.gpt.width`) that `counts`
+/// keeps; `None` when none of those differs. Both are read as
+/// [`TrainConfig::steps`] 0, `saved` as today's runs store it (see `as_today`).
+pub fn resume_refusal(
+    saved: &TrainConfig,
+    ours: &TrainConfig,
+    counts: &dyn Fn(&str) -> bool,
+) -> Result<Option<String>> {
+    let json = |c: &TrainConfig| {
+        serde_json::to_string(&TrainConfig { steps: 0, ..c.clone() })
+            .map_err(|e| crate::Error::json("the run's settings", e))
+    };
+    let (saved, ours) = as_today(&json(saved)?, &json(ours)?);
     let mut differ = Vec::new();
     diff_fields("", &saved, &ours, &mut differ);
+    differ.retain(|f| counts(f));
+    Ok((!differ.is_empty()).then(|| explain_mismatch(&saved, &ours, &differ)))
+}
+
+/// [`resume_mismatch`] for the settings `differ`.
+fn explain_mismatch(saved: &serde_json::Value, ours: &serde_json::Value, differ: &[String]) -> String {
+    if let Some(field) = differ.iter().find(|f| f.ends_with(".fingerprint")) {
+        let data = field.trim_end_matches(".fingerprint").replace('.', "/");
+        let at = |v: &serde_json::Value, key: &str| {
+            v.pointer(&format!("/{data}/{key}"))
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        return format!(
+            "{} has changed since this checkpoint's run trained on it (then {}, now {}): resume on the file it \
+             trained on, or start a new run",
+            at(ours, "path"),
+            at(saved, "fingerprint"),
+            at(ours, "fingerprint")
+        );
+    }
     // --steps sets a wsd or cosine schedule's length (and wsd's decay), nothing else.
     let length = ["optimizer.schedule.total_steps", "optimizer.schedule.decay_steps"];
     if let (Some(steps), true) = (
@@ -208,6 +305,37 @@ fn resume_mismatch(saved: &str, ours: &str) -> String {
         "this checkpoint was written by a run with other settings: {} {verb} (only --steps may change on resume)",
         differ.join(", ")
     )
+}
+
+/// A checkpoint's settings (`saved`) and ours (JSON), the saved ones read as
+/// a run of today would store them: a data file's path, relative to the
+/// directory the run was started from before paths were stored absolute, made
+/// absolute from here; a data file's fingerprint, absent before it was kept,
+/// taken as ours (such runs resume as they always have).
+fn as_today(saved: &str, ours: &str) -> (serde_json::Value, serde_json::Value) {
+    let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap_or_default();
+    let (mut saved, ours) = (parse(saved), parse(ours));
+    for kind in ["csv", "text_file"] {
+        let at = format!("/data/{kind}");
+        let (Some(data), Some(our)) = (saved.pointer_mut(&at), ours.pointer(&at)) else {
+            continue;
+        };
+        let Some(data) = data.as_object_mut() else {
+            continue;
+        };
+        let path = data.get("path").and_then(|p| p.as_str()).map(std::path::PathBuf::from);
+        if let Some(full) = path
+            .filter(|p| p.is_relative())
+            .and_then(|p| std::fs::canonicalize(p).ok())
+            .and_then(|p| p.to_str().map(str::to_string))
+        {
+            data.insert("path".into(), full.into());
+        }
+        if let (false, Some(fingerprint)) = (data.contains_key("fingerprint"), our.get("fingerprint")) {
+            data.insert("fingerprint".into(), fingerprint.clone());
+        }
+    }
+    (saved, ours)
 }
 
 /// Appends to `out` the dotted paths at which `a` and `b` differ.
@@ -299,4 +427,28 @@ fn evaluate(
         effective_lr,
         task,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::as_today;
+
+    /// A run from before data paths were absolute and fingerprints kept reads
+    /// as today's run on the same file; a fingerprint that differs does not.
+    #[test]
+    fn an_older_checkpoint_reads_as_today() {
+        let dir = std::env::current_dir().unwrap();
+        let file = dir.join("Cargo.toml");
+        let full = file.to_str().unwrap();
+        let saved = r#"{"data":{"csv":{"path":"Cargo.toml","eval_frac":0.1}},"seed":1}"#;
+        let ours = format!(
+            r#"{{"data":{{"csv":{{"path":"{full}","eval_frac":0.1,"fingerprint":"1 bytes, crc32 0"}}}},"seed":1}}"#
+        );
+        let (a, b) = as_today(saved, &ours);
+        assert_eq!(a, b);
+        let changed = ours.replace("crc32 0", "crc32 1");
+        let (a, b) = as_today(&ours, &changed);
+        assert_ne!(a, b);
+        assert!(super::resume_mismatch(&a, &b).contains("has changed since"));
+    }
 }

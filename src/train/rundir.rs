@@ -1,11 +1,15 @@
 //! The run directory (`--out`): held by one run at a time through an OS file
 //! lock on `DIR/.lock`, and cleared, once held, of the temporary files a killed
-//! save leaves behind (`checkpoint.tmp<pid>`, `metrics.tmp<pid>`).
+//! save leaves behind (`checkpoint.tmp<pid>`, `metrics.tmp<pid>`). A fresh run
+//! never replaces a run's files unless told to ([`RunDir::claim`]).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+
+/// The files a run writes into its directory.
+const RUN_FILES: [&str; 3] = ["checkpoint.safetensors", "metrics.csv", "loss.png"];
 
 /// A run directory this run holds; the lock is released when it is dropped
 /// (or when the process dies, however it dies).
@@ -54,6 +58,41 @@ impl RunDir {
             dir: dir.to_path_buf(),
             _lock: lock,
         })
+    }
+
+    /// Makes the directory ready for a run: a run resumed from it (`resume`)
+    /// takes it as it is; a fresh one is refused when the directory holds a run's files,
+    /// unless `overwrite`, which removes them first.
+    pub(super) fn claim(&self, resume: bool, overwrite: bool) -> Result<()> {
+        if resume {
+            return Ok(());
+        }
+        let present: Vec<&str> = RUN_FILES
+            .iter()
+            .copied()
+            .filter(|f| self.dir.join(f).exists())
+            .collect();
+        if present.is_empty() {
+            return Ok(());
+        }
+        if !overwrite {
+            let dir = self.dir.display();
+            return Err(Error::invalid(
+                "out",
+                format!(
+                    "{dir} holds a run ({}): continue it with --resume {dir}, or replace it with --overwrite",
+                    present.join(", ")
+                ),
+            ));
+        }
+        for name in present {
+            let path = self.dir.join(name);
+            std::fs::remove_file(&path).map_err(|source| Error::Write {
+                path: path.display().to_string(),
+                source,
+            })?;
+        }
+        Ok(())
     }
 
     /// The directory.

@@ -10,15 +10,15 @@ use super::metrics::{open_csv, write_row, MetricsRow};
 use super::parallel::{stored_settings, Exchange, Parallel};
 use super::rundir::RunDir;
 use super::source::Source;
-use super::{evaluate, resume_mismatch, Eval, RunOptions, Summary, TrainConfig};
+use super::{as_today, evaluate, fits, resume_mismatch, Eval, RunOptions, Summary, TrainConfig};
 use crate::arena::Arena;
 use crate::checkpoint::{self, Meta};
 use crate::data::Rng;
-use crate::distributed::{agree, checksum, shard};
+use crate::distributed::{agree, checksum};
 use crate::error::{Error, Result};
 use crate::gpu::readback::AsyncReadback;
 use crate::gpu::Gpu;
-use crate::model::{check_rows, Graph, Weights};
+use crate::model::{Graph, Weights};
 use crate::nn::LossStats;
 use crate::optim::{GpuOptimizer, Health, PlusState, XExport};
 use crate::train_step::record_train_step;
@@ -67,11 +67,18 @@ impl<'a> Trainer<'a> {
         }
         let model = cfg.model.model();
         let source = Source::new(cfg)?;
-        // Every buffer against the adapter's limits before anything is allocated.
-        shard(cfg.batch, parallel.slices(), 0)?;
+        // Every buffer against the adapter's limits, then the run's memory,
+        // before anything is allocated or listed.
+        fits(gpu, cfg, &source, opts, &parallel)?;
         let train_rows = Exchange::rows(&parallel, cfg.batch);
-        check_rows(gpu, model, train_rows, "batch")?;
-        check_rows(gpu, model, source.eval_rows(), "the evaluation set")?;
+        // Rank 0 alone writes; its run directory is locked for this run, and
+        // temporary files of a killed save are removed; a run there is kept.
+        let out = opts.out.as_deref().filter(|_| parallel.rank() == 0);
+        let run_dir = out.map(RunDir::lock).transpose()?;
+        if let Some(dir) = &run_dir {
+            let here = |r: &std::path::Path| r.canonicalize().ok() == dir.path().canonicalize().ok();
+            dir.claim(opts.resume.as_deref().is_some_and(here), opts.overwrite)?;
+        }
         let arena = Arena::new(gpu, &model.tensors(), None)?;
         model.initialize(gpu, &arena, cfg.seed)?;
         let nap = cfg.nap.then(|| model.nap_groups());
@@ -91,18 +98,15 @@ impl<'a> Trainer<'a> {
                 )
             })?;
         }
-        // Rank 0 alone writes; its run directory is locked for this run, and
-        // temporary files of a killed save are removed.
-        let out = opts.out.as_deref().filter(|_| parallel.rank() == 0);
-        let run_dir = out.map(RunDir::lock).transpose()?;
         let mut start = 0;
         if let Some(dir) = &opts.resume {
             let path = dir.join("checkpoint.safetensors");
             let loaded = checkpoint::load(&path)?;
-            if loaded.meta.config != config_json {
+            let (saved, ours) = as_today(&loaded.meta.config, &config_json);
+            if saved != ours {
                 return Err(Error::invalid(
                     path.display().to_string(),
-                    resume_mismatch(&loaded.meta.config, &config_json),
+                    resume_mismatch(&saved, &ours),
                 ));
             }
             start = loaded.meta.step;

@@ -139,7 +139,7 @@ struct BenchArgs {
     json: bool,
 }
 
-#[derive(clap::Args)]
+#[derive(Clone, clap::Args)]
 struct TrainArgs {
     /// The model (gpt for text, mlp for the rest).
     #[arg(long, value_enum, default_value_t = ModelKind::Mlp)]
@@ -231,9 +231,14 @@ struct TrainArgs {
     /// Directory for metrics.csv, loss.png and checkpoint.safetensors.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Continue from DIR/checkpoint.safetensors (same settings; --steps may grow).
+    /// Continue from DIR/checkpoint.safetensors with its run's settings (--steps may grow;
+    /// a setting given again must match the run's).
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// With --out: replace the run that DIR holds (its checkpoint, metrics and plot);
+    /// without it a fresh run into a run's directory is refused.
+    #[arg(long, requires = "out", conflicts_with = "resume")]
+    overwrite: bool,
     /// With --out or --resume only: save a checkpoint at the first evaluation after every
     /// this many steps, and at the end [default: 1000].
     #[arg(long, value_name = "STEPS")]
@@ -243,6 +248,10 @@ struct TrainArgs {
     /// runs N slices of its share. Two slices give the result of 2 ranks bit for bit.
     #[arg(long, default_value_t = 1, value_name = "N")]
     accumulate: usize,
+    /// Print the run's memory plan (parameters, the bytes of each part, the total and what the
+    /// adapter and the machine offer) and exit without training: 0 when it fits, 2 when not.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// The run `sfnap train`'s flags describe. `given` holds the flags given on the
@@ -347,6 +356,111 @@ fn train_config(a: &TrainArgs, given: &[String]) -> Result<TrainConfig, Error> {
         cfg.optimizer.polyak_growth = Some(growth);
     }
     Ok(cfg)
+}
+
+/// The flags of `sfnap train` that say how to run, not what: given with
+/// `--resume`, they do not take the run's settings from the flags.
+const RUN_FLAGS: [&str; 8] = [
+    "resume",
+    "steps",
+    "out",
+    "checkpoint-every",
+    "dry-run",
+    "accumulate",
+    "backend",
+    "overwrite",
+];
+
+/// The run `--resume DIR` continues: the settings of its checkpoint, for
+/// `--steps` steps (by default, a schedule's length for adamw's wsd and
+/// cosine, which fix it). A setting given again must match the run's: the
+/// flags are read as they would be for a new run, the kind, model and data
+/// defaulting to the run's, and a setting a given flag sets that differs is
+/// refused by name; one no flag given sets is the run's.
+fn resumed_config(a: &TrainArgs, given: &[String], dir: &std::path::Path) -> Result<TrainConfig, Error> {
+    let mut cfg = sfnap::train::resume_settings(dir)?;
+    let has = |flag: &str| given.iter().any(|g| g == flag);
+    let length = match cfg.optimizer.schedule {
+        Schedule::Wsd { total_steps, .. } | Schedule::Cosine { total_steps, .. } => Some(total_steps),
+        _ => None,
+    };
+    let steps = match length {
+        Some(total) if !has("steps") => total,
+        _ => a.steps,
+    };
+    if let Some(total) = length.filter(|&t| t != steps) {
+        return Err(Error::invalid(
+            "steps",
+            format!(
+                "this checkpoint's adamw schedule spans the whole run ({total} steps), so --steps cannot change \
+                 on resume: resume with --steps {total}"
+            ),
+        ));
+    }
+    if given.iter().any(|g| !RUN_FLAGS.contains(&g.as_str())) {
+        let mut args = a.clone();
+        args.steps = steps;
+        if !has("opt") {
+            args.opt = cfg.optimizer.kind;
+        }
+        if !has("model") {
+            args.model = cfg.model.kind();
+        }
+        if !has("data") {
+            args.data = cfg.data.choice();
+        }
+        let ours = train_config(&args, given)?;
+        let counts = |field: &str| setting_flags(field).iter().any(|f| has(f));
+        if let Some(why) = sfnap::train::resume_refusal(&cfg, &ours, &counts)? {
+            let path = sfnap::train::checkpoint_path(dir);
+            return Err(Error::invalid(
+                path.display().to_string(),
+                format!("{why}; leave a setting out and --resume takes the run's"),
+            ));
+        }
+    }
+    cfg.steps = steps;
+    Ok(cfg)
+}
+
+/// The flags that set the stored setting `field` (a dotted path such as
+/// `model.gpt.width`).
+fn setting_flags(field: &str) -> &'static [&'static str] {
+    let last = field.rsplit('.').next().unwrap_or(field);
+    match field.split('.').next().unwrap_or(field) {
+        "model" => match last {
+            "layers" => &["layers"],
+            "width" => &["width"],
+            "heads" => &["heads"],
+            "context" => &["context"],
+            "hidden" => &["hidden"],
+            "norm" => &["no-norm"],
+            "vocab" | "input" | "classes" => &["data", "label"],
+            _ => &["model"],
+        },
+        "data" => match last {
+            "eval_frac" => &["eval-frac"],
+            "label" => &["label"],
+            _ => &["data", "label"],
+        },
+        "optimizer" => match last {
+            "kind" => &["opt"],
+            "lr" => &["lr"],
+            "weight_decay" => &["weight-decay"],
+            "warmup_steps" => &["warmup", "schedule"],
+            "sf_window" => &["sf-window"],
+            "inner_momentum" => &["inner-momentum"],
+            "polyak_growth" => &["polyak-growth", "sf-plus-reference"],
+            _ if field.starts_with("optimizer.schedule") => &["schedule", "warmup"],
+            _ => &["sf-beta", "sf-plus-reference"],
+        },
+        "nap" => &["nap"],
+        "batch" => &["batch"],
+        "eval_every" => &["eval-every"],
+        "seed" => &["seed"],
+        "task_steps" => &["task-steps"],
+        _ => &[],
+    }
 }
 
 /// `--schedule`: adamw's learning-rate schedule, made to span `--steps`.
@@ -467,7 +581,10 @@ fn train_cmd(
     given: &[String],
     ranks: Option<(&dyn sfnap::distributed::Collective, usize)>,
 ) -> Result<(), Error> {
-    let cfg = train_config(a, given)?;
+    let cfg = match &a.resume {
+        Some(dir) => resumed_config(a, given, dir)?,
+        None => train_config(a, given)?,
+    };
     if a.checkpoint_every.is_some() && a.out.is_none() && a.resume.is_none() {
         return Err(Error::invalid(
             "checkpoint-every",
@@ -506,7 +623,11 @@ fn train_cmd(
         resume: a.resume.clone(),
         stop_after: None,
         checkpoint_every: a.checkpoint_every,
+        overwrite: a.overwrite,
     };
+    if a.dry_run {
+        return dry_run(&gpu, &cfg, &opts, &parallel);
+    }
     let summary = if rank == 0 {
         train_parallel(&gpu, &cfg, &opts, &mut progress::Bar::default(), parallel)?
     } else {
@@ -536,6 +657,17 @@ fn train_cmd(
     Ok(())
 }
 
+/// `sfnap train --dry-run`: the memory plan, and whether it fits.
+fn dry_run(gpu: &Gpu, cfg: &TrainConfig, opts: &RunOptions, parallel: &Parallel<'_>) -> Result<(), Error> {
+    let (plan, capacity) = sfnap::train::memory_plan(gpu, cfg, opts, parallel)?;
+    for line in plan.describe(&capacity) {
+        println!("{line}");
+    }
+    sfnap::train::check_fits(gpu, cfg, opts, parallel)?;
+    println!("fits: `sfnap train` without --dry-run trains it");
+    Ok(())
+}
+
 fn eval_line(row: &sfnap::train::MetricsRow) -> String {
     format!(
         "step {}: eval loss {:.4}, eval accuracy {:.2}% (at x)",
@@ -552,11 +684,10 @@ fn merge_cmd(
     weights: MergeWeights,
 ) -> Result<(), Error> {
     let gpu = Gpu::new(backend)?;
-    let w = sfnap::train::merge(&gpu, inputs, out, weights)?;
+    let (w, row) = sfnap::train::merge(&gpu, inputs, out, weights)?;
     for (input, wi) in inputs.iter().zip(&w) {
         println!("{:.4}  {}", wi, input.display());
     }
-    let row = sfnap::train::evaluate_checkpoint(&gpu, out)?;
     println!("wrote {}: {}", out.display(), eval_line(&row));
     Ok(())
 }
