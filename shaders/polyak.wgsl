@@ -50,9 +50,10 @@ fn plus_reduce(@builtin(local_invocation_id) lid: vec3<u32>) {
     }
 }
 
-// Whether `a` is finite (health.wgsl's test, on the bits).
+// Whether `a` is finite: health.wgsl's test on the bits (its other lanes, 0, are
+// finite and fold away).
 fn is_finite(a: f32) -> bool {
-    return all_finite(vec4<f32>(a));
+    return all_finite(vec4<f32>(a, 0.0, 0.0, 0.0));
 }
 
 // x^p; exact products for small whole p (the default p = 2), since pow's error
