@@ -1,0 +1,543 @@
+//! `sfnap train`: its flags, the run they describe (or the run `--resume`
+//! continues), and the run itself, on one process or as one of several ranks.
+
+use std::path::PathBuf;
+
+use sfnap::gpu::{context, BackendChoice, Gpu};
+use sfnap::model::{ModelConfig, ModelKind};
+use sfnap::optim::{settings, Kind, OptimConfig, Schedule};
+use sfnap::train::{train_parallel, DataChoice, DataKind, Parallel, RunOptions, TrainConfig};
+use sfnap::Error;
+
+use crate::progress;
+
+#[derive(Clone, clap::Args)]
+pub struct TrainArgs {
+    /// The model (gpt for text, mlp for the rest).
+    #[arg(long, value_enum, default_value_t = ModelKind::Mlp)]
+    model: ModelKind,
+    /// Data: spirals, digits, text, continual, text:PATH (a UTF-8 file, --model gpt)
+    /// or csv:PATH (numeric features and a label column, --model mlp).
+    #[arg(long, default_value = "digits")]
+    data: DataChoice,
+    /// text:PATH and csv:PATH: the fraction held out for evaluation (text: the tail;
+    /// csv: rows drawn with the seed, stratified by class) [default: 0.1].
+    #[arg(long, value_name = "F")]
+    eval_frac: Option<f64>,
+    /// csv:PATH: the label column, a 0-based index (a whole number) or a header name [default: the last column].
+    #[arg(long, value_name = "COL")]
+    label: Option<String>,
+    /// gpt: transformer blocks [default: 2].
+    #[arg(long)]
+    layers: Option<usize>,
+    /// gpt: model width, divisible by --heads [default: 64].
+    #[arg(long)]
+    width: Option<usize>,
+    /// gpt: attention heads [default: 4].
+    #[arg(long)]
+    heads: Option<usize>,
+    /// gpt: context length in characters [default: 64].
+    #[arg(long)]
+    context: Option<usize>,
+    /// mlp: the hidden layers' widths, comma-separated [default: 256,256 on digits, 64,64 otherwise].
+    #[arg(long, value_delimiter = ',', value_name = "W,W,...")]
+    hidden: Option<Vec<usize>>,
+    /// Optimizer kind.
+    #[arg(long, value_enum, default_value_t = Kind::SfPlus)]
+    opt: Kind,
+    /// Learning rate, every kind (sf_plus: a multiplier of its Polyak step, default 1).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Warmup steps, at least 2 (0: none): sgd_sf, adamw_sf, adamw_sf_paper, and adamw with
+    /// --schedule warmup, wsd or cosine; radam_sf, sf_plus and adamw's constant schedule refuse it.
+    #[arg(long, default_value_t = 0)]
+    warmup: u64,
+    /// adamw only: its learning-rate schedule; the other kinds refuse any but constant.
+    #[arg(long, value_enum, default_value_t = ScheduleArg::Constant)]
+    schedule: ScheduleArg,
+    /// Weight decay, every kind as it defines it (adamw: decoupled; sf_plus: AdamC's;
+    /// the other Schedule-Free kinds: at y). Norms and biases do not decay.
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f64,
+    /// Normalize-and-Project every hidden weight and norm after each step (every kind;
+    /// refused with --no-norm).
+    #[arg(long)]
+    nap: bool,
+    /// Schedule-Free kinds but sf_plus (adamw and sf_plus refuse it): x averages about the
+    /// last STEPS steps (c = max(w / W_sum, 1 / STEPS)) instead of the whole run; 0: the paper's average.
+    #[arg(long, default_value_t = 0, value_name = "STEPS")]
+    sf_window: u64,
+    /// Schedule-Free kinds but sf_plus (adamw and sf_plus refuse it): the interpolation weight
+    /// beta of y = (1 - beta) z + beta x (betas[0] of the Adam kinds, sgd_sf's momentum; default 0.9).
+    #[arg(long, value_name = "BETA")]
+    sf_beta: Option<f64>,
+    /// sf_plus: the paper's algorithm as published (the Polyak step uncapped,
+    /// inner momentum 0.9, beta2 0.95) instead of sfnap's (see docs/algorithms.md).
+    #[arg(long, conflicts_with = "polyak_growth")]
+    sf_plus_reference: bool,
+    /// sf_plus: the factor by which the Polyak step's cap may grow per step, at least 1
+    /// (1: it never grows) [default: doubling at most once per pass over the training data].
+    #[arg(long, value_name = "G")]
+    polyak_growth: Option<f64>,
+    /// adamw_sf only: inner momentum mu, in [0, 1) (0: none).
+    #[arg(long, default_value_t = 0.0, value_name = "MU")]
+    inner_momentum: f64,
+    /// mlp only: no LayerNorm before each ReLU (a plain MLP with biases; refused with --nap).
+    #[arg(long)]
+    no_norm: bool,
+    /// Steps in all.
+    #[arg(long, default_value_t = 2000)]
+    steps: u64,
+    /// Examples (mlp) or sequences (gpt) per batch.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Evaluate at x every this many steps.
+    #[arg(long, default_value_t = 100)]
+    eval_every: u64,
+    /// --data continual only: steps per task of the continual stream [default: 500].
+    #[arg(long, value_name = "STEPS")]
+    task_steps: Option<u64>,
+    /// Seed of initialization and batches.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Directory for metrics.csv, loss.png and checkpoint.safetensors.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue from DIR/checkpoint.safetensors with its run's settings (--steps may grow;
+    /// a setting given again must match the run's).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// With --out: replace the run that DIR holds (its checkpoint, metrics and plot);
+    /// without it a fresh run into a run's directory is refused.
+    #[arg(long, requires = "out", conflicts_with = "resume")]
+    overwrite: bool,
+    /// With --out or --resume only: save a checkpoint at the first evaluation after every
+    /// this many steps, and at the end [default: 1000].
+    #[arg(long, value_name = "STEPS")]
+    checkpoint_every: Option<u64>,
+    /// Every kind: cut each batch into N equal slices run one after another, averaging their
+    /// gradients before the step (gradient accumulation); under MPI each rank
+    /// runs N slices of its share. Two slices give the result of 2 ranks bit for bit.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    accumulate: usize,
+    /// Print the run's memory plan (parameters, the bytes of each part, the total and what the
+    /// adapter and the machine offer) and exit without training: 0 when it fits, 2 when not.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// The run `sfnap train`'s flags describe. `given` holds the flags given on the
+/// command line (without dashes): the optimizer settings a kind would ignore
+/// are refused as the settings table says ([`sfnap::optim::settings`]).
+fn train_config(a: &TrainArgs, given: &[String]) -> Result<TrainConfig, Error> {
+    let data = DataKind::open(&a.data, a.eval_frac, a.label.as_deref())?;
+    let mut model = TrainConfig::default_model(&data);
+    if model.kind() != a.model {
+        return Err(Error::invalid(
+            "model",
+            format!("--model {} does not train on --data {}", a.model.name(), a.data),
+        ));
+    }
+    match &mut model {
+        ModelConfig::Mlp(m) => m.norm = !a.no_norm,
+        ModelConfig::Gpt(_) if a.no_norm => {
+            return Err(Error::invalid("no-norm", "only the mlp trains without its norms"))
+        }
+        ModelConfig::Gpt(_) => {}
+    }
+    apply_sizes(a, &mut model)?;
+    let kind = a.opt;
+    // Flags that are not fields of their own (they choose a variant, or map onto
+    // a field by kind), then every field the flags set.
+    for flag in given {
+        if let Some(refusal) = settings::flag_refusal(flag, kind) {
+            return Err(refusal.flag_error());
+        }
+    }
+    // sfnap's sf_plus unless the reference is asked for; its growth cap, when not
+    // given, follows from the data's size once the run is known (below).
+    let mut optimizer = match kind {
+        Kind::SfPlus if !a.sf_plus_reference => OptimConfig::sf_plus_capped(a.polyak_growth.unwrap_or(1.0)),
+        _ => OptimConfig::new(kind),
+    };
+    optimizer.lr = a.lr;
+    optimizer.weight_decay = a.weight_decay;
+    optimizer.sf_window = a.sf_window;
+    optimizer.inner_momentum = a.inner_momentum;
+    if kind != Kind::SfPlus {
+        optimizer.polyak_growth = a.polyak_growth;
+    }
+    if let Some(beta) = a.sf_beta {
+        optimizer.set_sf_beta(beta);
+    }
+    // adamw's warmup is its schedule's (without one, the table refuses it);
+    // the other kinds' is their own.
+    if kind != Kind::Adamw || a.schedule == ScheduleArg::Constant {
+        optimizer.warmup_steps = a.warmup;
+    }
+    optimizer.schedule = a.schedule.build(a.warmup, a.steps);
+    if let Some(refusal) = settings::refusal(&optimizer) {
+        return Err(refusal.flag_error());
+    }
+    // Settings that would leave the run as it is without them are refused too.
+    if a.warmup == 1 {
+        return Err(Error::invalid(
+            "warmup",
+            "one step of warmup is none (the multiplier of warmup step t is t / W = 1): use 0 or at least 2",
+        ));
+    }
+    if a.schedule == ScheduleArg::Warmup && a.warmup == 0 {
+        return Err(Error::invalid(
+            "schedule",
+            "warmup needs --warmup STEPS: without it the schedule is constant",
+        ));
+    }
+    if a.schedule == ScheduleArg::Wsd && a.steps < 10 {
+        return Err(Error::invalid(
+            "schedule",
+            "wsd decays over the last 20% of --steps: under 10 steps that is one step at multiplier 1, \
+             no decay (use at least 10 steps)",
+        ));
+    }
+    let task_steps = match (&data, a.task_steps) {
+        (DataKind::Continual, steps) => steps.unwrap_or(TASK_STEPS),
+        (_, None) => TASK_STEPS,
+        (_, Some(_)) => {
+            return Err(Error::invalid(
+                "task-steps",
+                "applies to --data continual only (the other data sets have no tasks)",
+            ))
+        }
+    };
+    let mut cfg = TrainConfig {
+        model,
+        data,
+        optimizer,
+        nap: a.nap,
+        steps: a.steps,
+        batch: a.batch,
+        eval_every: a.eval_every,
+        metrics_every: 10,
+        seed: a.seed,
+        task_steps,
+    };
+    // Everything is checked before the data's size is used.
+    cfg.validate()?;
+    if kind == Kind::SfPlus && !a.sf_plus_reference && a.polyak_growth.is_none() {
+        let growth = sfnap::optim::plus::growth_per_step(sfnap::train::steps_per_epoch(&cfg)?);
+        cfg.optimizer.polyak_growth = Some(growth);
+    }
+    Ok(cfg)
+}
+
+/// The flags of `sfnap train` that say how to run, not what: given with
+/// `--resume`, they do not take the run's settings from the flags.
+const RUN_FLAGS: [&str; 8] = [
+    "resume",
+    "steps",
+    "out",
+    "checkpoint-every",
+    "dry-run",
+    "accumulate",
+    "backend",
+    "overwrite",
+];
+
+/// The run `--resume DIR` continues: the settings of its checkpoint, for
+/// `--steps` steps (by default, a schedule's length for adamw's wsd and
+/// cosine, which fix it). A setting given again must match the run's: the
+/// flags are read as they would be for a new run, the kind, model and data
+/// defaulting to the run's, and a setting a given flag sets that differs is
+/// refused by name; one no flag given sets is the run's.
+fn resumed_config(a: &TrainArgs, given: &[String], dir: &std::path::Path) -> Result<TrainConfig, Error> {
+    let mut cfg = sfnap::train::resume_settings(dir)?;
+    let has = |flag: &str| given.iter().any(|g| g == flag);
+    let length = match cfg.optimizer.schedule {
+        Schedule::Wsd { total_steps, .. } | Schedule::Cosine { total_steps, .. } => Some(total_steps),
+        _ => None,
+    };
+    let steps = match length {
+        Some(total) if !has("steps") => total,
+        _ => a.steps,
+    };
+    if let Some(total) = length.filter(|&t| t != steps) {
+        return Err(Error::invalid(
+            "steps",
+            format!(
+                "this checkpoint's adamw schedule spans the whole run ({total} steps), so --steps cannot change \
+                 on resume: resume with --steps {total}"
+            ),
+        ));
+    }
+    if given.iter().any(|g| !RUN_FLAGS.contains(&g.as_str())) {
+        let mut args = a.clone();
+        args.steps = steps;
+        if !has("opt") {
+            args.opt = cfg.optimizer.kind;
+        }
+        if !has("model") {
+            args.model = cfg.model.kind();
+        }
+        if !has("data") {
+            args.data = cfg.data.choice();
+        }
+        let ours = train_config(&args, given)?;
+        let counts = |field: &str| setting_flags(field).iter().any(|f| has(f));
+        if let Some(why) = sfnap::train::resume_refusal(&cfg, &ours, &counts)? {
+            let path = sfnap::train::checkpoint_path(dir);
+            return Err(Error::invalid(
+                path.display().to_string(),
+                format!("{why}; leave a setting out and --resume takes the run's"),
+            ));
+        }
+    }
+    cfg.steps = steps;
+    Ok(cfg)
+}
+
+/// The flags that set the stored setting `field` (a dotted path such as
+/// `model.gpt.width`).
+fn setting_flags(field: &str) -> &'static [&'static str] {
+    let last = field.rsplit('.').next().unwrap_or(field);
+    match field.split('.').next().unwrap_or(field) {
+        "model" => match last {
+            "layers" => &["layers"],
+            "width" => &["width"],
+            "heads" => &["heads"],
+            "context" => &["context"],
+            "hidden" => &["hidden"],
+            "norm" => &["no-norm"],
+            "vocab" | "input" | "classes" => &["data", "label"],
+            _ => &["model"],
+        },
+        "data" => match last {
+            "eval_frac" => &["eval-frac"],
+            "label" => &["label"],
+            _ => &["data", "label"],
+        },
+        "optimizer" => match last {
+            "kind" => &["opt"],
+            // adamw's warmup is its schedule's; the paper's sf_plus has no cap.
+            "warmup_steps" => &["warmup", "schedule"],
+            "polyak_growth" => &["polyak-growth", "sf-plus-reference"],
+            _ if field.starts_with("optimizer.schedule") => &["schedule", "warmup"],
+            // A setting with a flag of its own (the settings table's); the rest
+            // (betas, momentum, ...) are set by --sf-beta or the sf_plus variant.
+            name => match settings::setting(name).and_then(|s| s.flag.as_ref()) {
+                Some(flag) => std::slice::from_ref(&flag.name),
+                None => &["sf-beta", "sf-plus-reference"],
+            },
+        },
+        "nap" => &["nap"],
+        "batch" => &["batch"],
+        "eval_every" => &["eval-every"],
+        "seed" => &["seed"],
+        "task_steps" => &["task-steps"],
+        _ => &[],
+    }
+}
+
+/// `--schedule`: adamw's learning-rate schedule, made to span `--steps`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ScheduleArg {
+    /// Multiplier 1 throughout.
+    Constant,
+    /// A linear warmup over --warmup steps, then 1.
+    Warmup,
+    /// Warmup, stable, then a linear decay over the last 20% of --steps (at least 10 steps).
+    Wsd,
+    /// Warmup, then a cosine from 1 to 0 at --steps.
+    Cosine,
+}
+
+impl ScheduleArg {
+    /// The schedule of a run of `steps` steps with `warmup` warmup steps.
+    fn build(self, warmup: u64, steps: u64) -> Schedule {
+        match self {
+            ScheduleArg::Constant => Schedule::Constant,
+            ScheduleArg::Warmup => Schedule::Warmup { warmup_steps: warmup },
+            ScheduleArg::Wsd => Schedule::Wsd {
+                warmup_steps: warmup,
+                decay_steps: (steps / 5).max(1),
+                total_steps: steps,
+            },
+            ScheduleArg::Cosine => Schedule::Cosine {
+                warmup_steps: warmup,
+                total_steps: steps,
+                final_frac: 0.0,
+            },
+        }
+    }
+}
+
+/// `--task-steps`' default. The runs of other data store it too, as they always
+/// have, so their checkpoints' settings stay the same.
+const TASK_STEPS: u64 = 500;
+
+/// The size flags onto the default model; a flag of the other model is refused.
+fn apply_sizes(a: &TrainArgs, model: &mut ModelConfig) -> Result<(), Error> {
+    let gpt_flags = [
+        ("layers", a.layers),
+        ("width", a.width),
+        ("heads", a.heads),
+        ("context", a.context),
+    ];
+    match model {
+        ModelConfig::Mlp(m) => {
+            if let Some((name, _)) = gpt_flags.iter().find(|(_, v)| v.is_some()) {
+                return Err(Error::invalid(
+                    *name,
+                    "sizes the gpt (--model gpt); the mlp's size is --hidden",
+                ));
+            }
+            if let Some(hidden) = &a.hidden {
+                m.hidden = hidden.clone();
+            }
+        }
+        ModelConfig::Gpt(g) => {
+            if a.hidden.is_some() {
+                return Err(Error::invalid(
+                    "hidden",
+                    "sizes the mlp; the gpt's sizes are --layers, --width, --heads and --context",
+                ));
+            }
+            g.layers = a.layers.unwrap_or(g.layers);
+            g.width = a.width.unwrap_or(g.width);
+            g.heads = a.heads.unwrap_or(g.heads);
+            g.context = a.context.unwrap_or(g.context);
+        }
+    }
+    Ok(())
+}
+
+/// `sfnap train`: data-parallel over MPI when built with the `mpi` feature and
+/// started by a launcher (`mpirun`, `srun`); a failed rank ends the whole job.
+#[cfg(feature = "mpi")]
+pub fn train_main(backend: BackendChoice, a: &TrainArgs, given: &[String]) -> Result<(), Error> {
+    use sfnap::distributed::mpi::{launched, MpiWorld};
+    use sfnap::distributed::Collective;
+    if !launched() {
+        return train_cmd(backend, a, given, None);
+    }
+    let world = MpiWorld::init()?;
+    match train_cmd(backend, a, given, Some((&world, world.local_rank()))) {
+        Err(e) if world.size() > 1 => {
+            // MPI_Abort ends every rank (the others may be waiting in an all-reduce).
+            eprintln!("error: rank {} of {}: {e}", world.rank(), world.size());
+            world.abort(e.exit_code().into())
+        }
+        other => other,
+    }
+}
+
+/// `sfnap train` in one process; refuses to run as one of several ranks, which
+/// would each train alone.
+#[cfg(not(feature = "mpi"))]
+pub fn train_main(backend: BackendChoice, a: &TrainArgs, given: &[String]) -> Result<(), Error> {
+    let ranks = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok()?.parse::<usize>().ok().filter(|&n| n > 1));
+    if let Some(n) = ranks {
+        return Err(Error::invalid(
+            "mpi",
+            format!(
+                "started as one of {n} ranks, but this sfnap was built without MPI: build it with \
+                 `cargo build --release --features mpi` for data-parallel training"
+            ),
+        ));
+    }
+    train_cmd(backend, a, given, None)
+}
+
+fn train_cmd(
+    backend: BackendChoice,
+    a: &TrainArgs,
+    given: &[String],
+    ranks: Option<(&dyn sfnap::distributed::Collective, usize)>,
+) -> Result<(), Error> {
+    let cfg = match &a.resume {
+        Some(dir) => resumed_config(a, given, dir)?,
+        None => train_config(a, given)?,
+    };
+    if a.checkpoint_every.is_some() && a.out.is_none() && a.resume.is_none() {
+        return Err(Error::invalid(
+            "checkpoint-every",
+            "applies with --out DIR or --resume DIR only (without them no checkpoint is written)",
+        ));
+    }
+    let parallel = Parallel {
+        comm: ranks.map(|(c, _)| c),
+        accumulate: a.accumulate,
+    };
+    if a.accumulate == 0 {
+        return Err(Error::invalid("accumulate", "must be at least 1"));
+    }
+    sfnap::distributed::shard(cfg.batch, parallel.slices(), 0)?;
+    let (rank, lead) = match ranks {
+        Some((c, _)) if c.size() > 1 => (c.rank(), format!("rank {} of {}: ", c.rank(), c.size())),
+        _ => (0, String::new()),
+    };
+    let gpu = match ranks {
+        Some((_, local)) => pollster::block_on(Gpu::from_adapter(context::pick_adapter_for_rank(backend, local)?))?,
+        None => Gpu::new(backend)?,
+    };
+    eprintln!("{lead}adapter: {}", gpu.describe());
+    if cfg.optimizer.kind == Kind::SfPlus && rank == 0 {
+        match cfg.optimizer.polyak_growth {
+            Some(g) => eprintln!(
+                "sf_plus: sfnap's step (Polyak step's cap grows at most {g:.6}x a step, betas (0, 0.999)); \
+                 --sf-plus-reference runs the paper's"
+            ),
+            None => eprintln!("sf_plus: the paper's step (uncapped, betas (0.9, 0.95))"),
+        }
+    }
+    // Rank 0 alone writes metrics.csv, loss.png and checkpoints; every rank reads --resume.
+    let opts = RunOptions {
+        out: a.out.clone().or_else(|| a.resume.clone()).filter(|_| rank == 0),
+        resume: a.resume.clone(),
+        stop_after: None,
+        checkpoint_every: a.checkpoint_every,
+        overwrite: a.overwrite,
+    };
+    if a.dry_run {
+        return dry_run(&gpu, &cfg, &opts, &parallel);
+    }
+    let summary = if rank == 0 {
+        train_parallel(&gpu, &cfg, &opts, &mut progress::Bar::default(), parallel)?
+    } else {
+        train_parallel(&gpu, &cfg, &opts, &mut (), parallel)?
+    };
+    if rank != 0 {
+        return Ok(());
+    }
+    if let Some(dir) = &opts.out {
+        sfnap::plot::plot_run(dir, &cfg.optimizer.kind.to_string())?;
+    }
+    if let Some(last) = summary.last() {
+        println!(
+            "step {}: eval loss {:.4}, eval accuracy {:.2}% (at x), train loss {:.4} (at y)",
+            last.step,
+            last.eval_loss,
+            100.0 * last.eval_accuracy,
+            last.train_loss
+        );
+    }
+    if let Some(dir) = &opts.out {
+        println!(
+            "wrote {0}/metrics.csv, {0}/loss.png, {0}/checkpoint.safetensors",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// `sfnap train --dry-run`: the memory plan, and whether it fits.
+fn dry_run(gpu: &Gpu, cfg: &TrainConfig, opts: &RunOptions, parallel: &Parallel<'_>) -> Result<(), Error> {
+    let (plan, capacity) = sfnap::train::memory_plan(gpu, cfg, opts, parallel)?;
+    for line in plan.describe(&capacity) {
+        println!("{line}");
+    }
+    sfnap::train::check_fits(gpu, cfg, opts, parallel)?;
+    println!("fits: `sfnap train` without --dry-run trains it");
+    Ok(())
+}
