@@ -214,11 +214,13 @@ fn a_finished_run_is_not_overwritten() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+#[cfg(unix)]
 fn mkfifo(path: &Path) {
     let made = Command::new("mkfifo").arg(path).status().unwrap();
     assert!(made.success(), "mkfifo {}", path.display());
 }
 
+#[cfg(unix)]
 fn is_fifo(path: &Path) -> bool {
     use std::os::unix::fs::FileTypeExt;
     std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo())
@@ -226,6 +228,7 @@ fn is_fifo(path: &Path) -> bool {
 
 /// merge and export replace regular files (and an export's own directory)
 /// only: a FIFO, a directory or a run directory is refused and left as it was.
+#[cfg(unix)]
 #[test]
 fn merge_and_export_replace_only_what_they_may() {
     let dir = empty_dir("targets");
