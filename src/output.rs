@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{file_kind, Error, Result};
 
 /// Refuses `path` as an output to replace when something other than a regular
 /// file is there: a directory, a device, a FIFO, a socket or a symbolic link
@@ -16,34 +16,10 @@ pub fn check_file(path: &Path) -> Result<()> {
             path.display().to_string(),
             format!(
                 "is {}, not a regular file: sfnap replaces regular files only (choose another output)",
-                kind(&m.file_type())
+                file_kind(&m.file_type())
             ),
         )),
         _ => Ok(()),
-    }
-}
-
-/// What a file type is, in words.
-fn kind(t: &std::fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if t.is_fifo() {
-            return "a FIFO";
-        }
-        if t.is_char_device() || t.is_block_device() {
-            return "a device";
-        }
-        if t.is_socket() {
-            return "a socket";
-        }
-    }
-    if t.is_dir() {
-        "a directory"
-    } else if t.is_symlink() {
-        "a symbolic link"
-    } else {
-        "not a file"
     }
 }
 
@@ -161,7 +137,7 @@ fn check_dir(dir: &Path, names: &[&str]) -> Result<()> {
     if !m.is_dir() {
         return Err(Error::invalid(
             shown,
-            format!("is {}, not a directory (choose another output)", kind(&m.file_type())),
+            format!("is {}, not a directory (choose another output)", file_kind(&m.file_type())),
         ));
     }
     if let Some(other) = foreign(dir, names) {

@@ -226,6 +226,30 @@ fn is_fifo(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo())
 }
 
+/// Data files are read more than once (scanned, fingerprinted, loaded): a
+/// FIFO or a device as `--data text:` or `csv:` is refused before any read,
+/// instead of hanging on its second read.
+#[cfg(unix)]
+#[test]
+fn a_data_file_that_is_not_a_regular_file_is_refused() {
+    let dir = empty_dir("data-fifo");
+    let fifo = dir.join("data");
+    mkfifo(&fifo);
+    for data in [format!("text:{}", s(&fifo)), format!("csv:{}", s(&fifo))] {
+        let model = if data.starts_with("text") { "gpt" } else { "mlp" };
+        let line = refused(
+            sfnap(&["train", "--model", model, "--data", &data, "--steps", "1"]),
+            &["is a FIFO, not a regular file"],
+        );
+        assert!(line.contains(s(&fifo)), "{line}");
+    }
+    refused(
+        sfnap(&["train", "--model", "gpt", "--data", "text:/dev/null", "--steps", "1"]),
+        &["/dev/null", "is a device"],
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// merge and export replace regular files (and an export's own directory)
 /// only: a FIFO, a directory or a run directory is refused and left as it was.
 #[cfg(unix)]

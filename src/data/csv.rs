@@ -72,6 +72,7 @@ impl Table {
     /// Reads and parses the CSV file at `path`, the label column named by
     /// `label` (see the module documentation). Errors name the file, line and column.
     pub fn read(path: &Path, label: Option<&str>) -> Result<Table> {
+        super::check_regular(path)?;
         let name = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|source| Error::Io {
             path: name.clone(),

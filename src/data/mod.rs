@@ -8,11 +8,28 @@ pub mod digits;
 pub mod spirals;
 pub mod text;
 
+/// Refuses a data file that is not a regular file (after symbolic links): a
+/// FIFO or a device would give its bytes once, and a run reads its data more
+/// than once (to scan it, fingerprint it and load it).
+pub fn check_regular(path: &std::path::Path) -> crate::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => Err(crate::Error::invalid(
+            path.display().to_string(),
+            format!(
+                "is {}, not a regular file: sfnap reads its data files more than once (copy it into a file)",
+                crate::error::file_kind(&m.file_type())
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A fingerprint of the file at `path`: its length and the CRC-32 of its bytes,
 /// read in 1 MiB blocks. A run keeps its data file's, so that a resume or an
 /// evaluation on a file that has changed since is refused.
 pub fn fingerprint(path: &std::path::Path) -> crate::Result<String> {
     use std::io::Read;
+    check_regular(path)?;
     let io = |source| crate::Error::Io {
         path: path.display().to_string(),
         source,

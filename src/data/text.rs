@@ -49,6 +49,7 @@ impl TextFile {
     /// Reads `path` once to find its vocabulary.
     pub fn scan(path: &str, eval_frac: f64) -> Result<TextFile> {
         check_eval_frac(eval_frac)?;
+        super::check_regular(Path::new(path))?;
         let vocab: String = vocabulary(Path::new(path))?.into_iter().collect();
         Ok(TextFile {
             path: path.to_string(),
@@ -220,6 +221,7 @@ impl Text {
     /// most [`MAX_VOCAB`] characters), streaming: a character not in `vocab` is
     /// an error naming its line and column.
     pub fn load(path: &Path, vocab: &[char]) -> Result<Text> {
+        super::check_regular(path)?;
         if vocab.len() > MAX_VOCAB {
             return Err(Error::invalid(
                 "vocab",
