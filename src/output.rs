@@ -137,7 +137,10 @@ fn check_dir(dir: &Path, names: &[&str]) -> Result<()> {
     if !m.is_dir() {
         return Err(Error::invalid(
             shown,
-            format!("is {}, not a directory (choose another output)", file_kind(&m.file_type())),
+            format!(
+                "is {}, not a directory (choose another output)",
+                file_kind(&m.file_type())
+            ),
         ));
     }
     if let Some(other) = foreign(dir, names) {
