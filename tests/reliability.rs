@@ -14,6 +14,19 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// Trains two steps on the CSV file `file` into `run`.
+fn train_csv(file: &Path, run: &Path) {
+    ok(sfnap(&[
+        "train",
+        "--data",
+        &format!("csv:{}", s(file)),
+        "--steps",
+        "2",
+        "--out",
+        s(run),
+    ]));
+}
+
 fn ok(o: Output) -> String {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8(o.stdout).unwrap()
@@ -313,15 +326,7 @@ fn a_failed_merge_writes_nothing() {
     let file = dir.join("d.csv");
     std::fs::write(&file, csv_rows(60, 1)).unwrap();
     let run = dir.join("run");
-    ok(sfnap(&[
-        "train",
-        "--data",
-        &format!("csv:{}", s(&file)),
-        "--steps",
-        "2",
-        "--out",
-        s(&run),
-    ]));
+    train_csv(&file, &run);
     std::fs::remove_file(&file).unwrap();
     let out = dir.join("merged.safetensors");
     let o = sfnap(&["merge", s(&run), s(&run), "--out", s(&out)]);
@@ -376,29 +381,13 @@ fn a_byte_order_mark_is_dropped() {
     let file = dir.join("bom.csv");
     std::fs::write(&file, format!("\u{feff}{data}")).unwrap();
     let run = dir.join("run");
-    ok(sfnap(&[
-        "train",
-        "--data",
-        &format!("csv:{}", s(&file)),
-        "--steps",
-        "2",
-        "--out",
-        s(&run),
-    ]));
+    train_csv(&file, &run);
     assert_eq!(eval_csv(&run, &file).1, 60, "every row is data");
     let named = dir.join("named.csv");
     std::fs::write(&named, format!("\u{feff}{text}")).unwrap();
     let export = dir.join("export");
     let run2 = dir.join("run2");
-    ok(sfnap(&[
-        "train",
-        "--data",
-        &format!("csv:{}", s(&named)),
-        "--steps",
-        "2",
-        "--out",
-        s(&run2),
-    ]));
+    train_csv(&named, &run2);
     ok(sfnap(&["export", s(&run2), s(&export)]));
     let model: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(export.join("model.json")).unwrap()).unwrap();
