@@ -584,3 +584,21 @@ fn exports_killed_at_random_points_leave_one_pair() {
     assert_eq!(names, ["export", "narrow", "wide"], "temporaries left behind");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A reader that goes away (`sfnap train --dry-run | head -0`) ends the
+/// command quietly with status 0, instead of a panic on the closed pipe. The
+/// read end is closed before the command prints (it opens the adapter first).
+#[test]
+fn a_closed_standard_output_ends_the_command_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sfnap"))
+        .args(["train", "--data", "spirals", "--dry-run"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+}

@@ -1,6 +1,7 @@
 //! `sfnap bench`: optimizer steps against the copy bandwidth, whole training
 //! steps (`--train`) or the linear layer's product (`--matmul`).
 
+use crate::out::say;
 use sfnap::gpu::{BackendChoice, Gpu};
 use sfnap::model::ModelKind;
 use sfnap::optim::Kind;
@@ -65,9 +66,9 @@ fn bench_cmd(backend: BackendChoice, opts: &sfnap::bench::BenchOptions, json: bo
 fn print_bench(result: &impl serde::Serialize, line: String, json: bool) -> Result<(), Error> {
     if json {
         let text = serde_json::to_string(result).map_err(|e| Error::json("the bench result", e))?;
-        println!("{text}");
+        say!("{text}");
     } else {
-        println!("{line}");
+        say!("{line}");
     }
     Ok(())
 }

@@ -2,12 +2,14 @@
 //! Built with the `cli` feature (on by default).
 
 mod bench;
+mod out;
 mod progress;
 mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::out::say;
 use bench::{bench_main, BenchArgs};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -116,9 +118,9 @@ fn merge_cmd(
     let gpu = Gpu::new(backend)?;
     let (w, row) = sfnap::train::merge(&gpu, inputs, out, weights)?;
     for (input, wi) in inputs.iter().zip(&w) {
-        println!("{:.4}  {}", wi, input.display());
+        say!("{:.4}  {}", wi, input.display());
     }
-    println!("wrote {}: {}", out.display(), eval_line(&row));
+    say!("wrote {}: {}", out.display(), eval_line(&row));
     Ok(())
 }
 
@@ -134,7 +136,7 @@ fn eval_cmd(
         None => {
             let row = sfnap::train::evaluate_checkpoint(&gpu, input)?;
             if !json {
-                println!("{}", eval_line(&row));
+                say!("{}", eval_line(&row));
                 return Ok(());
             }
             sfnap::train::DataEval {
@@ -147,9 +149,9 @@ fn eval_cmd(
     };
     if json {
         let text = serde_json::to_string(&result).map_err(|e| Error::json("the evaluation", e))?;
-        println!("{text}");
+        say!("{text}");
     } else {
-        println!(
+        say!(
             "step {}: loss {:.4}, accuracy {:.2}% (at x, {} rows)",
             result.step,
             result.loss,
@@ -190,10 +192,10 @@ fn devices() -> Result<(), Error> {
     for (i, a) in list.iter().enumerate() {
         let info = a.get_info();
         let l = a.limits();
-        println!("[{i}] {}", info.name);
-        println!("    backend: {:?}   type: {:?}", info.backend, info.device_type);
-        println!("    driver: {} {}", info.driver, info.driver_info);
-        println!(
+        say!("[{i}] {}", info.name);
+        say!("    backend: {:?}   type: {:?}", info.backend, info.device_type);
+        say!("    driver: {} {}", info.driver, info.driver_info);
+        say!(
             "    max_storage_buffer_binding_size: {} MiB   max_buffer_size: {} MiB   storage buffers per stage: {}",
             l.max_storage_buffer_binding_size >> 20,
             l.max_buffer_size >> 20,
@@ -206,7 +208,7 @@ fn devices() -> Result<(), Error> {
             info.subgroup_min_size,
         );
         for line in support::describe(&support) {
-            println!("    {line}");
+            say!("    {line}");
         }
     }
     Ok(())
@@ -221,7 +223,7 @@ fn replay_cmd(backend: BackendChoice, case: &std::path::Path, out: Option<&std::
     match out {
         Some(path) => sfnap::checkpoint::write_atomic(path, json.as_bytes()),
         None => {
-            println!("{json}");
+            say!("{json}");
             Ok(())
         }
     }
@@ -266,7 +268,7 @@ fn main() -> ExitCode {
             sample_cmd(backend, input, &opts)
         }
         Command::Export { input, out } => sfnap::train::export(input, out).map(|()| {
-            println!("wrote {0}/model.safetensors, {0}/model.json", out.display());
+            say!("wrote {0}/model.safetensors, {0}/model.json", out.display());
         }),
         Command::Bench(args) => bench_main(backend, args),
     };

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::out::say;
 use sfnap::gpu::{context, BackendChoice, Gpu};
 use sfnap::model::{ModelConfig, ModelKind};
 use sfnap::optim::{settings, Kind, OptimConfig, Schedule};
@@ -514,7 +515,7 @@ fn train_cmd(
         sfnap::plot::plot_run(dir, &cfg.optimizer.kind.to_string())?;
     }
     if let Some(last) = summary.last() {
-        println!(
+        say!(
             "step {}: eval loss {:.4}, eval accuracy {:.2}% (at x), train loss {:.4} (at y)",
             last.step,
             last.eval_loss,
@@ -523,7 +524,7 @@ fn train_cmd(
         );
     }
     if let Some(dir) = &opts.out {
-        println!(
+        say!(
             "wrote {0}/metrics.csv, {0}/loss.png, {0}/checkpoint.safetensors",
             dir.display()
         );
@@ -535,9 +536,9 @@ fn train_cmd(
 fn dry_run(gpu: &Gpu, cfg: &TrainConfig, opts: &RunOptions, parallel: &Parallel<'_>) -> Result<(), Error> {
     let (plan, capacity) = sfnap::train::memory_plan(gpu, cfg, opts, parallel)?;
     for line in plan.describe(&capacity) {
-        println!("{line}");
+        say!("{line}");
     }
     sfnap::train::check_fits(gpu, cfg, opts, parallel)?;
-    println!("fits: `sfnap train` without --dry-run trains it");
+    say!("fits: `sfnap train` without --dry-run trains it");
     Ok(())
 }
