@@ -14,6 +14,16 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// The names in directory `dir`, sorted.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Trains two steps on the CSV file `file` into `run`.
 fn train_csv(file: &Path, run: &Path) {
     ok(sfnap(&[
@@ -289,12 +299,7 @@ fn merge_and_export_replace_only_what_they_may() {
     let export = dir.join("export");
     ok(sfnap(&["export", s(&run), s(&export)]));
     ok(sfnap(&["export", s(&run), s(&export)]));
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["export", "fifo", "run"], "temporaries left behind");
+    assert_eq!(entries(&dir), ["export", "fifo", "run"], "temporaries left behind");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -331,11 +336,7 @@ fn a_failed_merge_writes_nothing() {
     let out = dir.join("merged.safetensors");
     let o = sfnap(&["merge", s(&run), s(&run), "--out", s(&out)]);
     refused(o, &["d.csv"]);
-    let names: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(names, ["run"], "the merge left files behind");
+    assert_eq!(entries(&dir), ["run"], "the merge left files behind");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -576,12 +577,7 @@ fn exports_killed_at_random_points_leave_one_pair() {
     let (json, tensors) = export_shapes(&out);
     assert_eq!(json, tensors);
     assert_eq!(json["l0.weight"], serde_json::json!([3, 8]));
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["export", "narrow", "wide"], "temporaries left behind");
+    assert_eq!(entries(&dir), ["export", "narrow", "wide"], "temporaries left behind");
     std::fs::remove_dir_all(&dir).ok();
 }
 

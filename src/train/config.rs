@@ -167,6 +167,16 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// The settings as a checkpoint stores them, as JSON: [`TrainConfig::steps`]
+    /// is left out (0), since a resume may change it.
+    pub fn stored_json(&self) -> Result<String> {
+        serde_json::to_string(&TrainConfig {
+            steps: 0,
+            ..self.clone()
+        })
+        .map_err(|e| Error::json("the run's settings", e))
+    }
+
     /// The default model for `data`: digits MLP 64-256-256-10, spirals (2 + 1)-64-64-2
     /// (a constant third input, see [`crate::data::spirals::with_one`]),
     /// continual 64-256-256-10, text: a 2-layer GPT of width 64, 4 heads, context 64.

@@ -308,8 +308,7 @@ pub fn export(input: &Path, out: &Path) -> Result<()> {
         })
         .collect::<Result<_>>()?;
     let bytes = safetensors::serialize(views, None).map_err(|e| Error::Gpu(format!("export: {e}")))?;
-    let json = serde_json::to_string_pretty(&describe_export(&stored, &x))
-        .map_err(|e| Error::Gpu(format!("model.json: {e}")))?;
+    let json = serde_json::to_string_pretty(&describe_export(&stored, &x)).map_err(|e| Error::json("model.json", e))?;
     let json = format!("{json}\n");
     output::replace_dir(out, &[("model.safetensors", &bytes), ("model.json", json.as_bytes())])
 }

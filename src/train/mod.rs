@@ -142,29 +142,26 @@ fn plan_rows(cfg: &TrainConfig, source: &Source, opts: &RunOptions, parallel: &P
 }
 
 /// The memory plan of `cfg` run with `opts` as one of `parallel`'s ranks on
-/// `gpu`, and what the adapter and the machine offer; [`check_fits`] refuses
-/// a run that does not fit. Reads the data's size; allocates nothing.
+/// `gpu`, what the adapter and the machine offer, and whether the run fits
+/// them: the refusal training would give first, or `Ok`. Reads the data's
+/// size once; allocates nothing.
 pub fn memory_plan(
     gpu: &Gpu,
     cfg: &TrainConfig,
     opts: &RunOptions,
     parallel: &Parallel<'_>,
-) -> Result<(MemoryPlan, Capacity)> {
+) -> Result<(MemoryPlan, Capacity, Result<()>)> {
     cfg.validate()?;
-    let rows = plan_rows(cfg, &Source::new(cfg)?, opts, parallel);
-    Ok((MemoryPlan::new(cfg, rows), Capacity::of(gpu)))
+    let source = Source::new(cfg)?;
+    let fit = fits(gpu, cfg, &source, opts, parallel);
+    let rows = plan_rows(cfg, &source, opts, parallel);
+    Ok((MemoryPlan::new(cfg, rows), Capacity::of(gpu), fit))
 }
 
 /// Refuses `cfg` run with `opts` as one of `parallel`'s ranks on `gpu` when
-/// it cannot fit: a slice of the batch and the evaluation set each within the
-/// adapter's storage binding ([`check_rows`]), then its [`MemoryPlan`] within
-/// the adapter and the machine. Allocates nothing.
-pub fn check_fits(gpu: &Gpu, cfg: &TrainConfig, opts: &RunOptions, parallel: &Parallel<'_>) -> Result<()> {
-    cfg.validate()?;
-    fits(gpu, cfg, &Source::new(cfg)?, opts, parallel)
-}
-
-/// [`check_fits`] with the data already read into `source`.
+/// it cannot fit, its data read into `source`: a slice of the batch and the
+/// evaluation set each within the adapter's storage binding ([`check_rows`]),
+/// then its [`MemoryPlan`] within the adapter and the machine. Allocates nothing.
 fn fits(gpu: &Gpu, cfg: &TrainConfig, source: &Source, opts: &RunOptions, parallel: &Parallel<'_>) -> Result<()> {
     crate::distributed::shard(cfg.batch, parallel.slices(), 0)?;
     let model = cfg.model.model();
@@ -260,11 +257,7 @@ pub fn resume_refusal(
     ours: &TrainConfig,
     counts: &dyn Fn(&str) -> bool,
 ) -> Result<Option<String>> {
-    let json = |c: &TrainConfig| {
-        serde_json::to_string(&TrainConfig { steps: 0, ..c.clone() })
-            .map_err(|e| crate::Error::json("the run's settings", e))
-    };
-    let (saved, ours) = as_today(&json(saved)?, &json(ours)?);
+    let (saved, ours) = as_today(&saved.stored_json()?, &ours.stored_json()?);
     let mut differ = Vec::new();
     diff_fields("", &saved, &ours, &mut differ);
     differ.retain(|f| counts(f));

@@ -84,12 +84,7 @@ impl<'a> Trainer<'a> {
         let nap = cfg.nap.then(|| model.nap_groups());
         let mut opt = GpuOptimizer::new(gpu, &arena, &cfg.optimizer, nap.as_ref())?;
         let mut rng = Rng::new(cfg.seed.wrapping_add(1));
-        let config_json = serde_json::to_string(&TrainConfig {
-            steps: 0,
-            ..cfg.clone()
-        })
-        .map_err(|e| Error::json("the run's settings", e))?;
-        let config_json = stored_settings(config_json, &parallel)?;
+        let config_json = stored_settings(cfg.stored_json()?, &parallel)?;
         if let Some(comm) = parallel.comm {
             agree(comm, "the settings", checksum(config_json.as_bytes()), |msg| {
                 Error::invalid(

@@ -534,11 +534,11 @@ fn train_cmd(
 
 /// `sfnap train --dry-run`: the memory plan, and whether it fits.
 fn dry_run(gpu: &Gpu, cfg: &TrainConfig, opts: &RunOptions, parallel: &Parallel<'_>) -> Result<(), Error> {
-    let (plan, capacity) = sfnap::train::memory_plan(gpu, cfg, opts, parallel)?;
+    let (plan, capacity, fit) = sfnap::train::memory_plan(gpu, cfg, opts, parallel)?;
     for line in plan.describe(&capacity) {
         say!("{line}");
     }
-    sfnap::train::check_fits(gpu, cfg, opts, parallel)?;
+    fit?;
     say!("fits: `sfnap train` without --dry-run trains it");
     Ok(())
 }
