@@ -29,12 +29,16 @@ const ARGS: [&str; 14] = [
     "--seed",
 ];
 
-/// Starts the run into `dir`, resuming when the directory holds a checkpoint.
+/// Starts the run into `dir`, resuming when the directory holds a checkpoint,
+/// as its refusal tells a user to: a run killed before its first save left
+/// metrics but nothing to resume, so the next one replaces it (`--overwrite`).
 fn start(dir: &Path) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sfnap"));
     cmd.args(ARGS).arg("3").arg("--out").arg(dir);
     if dir.join("checkpoint.safetensors").exists() {
         cmd.arg("--resume").arg(dir);
+    } else if dir.join("metrics.csv").exists() {
+        cmd.arg("--overwrite");
     }
     cmd.stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

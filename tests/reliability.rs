@@ -237,6 +237,24 @@ fn a_finished_run_is_not_overwritten() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A run killed before its first save left metrics and no checkpoint: the
+/// refusal says there is nothing to resume, and --overwrite replaces it.
+#[test]
+fn a_run_without_a_checkpoint_is_replaced_only_when_told() {
+    let dir = temp_dir("unsaved");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("metrics.csv"), "step\n").unwrap();
+    let again = ["train", "--data", "spirals", "--steps", "2", "--out", s(&dir)];
+    refused(
+        sfnap(&again),
+        &["out:", "saved no checkpoint", "nothing to resume", "--overwrite"],
+    );
+    assert_eq!(std::fs::read_to_string(dir.join("metrics.csv")).unwrap(), "step\n");
+    ok(sfnap(&[&again[..], &["--overwrite"]].concat()));
+    assert!(dir.join("checkpoint.safetensors").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[cfg(unix)]
 fn mkfifo(path: &Path) {
     let made = Command::new("mkfifo").arg(path).status().unwrap();

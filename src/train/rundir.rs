@@ -77,13 +77,14 @@ impl RunDir {
         }
         if !overwrite {
             let dir = self.dir.display();
-            return Err(Error::invalid(
-                "out",
-                format!(
-                    "{dir} holds a run ({}): continue it with --resume {dir}, or replace it with --overwrite",
-                    present.join(", ")
-                ),
-            ));
+            let files = present.join(", ");
+            // A run killed before its first save leaves metrics but nothing to resume.
+            let msg = if present.contains(&RUN_FILES[0]) {
+                format!("{dir} holds a run ({files}): continue it with --resume {dir}, or replace it with --overwrite")
+            } else {
+                format!("{dir} holds a run that saved no checkpoint ({files}): nothing to resume; replace it with --overwrite")
+            };
+            return Err(Error::invalid("out", msg));
         }
         for name in present {
             let path = self.dir.join(name);
