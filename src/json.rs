@@ -3,6 +3,7 @@
 //! and typed accessors whose errors name the path of the offending value.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -101,32 +102,64 @@ pub(crate) fn boolean(v: &Value, path: &str) -> Result<bool> {
 /// error names the repeated key's path. Syntax errors name [`ROOT`], with
 /// serde_json's line and column. Nesting deeper than 128 levels is refused (by
 /// serde_json's recursion limit).
-pub(crate) fn parse_strict(text: &str) -> Result<Value> {
-    let state = State::default();
+///
+/// The arrays at the paths `pack` accepts are read straight into [`Packed`]
+/// when every element is a number: 8 bytes a number instead of a [`Value`] each
+/// (32 bytes, and the tree's own growth). Such an array is an empty array in
+/// the tree; [`Packed::take`] gives its numbers by path. An array there with
+/// any other element stays in the tree, so that its reader words the error
+/// exactly as it would without packing.
+pub(crate) fn parse_packing(text: &str, pack: fn(&[Segment]) -> bool) -> Result<(Value, Packed)> {
+    let state = State {
+        path: RefCell::default(),
+        duplicate: RefCell::default(),
+        pack,
+        packed: RefCell::default(),
+    };
     let mut de = serde_json::Deserializer::from_str(text);
     let parsed = Strict { state: &state }
         .deserialize(&mut de)
         .and_then(|v| de.end().map(|_| v));
-    parsed.map_err(|e| match state.duplicate.take() {
-        Some(path) => Error::invalid(path, "duplicate key: each key may appear once in an object"),
-        None => Error::invalid(ROOT, format!("invalid JSON: {e}")),
-    })
+    match parsed {
+        Ok(value) => Ok((value, Packed(state.packed.take()))),
+        Err(e) => Err(match state.duplicate.take() {
+            Some(path) => Error::invalid(path, "duplicate key: each key may appear once in an object"),
+            None => Error::invalid(ROOT, format!("invalid JSON: {e}")),
+        }),
+    }
 }
 
-/// The path being read, and the duplicate key found, if any.
-#[derive(Default)]
+/// The number arrays [`parse_packing`] read, by path.
+#[derive(Debug, Default)]
+pub(crate) struct Packed(HashMap<String, Vec<f64>>);
+
+impl Packed {
+    /// The numbers of the array at `path` (as [`key_path`] and [`index_path`]
+    /// write it), if it was packed; each path is taken once.
+    pub(crate) fn take(&mut self, path: &str) -> Option<Vec<f64>> {
+        self.0.remove(path)
+    }
+}
+
+/// The path being read, the duplicate key found, if any, and the packing.
 struct State {
     path: RefCell<Vec<Segment>>,
     duplicate: RefCell<Option<String>>,
+    pack: fn(&[Segment]) -> bool,
+    packed: RefCell<HashMap<String, Vec<f64>>>,
 }
 
-enum Segment {
+/// One step of a path inside a document.
+pub(crate) enum Segment {
+    /// A key of an object.
     Key(String),
+    /// An index into an array.
     Index(usize),
 }
 
 impl State {
-    fn render(&self, last: &str) -> String {
+    /// The path being read, as messages write it.
+    fn here(&self) -> String {
         let mut p = String::new();
         for s in self.path.borrow().iter() {
             p = match s {
@@ -134,7 +167,11 @@ impl State {
                 Segment::Index(i) => index_path(&p, *i),
             };
         }
-        key_path(&p, last)
+        p
+    }
+
+    fn render(&self, last: &str) -> String {
+        key_path(&self.here(), last)
     }
 }
 
@@ -194,13 +231,29 @@ impl<'de> Visitor<'de> for Strict<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Value, A::Error> {
+        // While packing, numbers go to `numbers` until an element of another type
+        // turns the array back into values.
+        let mut packing = (self.state.pack)(&self.state.path.borrow());
+        let mut numbers = Vec::new();
         let mut out = Vec::new();
         loop {
-            self.state.path.borrow_mut().push(Segment::Index(out.len()));
+            let i = numbers.len() + out.len();
+            self.state.path.borrow_mut().push(Segment::Index(i));
             let next = seq.next_element_seed(self)?;
             self.state.path.borrow_mut().pop();
             match next {
-                Some(v) => out.push(v),
+                Some(Value::Number(n)) if packing => numbers.push(n.as_f64().unwrap_or(f64::NAN)),
+                Some(v) => {
+                    if packing {
+                        packing = false;
+                        out.extend(numbers.drain(..).map(Value::from));
+                    }
+                    out.push(v);
+                }
+                None if packing && !numbers.is_empty() => {
+                    self.state.packed.borrow_mut().insert(self.state.here(), numbers);
+                    return Ok(Value::Array(Vec::new()));
+                }
                 None => return Ok(Value::Array(out)),
             }
         }
@@ -225,6 +278,26 @@ impl<'de> Visitor<'de> for Strict<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_strict(text: &str) -> Result<Value> {
+        parse_packing(text, |_| false).map(|(value, _)| value)
+    }
+
+    #[test]
+    fn number_arrays_are_packed_where_asked() {
+        let text = r#"{"a": {"p": [1, -2.5, 3e2], "q": [1, "x"], "r": []}, "b": [4]}"#;
+        let under_a = |path: &[Segment]| matches!(path, [Segment::Key(a), Segment::Key(_)] if a == "a");
+        let (value, mut packed) = parse_packing(text, under_a).unwrap();
+        assert_eq!(packed.take("a.p"), Some(vec![1.0, -2.5, 300.0]));
+        assert_eq!(packed.take("a.p"), None, "taken once");
+        assert_eq!(value["a"]["p"], serde_json::json!([]));
+        // Not all numbers, empty, or not at a packed path: in the tree as it was.
+        assert_eq!(value["a"]["q"], serde_json::json!([1.0, "x"]));
+        assert_eq!(packed.take("a.q"), None);
+        assert_eq!(value["a"]["r"], serde_json::json!([]));
+        assert_eq!(packed.take("a.r"), None);
+        assert_eq!(value["b"], serde_json::json!([4]));
+    }
 
     #[test]
     fn parses_like_serde_json() {

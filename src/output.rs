@@ -61,23 +61,34 @@ fn parent(path: &Path) -> &Path {
 /// whole (its parent directories are created). `dir` must be absent, or a directory holding nothing but files of
 /// those names (one this function made); anything else is refused.
 ///
-/// The files are written and synced into `DIR.tmp-PID` beside it; the old
-/// directory is renamed to `DIR.old-PID`, the new one into place, and the old
-/// one removed. A kill leaves `DIR` with the old files or the new ones; killed
-/// between the two renames, `DIR` is absent and `DIR.old-PID` holds the old
-/// files: the next call first puts them back (and removes the temporaries of
-/// any export that is no longer running).
+/// Replacements of one `DIR` take turns: each holds an OS lock on `.DIR.lock`
+/// beside it (a file that stays) from start to end, so no other one is running
+/// when it looks for what a killed one left. The files are written and synced
+/// into `DIR.tmp-PID` beside it; the old directory is renamed to `DIR.old-PID`,
+/// the new one into place, and the old one removed. A kill leaves `DIR` with
+/// the old files or the new ones; killed between the two renames, `DIR` is
+/// absent and `DIR.old-PID` holds the old files: the next call first puts them
+/// back (and removes the temporaries a killed replacement left).
 pub fn replace_dir(dir: &Path, files: &[(&str, &[u8])]) -> Result<()> {
     let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
     let write_err = |path: &Path| {
         let path = path.display().to_string();
         move |source| Error::Write { path, source }
     };
+    check_dir(dir, &names)?; // before the lock file is made beside what is refused
     std::fs::create_dir_all(parent(dir)).map_err(write_err(parent(dir)))?;
+    let lock_path = beside(dir, "lock", None);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(write_err(&lock_path))?;
+    lock.lock().map_err(write_err(&lock_path))?;
     recover(dir, &names)?;
     check_dir(dir, &names)?;
-    let tmp = beside(dir, "tmp", std::process::id());
-    let old = beside(dir, "old", std::process::id());
+    let tmp = beside(dir, "tmp", Some(std::process::id()));
+    let old = beside(dir, "old", Some(std::process::id()));
     let written = write_all(&tmp, files).map_err(write_err(&tmp));
     if let Err(e) = written {
         let _ = std::fs::remove_dir_all(&tmp);
@@ -104,13 +115,16 @@ pub fn replace_dir(dir: &Path, files: &[(&str, &[u8])]) -> Result<()> {
     Ok(())
 }
 
-/// `DIR.{what}-{pid}`, beside `dir`.
-fn beside(dir: &Path, what: &str, pid: u32) -> PathBuf {
+/// `DIR.{what}-{pid}` beside `dir`, or `.DIR.{what}` without a pid.
+fn beside(dir: &Path, what: &str, pid: Option<u32>) -> PathBuf {
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    parent(dir).join(format!("{name}.{what}-{pid}"))
+    parent(dir).join(match pid {
+        Some(pid) => format!("{name}.{what}-{pid}"),
+        None => format!(".{name}.{what}"),
+    })
 }
 
 /// Creates `tmp` with `files`, each synced, and syncs it.
@@ -177,8 +191,9 @@ fn foreign(dir: &Path, names: &[&str]) -> Option<String> {
 }
 
 /// Puts back the old directory of a replacement killed between its renames,
-/// and removes the temporaries of replacements that are no longer running
-/// (only directories holding nothing but files named in `names`).
+/// and removes the temporaries of killed replacements (only directories
+/// holding nothing but files named in `names`). Called under the lock, when no
+/// other replacement of `dir` is running.
 fn recover(dir: &Path, names: &[&str]) -> Result<()> {
     let name = dir
         .file_name()
@@ -194,7 +209,7 @@ fn recover(dir: &Path, names: &[&str]) -> Result<()> {
             let pid = entry_name
                 .strip_prefix(&format!("{name}.{what}-"))
                 .and_then(|p| p.parse::<u32>().ok());
-            if pid.is_some_and(|p| !running(p)) && foreign(&entry.path(), names).is_none() {
+            if pid.is_some() && foreign(&entry.path(), names).is_none() {
                 stray.push((what.to_string(), entry.path()));
             }
         }
@@ -215,11 +230,6 @@ fn recover(dir: &Path, names: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// Whether process `pid` is running (Linux's `/proc`; elsewhere: only this process).
-fn running(pid: u32) -> bool {
-    pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,8 +245,18 @@ mod tests {
         std::fs::read_to_string(dir.join(name)).unwrap()
     }
 
-    /// A pid that no process has (above Linux's largest).
-    const GONE: u32 = 4_194_999;
+    /// The pid of a killed replacement.
+    const GONE: Option<u32> = Some(4_194_999);
+
+    /// The entries of `dir` by name.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
 
     #[test]
     fn a_directory_is_replaced_as_a_whole() {
@@ -245,8 +265,11 @@ mod tests {
         replace_dir(&out, &[("a", b"old a"), ("b", b"old b")]).unwrap();
         replace_dir(&out, &[("a", b"new a"), ("b", b"new b")]).unwrap();
         assert_eq!((read(&out, "a"), read(&out, "b")), ("new a".into(), "new b".into()));
-        let left: Vec<_> = std::fs::read_dir(&root).unwrap().collect();
-        assert_eq!(left.len(), 1, "only the directory remains");
+        assert_eq!(
+            names(&root),
+            [".export.lock", "export"],
+            "only the directory and its lock remain"
+        );
         std::fs::remove_dir_all(&root).ok();
     }
 
@@ -273,10 +296,33 @@ mod tests {
         let out = root.join("export");
         write_all(&out, &[("a", b"new a"), ("b", b"new b")]).unwrap();
         write_all(&beside(&out, "old", GONE), &[("a", b"old a"), ("b", b"old b")]).unwrap();
-        write_all(&beside(&out, "tmp", GONE + 1), &[("a", b"half")]).unwrap();
+        write_all(&beside(&out, "tmp", Some(4_195_000)), &[("a", b"half")]).unwrap();
         replace_dir(&out, &[("a", b"next a"), ("b", b"next b")]).unwrap();
         assert_eq!((read(&out, "a"), read(&out, "b")), ("next a".into(), "next b".into()));
-        assert_eq!(std::fs::read_dir(&root).unwrap().count(), 1);
+        assert_eq!(names(&root), [".export.lock", "export"]);
+        std::fs::remove_dir_all(&root).ok();
+    }
+
+    /// Replacements of one directory take turns (here threads of one process,
+    /// which would otherwise share their temporaries' names): each ends with a
+    /// whole pair of its own, and nothing else is left.
+    #[test]
+    fn replacements_take_turns() {
+        let root = scratch("turns");
+        let out = root.join("export");
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let out = &out;
+                s.spawn(move || {
+                    for i in 0..10 {
+                        let v = format!("{t}-{i}");
+                        replace_dir(out, &[("a", v.as_bytes()), ("b", v.as_bytes())]).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(read(&out, "a"), read(&out, "b"));
+        assert_eq!(names(&root), [".export.lock", "export"]);
         std::fs::remove_dir_all(&root).ok();
     }
 

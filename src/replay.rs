@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::json::{self, index_path, key_path, object, type_name};
+use crate::json::{self, index_path, key_path, object, type_name, Packed, Segment};
 use crate::nap::{NapConfig, NapGroup};
 use crate::optim::config::{Kind, OptimConfig};
 use crate::optim::reference::Reference;
@@ -86,7 +86,11 @@ fn bad(field: impl Into<String>, msg: impl Into<String>) -> Error {
 /// `v` as an f32 the kernels can take: a JSON number that rounds to a finite
 /// f32 (|v| up to 3.4028235e38), kept as f64.
 fn value_f32(v: &Value, field: &str) -> Result<f64> {
-    let f = json::number(v, field)?;
+    check_f32(json::number(v, field)?, field)
+}
+
+/// `f` if it rounds to a finite f32.
+fn check_f32(f: f64, field: &str) -> Result<f64> {
     if (f as f32).is_finite() {
         Ok(f)
     } else {
@@ -97,7 +101,28 @@ fn value_f32(v: &Value, field: &str) -> Result<f64> {
     }
 }
 
-fn numbers(v: &Value, field: &str) -> Result<Vec<f64>> {
+/// The arrays of numbers a case holds: `params.NAME`, `steps[i].grads.NAME` and
+/// `expected.{y,x,z}.NAME`, packed while parsing ([`json::parse_packing`]) so
+/// that a case takes about 8 bytes a number in memory.
+fn number_array(path: &[Segment]) -> bool {
+    use Segment::{Index, Key};
+    match path {
+        [Key(top), Key(_)] => top == "params",
+        [Key(top), Index(_), Key(grads), Key(_)] => top == "steps" && grads == "grads",
+        [Key(top), Key(seq), Key(_)] => top == "expected" && ["y", "x", "z"].contains(&seq.as_str()),
+        _ => false,
+    }
+}
+
+/// The numbers at `field`: packed by the parser, or read from `v` (which words
+/// the error for an array that is not all numbers).
+fn numbers(v: &Value, field: &str, packed: &mut Packed) -> Result<Vec<f64>> {
+    if let Some(values) = packed.take(field) {
+        for (i, &f) in values.iter().enumerate() {
+            check_f32(f, &index_path(field, i))?;
+        }
+        return Ok(values);
+    }
     let arr = v
         .as_array()
         .ok_or_else(|| bad(field, format!("must be an array of numbers, got {}", type_name(v))))?;
@@ -142,7 +167,7 @@ fn product_text(dims: &[Value]) -> String {
     }
 }
 
-fn tensor_map(v: &Value, field: &str, tensors: &[CaseTensor]) -> Result<Vec<Vec<f64>>> {
+fn tensor_map(v: &Value, field: &str, tensors: &[CaseTensor], packed: &mut Packed) -> Result<Vec<Vec<f64>>> {
     let map = object(v, field)?;
     for key in map.keys() {
         if !tensors.iter().any(|t| &t.name == key) {
@@ -153,7 +178,7 @@ fn tensor_map(v: &Value, field: &str, tensors: &[CaseTensor]) -> Result<Vec<Vec<
         .iter()
         .map(|t| {
             let f = key_path(field, &t.name);
-            let vals = numbers(map.get(&t.name).ok_or_else(|| bad(&f, "missing"))?, &f)?;
+            let vals = numbers(map.get(&t.name).ok_or_else(|| bad(&f, "missing"))?, &f, packed)?;
             if vals.len() != t.values.len() {
                 return Err(bad(
                     f,
@@ -170,7 +195,7 @@ fn tensor_map(v: &Value, field: &str, tensors: &[CaseTensor]) -> Result<Vec<Vec<
         .collect()
 }
 
-fn result_from(v: &Value, field: &str, tensors: &[CaseTensor]) -> Result<ReplayResult> {
+fn result_from(v: &Value, field: &str, tensors: &[CaseTensor], packed: &mut Packed) -> Result<ReplayResult> {
     let map = object(v, field)?;
     if let Some(key) = map.keys().find(|k| !["y", "x", "z"].contains(&k.as_str())) {
         return Err(bad(key_path(field, key), "unknown field (expected y, x, z)"));
@@ -178,7 +203,7 @@ fn result_from(v: &Value, field: &str, tensors: &[CaseTensor]) -> Result<ReplayR
     let mut out = ReplayResult::default();
     for (key, dst) in [("y", &mut out.y), ("x", &mut out.x), ("z", &mut out.z)] {
         let f = key_path(field, key);
-        let vals = tensor_map(map.get(key).ok_or_else(|| bad(&f, "missing"))?, &f, tensors)?;
+        let vals = tensor_map(map.get(key).ok_or_else(|| bad(&f, "missing"))?, &f, tensors, packed)?;
         for (t, vals) in tensors.iter().zip(vals) {
             dst.insert(t.name.clone(), vals);
         }
@@ -245,7 +270,7 @@ impl ReplayCase {
     /// number must round to a finite f32; hyperparameters must lie in the
     /// ranges of [`OptimConfig::validate`].
     pub fn parse(text: &str) -> Result<ReplayCase> {
-        let root = json::parse_strict(text)?;
+        let (root, mut packed) = json::parse_packing(text, number_array)?;
         let top = object(&root, json::ROOT)?;
         if let Some(key) = top.keys().find(|k| !TOP_FIELDS.contains(&k.as_str())) {
             return Err(bad(key_path("", key), "unknown field"));
@@ -274,7 +299,7 @@ impl ReplayCase {
                     format!("the tensors hold more than {MAX_TENSOR_LEN} values in all"),
                 )
             })?;
-            let values = numbers(vals, &f)?;
+            let values = numbers(vals, &f, &mut packed)?;
             if values.len() != len {
                 return Err(bad(
                     f,
@@ -316,6 +341,7 @@ impl ReplayCase {
                 obj.get("grads").ok_or_else(|| bad(format!("{f}.grads"), "missing"))?,
                 &format!("{f}.grads"),
                 &tensors,
+                &mut packed,
             )?;
             steps.push(CaseStep { loss, grads });
         }
@@ -337,7 +363,7 @@ impl ReplayCase {
                     }
                 };
                 Some(Expected {
-                    result: result_from(e, "expected", &tensors)?,
+                    result: result_from(e, "expected", &tensors, &mut packed)?,
                     rtol: get("rtol")?,
                     atol: get("atol")?,
                 })
@@ -402,19 +428,36 @@ impl ReplayResult {
         out
     }
 
-    /// The result as JSON, tensors in `order` (the case's tensor order).
+    /// The result as JSON, tensors in `order` (the case's tensor order), written
+    /// straight from the vectors (no JSON tree in between).
     pub fn to_json(&self, order: &[String]) -> String {
-        let seq = |map: &BTreeMap<String, Vec<f64>>| {
-            let mut obj = serde_json::Map::new();
-            for name in order {
-                if let Some(v) = map.get(name) {
-                    obj.insert(name.clone(), serde_json::json!(v));
-                }
-            }
-            Value::Object(obj)
+        let seq = |map| InOrder { map, order };
+        let root = Sequences {
+            y: seq(&self.y),
+            x: seq(&self.x),
+            z: seq(&self.z),
         };
-        let root = serde_json::json!({ "y": seq(&self.y), "x": seq(&self.x), "z": seq(&self.z) });
         serde_json::to_string(&root).expect("numbers and strings always serialize")
+    }
+}
+
+/// The result's three sequences, in the order the file writes them.
+#[derive(Serialize)]
+struct Sequences<'a> {
+    y: InOrder<'a>,
+    x: InOrder<'a>,
+    z: InOrder<'a>,
+}
+
+/// One of y, x, z as a JSON object whose keys follow `order`.
+struct InOrder<'a> {
+    map: &'a BTreeMap<String, Vec<f64>>,
+    order: &'a [String],
+}
+
+impl Serialize for InOrder<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(self.order.iter().filter_map(|name| Some((name, self.map.get(name)?))))
     }
 }
 

@@ -317,7 +317,12 @@ fn merge_and_export_replace_only_what_they_may() {
     let export = dir.join("export");
     ok(sfnap(&["export", s(&run), s(&export)]));
     ok(sfnap(&["export", s(&run), s(&export)]));
-    assert_eq!(entries(&dir), ["export", "fifo", "run"], "temporaries left behind");
+    // The exports' lock stays; the refused ones made none.
+    assert_eq!(
+        entries(&dir),
+        [".export.lock", "export", "fifo", "run"],
+        "temporaries left behind"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -595,7 +600,11 @@ fn exports_killed_at_random_points_leave_one_pair() {
     let (json, tensors) = export_shapes(&out);
     assert_eq!(json, tensors);
     assert_eq!(json["l0.weight"], serde_json::json!([3, 8]));
-    assert_eq!(entries(&dir), ["export", "narrow", "wide"], "temporaries left behind");
+    assert_eq!(
+        entries(&dir),
+        [".export.lock", "export", "narrow", "wide"],
+        "temporaries left behind"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

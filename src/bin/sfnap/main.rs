@@ -219,6 +219,7 @@ fn replay_cmd(backend: BackendChoice, case: &std::path::Path, out: Option<&std::
     let gpu = Gpu::new(backend)?;
     let result = replay::run_gpu(&gpu, &case)?;
     let order: Vec<String> = case.tensors.iter().map(|t| t.name.clone()).collect();
+    drop(case); // the gradients may take much of the memory
     let json = result.to_json(&order);
     match out {
         Some(path) => sfnap::checkpoint::write_atomic(path, json.as_bytes()),
