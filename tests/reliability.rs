@@ -237,6 +237,31 @@ fn a_finished_run_is_not_overwritten() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A resume repairs what a killed run left (a save's temporary file, metrics
+/// rows after the checkpoint) and says so, one note each.
+#[test]
+fn a_resume_says_what_it_repaired() {
+    let dir = temp_dir("repaired");
+    spirals_run(&dir);
+    let metrics = dir.join("metrics.csv");
+    let rows = std::fs::read_to_string(&metrics).unwrap();
+    std::fs::write(&metrics, format!("{rows}3,0.5,,\n4,0.4,,\n")).unwrap();
+    std::fs::write(dir.join("checkpoint.tmp4242"), b"half a save").unwrap();
+    let o = sfnap(&["train", "--data", "spirals", "--steps", "4", "--resume", s(&dir)]);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    ok(o);
+    assert!(
+        stderr.contains("note: removed the temporary files of an interrupted save: checkpoint.tmp4242"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("note: metrics.csv: dropped 2 line(s) written after the checkpoint of step 2"),
+        "{stderr}"
+    );
+    assert!(!dir.join("checkpoint.tmp4242").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// A run killed before its first save left metrics and no checkpoint: the
 /// refusal says there is nothing to resume, and --overwrite replaces it.
 #[test]

@@ -63,16 +63,20 @@ pub(super) fn write_row(file: &mut std::fs::File, path: &Path, line: &str) -> Re
 /// checkpoint at step `start` ([`rows_until`]), rewrites the file atomically
 /// with them and appends: rows a killed run wrote after its last checkpoint, and
 /// a torn last line (a full disk), are dropped instead of staying out of order.
-pub(super) fn open_csv(dir: &Path, resumed: bool, start: u64) -> Result<(std::fs::File, PathBuf)> {
+/// Also returns how many lines were dropped so.
+pub(super) fn open_csv(dir: &Path, resumed: bool, start: u64) -> Result<(std::fs::File, PathBuf, usize)> {
     let path = dir.join("metrics.csv");
     let io = |source| Error::Io {
         path: path.display().to_string(),
         source,
     };
-    let kept = if resumed && path.exists() {
-        rows_until(&std::fs::read_to_string(&path).map_err(io)?, start)
+    let (kept, dropped) = if resumed && path.exists() {
+        let text = std::fs::read_to_string(&path).map_err(io)?;
+        let kept = rows_until(&text, start);
+        let dropped = text.lines().skip(1).count() - kept.lines().count();
+        (kept, dropped)
     } else {
-        String::new()
+        (String::new(), 0)
     };
     crate::checkpoint::write_atomic(&path, format!("{CSV_HEADER}\n{kept}").as_bytes())?;
     let file = std::fs::OpenOptions::new()
@@ -82,7 +86,7 @@ pub(super) fn open_csv(dir: &Path, resumed: bool, start: u64) -> Result<(std::fs
             path: path.display().to_string(),
             source,
         })?;
-    Ok((file, path))
+    Ok((file, path, dropped))
 }
 
 /// The rows of a `metrics.csv` (header excluded) that a run had written when it

@@ -104,6 +104,13 @@ pub trait TrainObserver {
         let _ = (done, total);
     }
 
+    /// Before [`TrainObserver::start`], once for each thing a killed run left
+    /// in the run directory that this one repaired (temporary files removed,
+    /// `metrics.csv` rows after the checkpoint dropped), in words.
+    fn repaired(&mut self, what: &str) {
+        let _ = what;
+    }
+
     /// After every step.
     fn step(&mut self, progress: &Progress) {
         let _ = progress;
@@ -204,6 +211,9 @@ pub fn train_parallel(
     let start = trainer.start;
     let stop = opts.stop_after.map_or(cfg.steps, |n| (start + n).min(cfg.steps));
     let every = opts.checkpoint_every.unwrap_or(CHECKPOINT_EVERY);
+    for what in &trainer.repairs {
+        observer.repaired(what);
+    }
     observer.start(start, cfg.steps);
     let started = std::time::Instant::now();
     for step in start..stop {

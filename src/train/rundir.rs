@@ -16,6 +16,8 @@ const RUN_FILES: [&str; 3] = ["checkpoint.safetensors", "metrics.csv", "loss.png
 pub(super) struct RunDir {
     dir: PathBuf,
     _lock: File,
+    /// The temporary files of a killed save that [`RunDir::lock`] removed.
+    removed: Vec<String>,
 }
 
 impl RunDir {
@@ -47,16 +49,31 @@ impl RunDir {
             }
             Err(TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
         }
+        let mut removed = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(io(dir))? {
             let path = entry.map_err(io(dir))?.path();
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if name.starts_with("checkpoint.tmp") || name.starts_with("metrics.tmp") {
+                removed.push(name.to_string());
                 std::fs::remove_file(&path).map_err(io(&path))?;
             }
         }
+        removed.sort();
         Ok(RunDir {
             dir: dir.to_path_buf(),
             _lock: lock,
+            removed,
+        })
+    }
+
+    /// What [`RunDir::lock`] found of a killed save and removed, as a note for
+    /// the user (None when nothing was left).
+    pub(super) fn removed_note(&self) -> Option<String> {
+        (!self.removed.is_empty()).then(|| {
+            format!(
+                "removed the temporary files of an interrupted save: {}",
+                self.removed.join(", ")
+            )
         })
     }
 

@@ -54,6 +54,8 @@ pub(super) struct Trainer<'a> {
     pub last_loss: f64,
     /// Steps taken before this invocation (a resume's checkpoint step).
     pub start: u64,
+    /// What the start found that a killed run left, and how it was repaired.
+    pub repairs: Vec<String>,
 }
 
 impl<'a> Trainer<'a> {
@@ -118,8 +120,18 @@ impl<'a> Trainer<'a> {
             values: &x,
         };
         let eval_graph = cfg.model.graph(gpu, eval_weights, source.eval_rows())?;
+        let mut repairs: Vec<String> = run_dir.as_ref().and_then(RunDir::removed_note).into_iter().collect();
         let csv = match &run_dir {
-            Some(d) => Some(open_csv(d.path(), opts.resume.is_some(), start)?),
+            Some(d) => {
+                let (file, path, dropped) = open_csv(d.path(), opts.resume.is_some(), start)?;
+                if dropped > 0 {
+                    repairs.push(format!(
+                        "metrics.csv: dropped {dropped} line(s) written after the checkpoint of step {start} \
+                         (by a run killed before its next save)"
+                    ));
+                }
+                Some((file, path))
+            }
             None => None,
         };
         Ok(Trainer {
@@ -147,6 +159,7 @@ impl<'a> Trainer<'a> {
             },
             last_loss: f64::NAN,
             start,
+            repairs,
         })
     }
 

@@ -13,6 +13,10 @@ use sfnap::train::{MetricsRow, Progress, TrainObserver};
 pub struct Bar(Option<ProgressBar>);
 
 impl TrainObserver for Bar {
+    fn repaired(&mut self, what: &str) {
+        eprintln!("note: {what}");
+    }
+
     fn start(&mut self, done: u64, total: u64) {
         let bar = ProgressBar::new(total);
         bar.set_style(
