@@ -137,6 +137,47 @@ fn every_size_at_zero_is_refused_by_name() {
     }
 }
 
+/// Every size flag at 1 and at its maximum, for every optimizer kind: a run
+/// of one step ends with status 0, or with status 2 and one line naming a size
+/// (never a panic, an abort or the out-of-memory killer).
+#[test]
+fn every_size_at_one_and_at_its_maximum_runs_or_is_refused_by_name() {
+    let cases: [(&str, &str, &str); 7] = [
+        ("gpt", "text", "layers"),
+        ("gpt", "text", "width"),
+        ("gpt", "text", "heads"),
+        ("gpt", "text", "context"),
+        ("gpt", "text", "batch"),
+        ("mlp", "spirals", "hidden"),
+        ("mlp", "spirals", "batch"),
+    ];
+    let sizes = ["layers", "width", "heads", "context", "batch", "hidden"];
+    let max = sfnap::model::MAX_SIZE.to_string();
+    for kind in Kind::ALL {
+        for (model, data, flag) in cases {
+            for value in ["1", max.as_str()] {
+                let kind = kind.to_string();
+                let args = ["train", "--opt", &kind, "--model", model, "--data", data];
+                let o = sfnap(&[&args[..], &[&format!("--{flag}"), value, "--steps", "1"]].concat());
+                let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+                let what = format!("--{flag} {value} with {kind}");
+                match o.status.code() {
+                    Some(0) => {}
+                    Some(2) => {
+                        let line = error_line(&stderr);
+                        let named = line
+                            .strip_prefix("error: ")
+                            .and_then(|l| l.split(':').next())
+                            .is_some_and(|field| field.split(", ").all(|f| sizes.contains(&f)));
+                        assert!(named, "{what}: the error names no size: {line}");
+                    }
+                    other => panic!("{what}: status {other:?}: {stderr}"),
+                }
+            }
+        }
+    }
+}
+
 /// The memory available to this process per /proc/meminfo (None elsewhere).
 fn mem_available() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;

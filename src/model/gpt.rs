@@ -48,6 +48,10 @@ impl Model for GptConfig {
         4 * (t * v).max(t * 4 * c).max(h * t * t)
     }
 
+    fn row_sizes(&self) -> &'static [&'static str] {
+        &["context", "width", "heads"]
+    }
+
     /// 2 V C + T C for the embeddings, 12 C^2 + 13 C a block, 2 C for the final
     /// norm and C V for the head.
     fn parameters(&self) -> u128 {

@@ -52,6 +52,10 @@ impl Model for MlpConfig {
         4 * self.widths().into_iter().chain([self.classes]).max().unwrap_or(0) as u64
     }
 
+    fn row_sizes(&self) -> &'static [&'static str] {
+        &["hidden"]
+    }
+
     /// Each layer's weight, its norm's gain and offset (or its bias without
     /// norms), and the head's weight and bias.
     fn parameters(&self) -> u128 {

@@ -35,6 +35,9 @@ pub trait Model {
     /// (an example, or a sequence): a graph of `rows` rows fits a device while
     /// `rows` times this fits one storage binding ([`check_rows`]).
     fn bytes_per_row(&self) -> u64;
+    /// The sizes that set [`Model::bytes_per_row`], by their command-line
+    /// names: what to lower when not even one row fits.
+    fn row_sizes(&self) -> &'static [&'static str];
     /// Parameters in all (the sum of [`Model::tensors`]' sizes), computed
     /// without listing the tensors: the memory plan sizes a run with it before
     /// anything of the run is built.
@@ -107,7 +110,8 @@ impl<'a> Weights<'a> {
 
 /// Checks, before anything is allocated, that a graph of `model` with `rows`
 /// rows fits `gpu`: its largest buffer within one storage binding and one
-/// buffer. The error names `field` (what sets `rows`) and the most that fits.
+/// buffer. The error names `field` (what sets `rows`) and the most that fits,
+/// or, when not even one row fits, the model's sizes that set a row.
 pub fn check_rows(gpu: &Gpu, model: &dyn Model, rows: usize, field: &str) -> Result<()> {
     let per_row = model.bytes_per_row();
     let limit = gpu
@@ -115,13 +119,22 @@ pub fn check_rows(gpu: &Gpu, model: &dyn Model, rows: usize, field: &str) -> Res
         .max_storage_buffer_binding_size
         .min(gpu.limits.max_buffer_size);
     let fits = limit / per_row.max(1);
+    let sizes = model.row_sizes();
+    let flags = sizes.iter().map(|s| format!("--{s}")).collect::<Vec<_>>().join(", ");
     match (rows as u64).checked_mul(per_row) {
         Some(bytes) if bytes <= limit => Ok(()),
+        _ if fits == 0 => Err(Error::invalid(
+            sizes.join(", "),
+            format!(
+                "one row needs a buffer of {per_row} bytes, more than this adapter allows in one storage \
+                 binding ({limit} bytes): lower {flags}"
+            ),
+        )),
         need => Err(Error::invalid(
             field,
             format!(
                 "{rows} rows need a buffer of {} bytes ({per_row} a row), more than this adapter allows in one \
-                 storage binding ({limit} bytes): at most {fits} rows fit",
+                 storage binding ({limit} bytes): at most {fits} rows fit (or lower {flags})",
                 need.map_or("over 2^64".to_string(), |b| b.to_string())
             ),
         )),
