@@ -45,6 +45,7 @@
 use crate::error::{Error, Result};
 use crate::optim::config::Kind;
 use crate::optim::reference::{GroupState, Reference, ReferenceState, TensorState};
+use crate::stats::median;
 
 /// The name of the element that stands for the rest of the model in sf_plus's
 /// restricted reference (a space first: no model's tensor is named so).
@@ -295,21 +296,12 @@ impl UpdateFunctions {
             .iter()
             .map(|&j| self.element(tensor, j)?.slope())
             .collect::<Result<_>>()?;
-        let median = |pick: fn(&Update) -> f64| {
-            let mut v: Vec<f64> = slopes.iter().map(pick).collect();
-            v.sort_by(f64::total_cmp);
-            let n = v.len();
-            if n % 2 == 1 {
-                v[n / 2]
-            } else {
-                0.5 * (v[n / 2 - 1] + v[n / 2])
-            }
-        };
+        let of = |pick: fn(&Update) -> f64| median(&slopes.iter().map(pick).collect::<Vec<_>>());
         let slope = Update {
             g: 0.0,
-            x: median(|u| u.x),
-            y: median(|u| u.y),
-            z: median(|u| u.z),
+            x: of(|u| u.x),
+            y: of(|u| u.y),
+            z: of(|u| u.z),
         };
         let t = &self.state.tensors[self.tensor(tensor)?];
         // adamw keeps no z: its weights are y.
