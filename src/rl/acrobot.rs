@@ -43,8 +43,8 @@ fn dsdt(s: [f64; 4], a: f64) -> [f64; 4] {
     let phi1 = -m2 * l1 * lc2 * sq(dtheta2) * theta2.sin() - 2.0 * m2 * l1 * lc2 * dtheta2 * dtheta1 * theta2.sin()
         + (m1 * lc1 + m2 * l1) * g * (theta1 - PI / 2.0).cos()
         + phi2;
-    let ddtheta2 = (a + d2 / d1 * phi1 - m2 * l1 * lc2 * sq(dtheta1) * theta2.sin() - phi2)
-        / (m2 * sq(lc2) + i2 - sq(d2) / d1);
+    let ddtheta2 =
+        (a + d2 / d1 * phi1 - m2 * l1 * lc2 * sq(dtheta1) * theta2.sin() - phi2) / (m2 * sq(lc2) + i2 - sq(d2) / d1);
     let ddtheta1 = -(d2 * ddtheta2 + phi1) / d1;
     [dtheta1, dtheta2, ddtheta1, ddtheta2]
 }

@@ -34,8 +34,8 @@ pub fn step(state: &mut [f64; 4], action: u32) {
     let force = if action == 1 { FORCE_MAG } else { -FORCE_MAG };
     let (sintheta, costheta) = (theta.sin(), theta.cos());
     let temp = (force + POLEMASS_LENGTH * (theta_dot * theta_dot) * sintheta) / TOTAL_MASS;
-    let thetaacc = (GRAVITY * sintheta - costheta * temp)
-        / (LENGTH * (4.0 / 3.0 - MASSPOLE * (costheta * costheta) / TOTAL_MASS));
+    let thetaacc =
+        (GRAVITY * sintheta - costheta * temp) / (LENGTH * (4.0 / 3.0 - MASSPOLE * (costheta * costheta) / TOTAL_MASS));
     let xacc = temp - POLEMASS_LENGTH * thetaacc * costheta / TOTAL_MASS;
     *state = [
         x + TAU * x_dot,

@@ -185,7 +185,11 @@ impl VecEnv {
         if let Some(a) = actions.iter().find(|&&a| a >= self.kind.actions()) {
             return Err(Error::invalid(
                 "actions",
-                format!("action {a}: {} has actions 0 to {}", self.kind.name(), self.kind.actions() - 1),
+                format!(
+                    "action {a}: {} has actions 0 to {}",
+                    self.kind.name(),
+                    self.kind.actions() - 1
+                ),
             ));
         }
         gpu.queue.write_buffer(&self.actions, 0, bytemuck::cast_slice(actions));
