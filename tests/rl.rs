@@ -309,6 +309,18 @@ fn run_schedule(gpu: &Gpu, env: &VecEnv, schedule: &[Vec<u32>], start: Option<&[
         .collect()
 }
 
+/// The steps of each reference episode the kernel must follow within the
+/// bound: the whole of CartPole's random episodes; the balanced pole until its
+/// open-loop divergence (the actions were chosen for Gymnasium's states, not
+/// the kernel's) takes the bound past 10^-3 of the scale; Acrobot until its
+/// chaos does.
+fn compared_steps(kind: Kind) -> &'static [usize] {
+    match kind {
+        Kind::CartPole => &[18, 29, 54],
+        Kind::Acrobot => &[84, 41],
+    }
+}
+
 #[test]
 fn kernels_follow_gymnasium_within_the_bound_until_it_stops() {
     let gpu = common::gpu();
@@ -385,9 +397,10 @@ fn kernels_follow_gymnasium_within_the_bound_until_it_stops() {
                 ep.actions.len(),
                 worst_diff.iter().fold(0.0f64, |m, &d| m.max(d))
             );
-            assert!(
-                compared >= ep.actions.len().min(20),
-                "{what}: only {compared} steps compared"
+            assert_eq!(
+                compared,
+                compared_steps(kind)[e],
+                "{what}: steps within the bound (where it stops depends on Gymnasium's states only)"
             );
         }
     }
