@@ -6,7 +6,7 @@
 //!   reward and end flag equal, over whole episodes.
 //! - The f32 kernels replay the same episodes, all of one kind in one dispatch,
 //!   within the bound below, up to the step where the bound reaches 10^-3 of
-//!   the state's scale (each episode's stop is printed).
+//!   the state's scale (`compared_steps` states where that is).
 //! - Auto-reset: many environments stepped in one submission start each episode
 //!   from the draw of its counter (checked against the twin's draw), their
 //!   steps follow the twins within the bound, and the end flags, rewards and
