@@ -115,6 +115,15 @@ test-web: web-build
 	@bash scripts/setup-web.sh --browser
 	python3 web/tests/run.py
 
+.PHONY: gym-data
+## The Gymnasium reference trajectories tests/rl.rs compares against (tests/data/gym/):
+## installs the pinned Gymnasium into target/gym-venv and plays the episodes. Not part of `make test`.
+GYMNASIUM_VERSION ?= 1.4.0
+gym-data:
+	@[ -x target/gym-venv/bin/python ] || python3 -m venv target/gym-venv
+	target/gym-venv/bin/pip install -q "gymnasium==$(GYMNASIUM_VERSION)" numpy
+	target/gym-venv/bin/python scripts/gym_trajectories.py
+
 .PHONY: bench bench-peers gpu-check
 ## Optimizer-step sweeps against the faster copy (buffer copy or copy kernel), whole training
 ## steps against PyTorch and the browser race's steps/s: writes BENCHMARKS.md and

@@ -104,6 +104,22 @@ pub const FILES: &[(&str, &str)] = &[
     ("embedding", include_str!("../../shaders/embedding.wgsl")),
     ("attention", include_str!("../../shaders/attention.wgsl")),
     ("residual", include_str!("../../shaders/residual.wgsl")),
+    // The reinforcement-learning environments (`rl`): `rl.wgsl`'s bindings,
+    // bookkeeping and generator, then one environment's dynamics.
+    (
+        "cartpole",
+        concat!(
+            include_str!("../../shaders/rl.wgsl"),
+            include_str!("../../shaders/cartpole.wgsl")
+        ),
+    ),
+    (
+        "acrobot",
+        concat!(
+            include_str!("../../shaders/rl.wgsl"),
+            include_str!("../../shaders/acrobot.wgsl")
+        ),
+    ),
     // `sfnap bench`'s bandwidth reference (numbers its own bindings).
     (
         "bench",
@@ -174,7 +190,7 @@ impl Entry {
 /// optimizer files binding numbers mean the same everywhere (0 step, 1 segment,
 /// 2 y, 3 g, 4 z, 5 v, 6 m, 7 x, 8 chunk partials, 9 pieces, 10 groups, 11 sf_plus
 /// state, 12 loss, 13 group norms, 14-16 trace test, 17 chunk ids, 18 export
-/// destination, 19 health flags, 20 invocation partials, 21 chunks); the layer files and `bench` number their own, listed at their top.
+/// destination, 19 health flags, 20 invocation partials, 21 chunks); the layer files, the environments' (`shaders/rl.wgsl`) and `bench` number their own, listed at their top.
 pub const ENTRIES: &[Entry] = &[
     Entry::SGD_SF_STEP,
     Entry::ADAM_SF_STEP,
@@ -232,6 +248,10 @@ pub const ENTRIES: &[Entry] = &[
     Entry::new("attention", "attention_dsoftmax_rows", &[0, 2, 5]),
     Entry::new("attention", "attention_dqkv_block", &[0, 1, 2, 4, 5, 6]),
     Entry::new("residual", "add", &[0, 1, 2, 3]),
+    Entry::new("cartpole", "env_reset", &[0, 1, 2, 4]),
+    Entry::new("cartpole", "env_step", &[0, 1, 2, 3, 4, 5, 6, 7]),
+    Entry::new("acrobot", "env_reset", &[0, 1, 2, 4]),
+    Entry::new("acrobot", "env_step", &[0, 1, 2, 3, 4, 5, 6, 7]),
     Entry::new("bench", "copy_vec4", &[0, 1]),
 ];
 
