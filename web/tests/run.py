@@ -14,6 +14,10 @@ with the standard library only), against web/ served on 127.0.0.1:
   - plasticity (web/plasticity.html) over a label-reset stream: the NaP network's mean
     end-of-task accuracy over the later tasks is at least the plain network's, and
     windowed adamw_sf + NaP's is at least 0.1 above NaP's;
+  - every page's settings in its address: a link with non-default settings in its
+    fragment sets the page's controls and the run's config, and stays in the address;
+    unknown and invalid entries are named in a note and leave the defaults; a changed
+    control is written back into the fragment;
   - the landing page names the adapter;
   - a browser without a WebGPU adapter gets a notice naming the browsers that have one.
 
@@ -34,6 +38,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -291,9 +296,167 @@ def test_controls_restart(browser, url, report, timeout):
     )
     second = browser.wait_for("window.raceStatus === 'done' && window.raceResult", timeout)
     lr = browser.js("return document.querySelector('input[name=lr_sgd_sf]').value;")
+    address = browser.js("return Object.fromEntries(new URLSearchParams(location.hash.slice(1)));")
     ok = bool(first and second) and first["function"] == "quadratic" and second["function"] == "beale"
-    detail = f"{first and first['function']} -> {second and second['function']}, sgd_sf lr {lr}"
-    report.check(ok and second["steps"] == 20, "race controls restart the race", detail)
+    # The change is written into the address, the function's tuned rates with it.
+    ok = ok and address.get("function") == "beale" and address.get("lr_sgd_sf") == lr
+    detail = f"{first and first['function']} -> {second and second['function']}, sgd_sf lr {lr}, address #{urllib.parse.urlencode(address)}"
+    report.check(ok and second["steps"] == 20, "race controls restart the race and are written into the address", detail)
+
+
+# Per page: non-default settings for a link's fragment (every control of the page), and the
+# steps to run. Each must reach the page's control and, but for how long to run, its config.
+ADDRESS_CASES = {
+    "race": (
+        {
+            "function": "beale",
+            "points": "48",
+            "beta": "0.8",
+            "warmup_steps": "7",
+            "schedule": "wsd",
+            "total_steps": "123",
+            "run_steps": "900",
+            "lr_sgd_sf": "0.002",
+            "lr_adamw_sf": "0.015",
+            "lr_sf_plus": "0.5",
+            "lr_adamw": "0.025",
+        },
+        3,
+    ),
+    "spirals": (
+        {
+            "optimizer": "sf_plus",
+            "lr": "0.5",
+            "nap": "1",
+            "hidden": "24",
+            "batch": "16",
+            "noise": "0.1",
+            "seed": "3",
+            "run_steps": "500",
+        },
+        3,
+    ),
+    "plasticity": (
+        {
+            "inputs": "128",
+            "task_steps": "50",
+            "hidden": "32",
+            "batch": "16",
+            "lr": "0.002",
+            "plain_norm": "1",
+            "sf_lr": "0.004",
+            "sf_window": "10",
+            "sf_beta": "0.6",
+            "seed": "2",
+            "run_tasks": "3",
+        },
+        3,
+    ),
+}
+
+# The page's settings as its controls show them (checkboxes as 1 or 0) and as its address holds them.
+READ_SETTINGS = """
+const form = document.getElementById('controls');
+const shown = {};
+for (const el of form.elements) {
+  if (!el.name || !(el.tagName === 'SELECT' || el.tagName === 'INPUT')) continue;
+  shown[el.name] = el.type === 'checkbox' ? (el.checked ? '1' : '0') : el.value;
+}
+const note = document.getElementById('address-note');
+return {
+  shown,
+  address: Object.fromEntries(new URLSearchParams(location.hash.slice(1))),
+  search: location.search,
+  note: note && !note.hidden ? note.innerText : null,
+};
+"""
+
+
+def same_setting(a, b):
+    """Two settings' values agree: as numbers where both are, else as text."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return str(a).lower() in ("1", "true") if isinstance(a, bool) else same_setting(b, a)
+    try:
+        x, y = float(a), float(b)
+    except (TypeError, ValueError):
+        return str(a) == str(b)
+    return abs(x - y) <= 1e-9 * max(abs(x), abs(y), 1e-30)
+
+
+def config_value(config, key):
+    """The config's field for a control (`lr_<racer>` lies in the race's `lr` map); None where it has none."""
+    if key in config:
+        return config[key]
+    if key.startswith("lr_") and isinstance(config.get("lr"), dict):
+        return config["lr"].get(key[3:])
+    return None
+
+
+def open_page(browser, url, page, query, timeout):
+    """Opens PAGE.html?QUERY and waits for its run's end: (status, its result, what it read from the address)."""
+    browser.open(f"{url}/{page}.html?{query}")
+    status = browser.wait_for(f"['done', 'error'].includes(window.{page}Status) && window.{page}Status", timeout)
+    if status != "done":
+        error = browser.js(f"return window.{page}Error || null;")
+        return None, error or f"not done within {timeout} s (status {status})", None
+    return browser.js(f"return window.{page}Result;"), None, browser.js(f"return window.{page}Address;")
+
+
+def test_address(browser, url, report, page, timeout):
+    """A link with every control of PAGE at a non-default value in its fragment: the page starts with
+    them (its controls and its run's config as the wasm module took it), ignores none, and its
+    address still holds them once it has written its settings back."""
+    settings, steps = ADDRESS_CASES[page]
+    name = f"{page} settings from the address"
+    result, error, taken = open_page(browser, url, page, f"steps={steps}#{urllib.parse.urlencode(settings)}", timeout)
+    if error:
+        report.check(False, name, error)
+        return
+    seen = browser.js(READ_SETTINGS)
+    wrong = []
+    for key, value in settings.items():
+        if not same_setting(seen["shown"].get(key), value):
+            wrong.append(f"control {key} {seen['shown'].get(key)!r}")
+        if not same_setting(seen["address"].get(key), value):
+            wrong.append(f"address {key} {seen['address'].get(key)!r}")
+        in_config = config_value(result["config"], key)
+        if in_config is None and key not in ("run_steps", "run_tasks"):
+            wrong.append(f"config has no {key}")
+        elif in_config is not None and not same_setting(in_config, value):
+            wrong.append(f"config {key} {in_config!r}")
+    if taken["ignored"]:
+        wrong.append(f"ignored {taken['ignored']}")
+    if result["steps"] != steps or seen["search"] != f"?steps={steps}":
+        wrong.append(f"{result['steps']} steps, query {seen['search']}")
+    detail = f"{len(settings)} settings" + (": " + "; ".join(wrong) if wrong else " in controls, config and address")
+    report.check(not wrong, name, detail)
+
+
+def test_address_invalid(browser, url, report, shots, timeout):
+    """Unknown and invalid entries in a race link are named in the page's note (and in
+    window.raceAddress) and leave those controls at their defaults; the valid ones apply."""
+    fragment = "function=nosuch&points=0&beta=2&warmup_steps=7&bogus=1&schedule=wsd"
+    result, error, taken = open_page(browser, url, "race", f"steps=2#{fragment}", timeout)
+    name = "race address: unknown and invalid settings named, defaults kept"
+    if error:
+        report.check(False, name, error)
+        return
+    seen = browser.js(READ_SETTINGS)
+    browser.screenshot(shots / "address-note.png")
+    ignored = {e["key"]: e["reason"] for e in taken["ignored"]}
+    cfg = result["config"]
+    ok = (
+        set(ignored) == {"function", "points", "beta", "bogus"}
+        and (cfg["function"], cfg["points"], cfg["beta"], cfg["warmup_steps"], cfg["schedule"])
+        == ("rosenbrock", 64, 0.9, 7, "wsd")
+        and seen["note"] is not None
+        and all(f"{k}=" in seen["note"] for k in ignored)
+        and "bogus" not in seen["address"]
+        and seen["address"].get("points") == "64"
+        and seen["address"].get("warmup_steps") == "7"
+    )
+    detail = "; ".join(f"{k}: {v}" for k, v in ignored.items()) + f"; address now #{urllib.parse.urlencode(seen['address'])}"
+    report.check(ok, name, detail)
 
 
 def test_index(browser, url, report, timeout):
@@ -333,7 +496,7 @@ def main():
     parser.add_argument("--functions", default="rosenbrock,quadratic,noisy_bowl,beale")
     parser.add_argument("--spirals-steps", type=int, default=200, help="spirals training steps")
     parser.add_argument("--plasticity-tasks", type=int, default=12, help="tasks of 100 steps on the plasticity page")
-    parser.add_argument("--only", default="", help="run only these tests (comma-separated: index, replay, race, spirals, plasticity, no-adapter)")
+    parser.add_argument("--only", default="", help="run only these tests (comma-separated: index, replay, race, spirals, plasticity, address, no-adapter)")
     args = parser.parse_args()
 
     if not (ROOT / "web" / "pkg" / "sfnap_bg.wasm").exists():
@@ -360,6 +523,10 @@ def main():
                 for function in args.functions.split(","):
                     test_race(browser, url, report, args.shots, function, args.steps, args.timeout)
                 test_controls_restart(browser, url, report, args.timeout)
+            if want("address"):
+                for page in ADDRESS_CASES:
+                    test_address(browser, url, report, page, args.timeout)
+                test_address_invalid(browser, url, report, args.shots, args.timeout)
             if want("spirals"):
                 for optimizer, nap in [("adamw_sf", False), ("sgd_sf", True)]:
                     test_spirals(browser, url, report, args.shots, optimizer, nap, args.spirals_steps, args.timeout)
