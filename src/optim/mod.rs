@@ -9,7 +9,10 @@
 //!   passes' pieces and chunks come from `chunks`);
 //! - [`mode`]: train/eval mode and x export; [`plus`]: sf_plus's device half;
 //! - `nap_device`: NaP's passes after each step (the groups are [`crate::nap`]'s);
-//! - [`health`]: the device's flags for values that are not finite.
+//! - [`health`]: the device's flags for values that are not finite;
+//! - [`state_readback`]: the device's optimizer state as the reference's;
+//! - [`update_function`]: the update a step would make as a function of one
+//!   parameter's gradient, from the reference at a frozen state.
 
 pub(crate) mod chunks;
 pub mod config;
@@ -22,7 +25,9 @@ pub mod reference;
 pub mod scalars;
 pub mod settings;
 pub mod spec;
+pub mod state_readback;
 pub mod step;
+pub mod update_function;
 
 pub use config::{Kind, OptimConfig, Schedule};
 pub use health::Health;

@@ -35,6 +35,59 @@ pub struct RefScalars {
     pub w_sum: f64,
 }
 
+/// One tensor of a [`ReferenceState`]: every sequence the kind keeps, in f64.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TensorState {
+    /// Its name.
+    pub name: String,
+    /// Whether weight decay applies to it.
+    pub decay: bool,
+    /// The training weights y (for `adamw`: the weights).
+    pub y: Vec<f64>,
+    /// The base sequence z (empty for `adamw`, which keeps none).
+    pub z: Vec<f64>,
+    /// `sf_plus`'s explicit x (empty for the other kinds, whose x follows from y and z).
+    pub x: Vec<f64>,
+    /// The first moment (empty: zeros, as for a kind that keeps none).
+    pub m: Vec<f64>,
+    /// The second moment (empty: zeros, as for a kind that keeps none).
+    pub v: Vec<f64>,
+}
+
+/// One NaP group of a [`ReferenceState`]: its tensors and its norm rho.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GroupState {
+    /// The names of its tensors, in order.
+    pub tensors: Vec<String>,
+    /// The norm every step projects the group back to.
+    pub rho: f64,
+}
+
+/// Everything the next step of a [`Reference`] depends on besides the gradient
+/// and the loss: the sequences of every tensor and the scalar recurrences.
+/// [`Reference::state`] takes it, [`Reference::from_state`] starts from it; a
+/// device's optimizer gives it through `GpuOptimizer::reference_state_async`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReferenceState {
+    /// The optimizer's settings.
+    pub cfg: OptimConfig,
+    /// Every tensor, in order.
+    pub tensors: Vec<TensorState>,
+    /// The NaP groups (empty: no NaP).
+    pub nap: Vec<GroupState>,
+    /// Steps taken so far.
+    pub k: u64,
+    /// The largest gamma so far (-1 before the first step of the (y, z) kinds,
+    /// eps before sf_plus's first; unused by adamw).
+    pub lr_max: f64,
+    /// The sum of the averaging weights so far.
+    pub w_sum: f64,
+    /// `sf_plus`: e_hat of the last step (0 before the first).
+    pub e_prev: f64,
+    /// `sf_plus` with `polyak_growth`: the last step's plain Polyak step or cap (0 before the first).
+    pub alpha_cap: f64,
+}
+
 /// One NaP group: the indices of its tensors and its target norm rho.
 #[derive(Debug, Clone)]
 struct Group {
@@ -87,20 +140,99 @@ impl Reference {
         decay: &[bool],
         nap: Option<&NapConfig>,
     ) -> Result<Reference> {
-        cfg.validate()?;
         if decay.len() != params.len() {
             return Err(Error::invalid(
                 "decay",
                 format!("has {} entries for {} tensors", decay.len(), params.len()),
             ));
         }
-        let names: Vec<String> = params.iter().map(|(name, _)| name.clone()).collect();
-        let values: Vec<Vec<f64>> = params.iter().map(|(_, vals)| vals.clone()).collect();
-        let zeros: Vec<Vec<f64>> = values.iter().map(|vals| vec![0.0; vals.len()]).collect();
+        let sf_plus = cfg.kind == Kind::SfPlus;
+        let tensors: Vec<TensorState> = params
+            .iter()
+            .zip(decay)
+            .map(|((name, values), &decay)| TensorState {
+                name: name.clone(),
+                decay,
+                y: values.clone(),
+                z: if cfg.kind == Kind::Adamw {
+                    Vec::new()
+                } else {
+                    values.clone()
+                },
+                x: if sf_plus { values.clone() } else { Vec::new() },
+                m: Vec::new(),
+                v: Vec::new(),
+            })
+            .collect();
+        let mut groups = Vec::new();
+        for group in nap.map(|n| n.groups.as_slice()).unwrap_or_default() {
+            let rho = match group.rho {
+                Some(rho) => rho,
+                None => {
+                    let values: Vec<&[f64]> = group
+                        .tensors
+                        .iter()
+                        .filter_map(|name| params.iter().find(|(n, _)| n == name))
+                        .map(|(_, v)| v.as_slice())
+                        .collect();
+                    values.iter().flat_map(|v| v.iter()).map(|v| v * v).sum::<f64>().sqrt()
+                }
+            };
+            groups.push(GroupState {
+                tensors: group.tensors.clone(),
+                rho,
+            });
+        }
+        Reference::from_state(&ReferenceState {
+            cfg: cfg.clone(),
+            tensors,
+            nap: groups,
+            k: 0,
+            lr_max: match cfg.kind {
+                Kind::SfPlus => cfg.eps,
+                Kind::Adamw => 0.0,
+                _ => -1.0,
+            },
+            w_sum: 0.0,
+            e_prev: 0.0,
+            alpha_cap: 0.0,
+        })
+    }
+
+    /// A reference at `state` (what [`Reference::state`] returns, or a state read
+    /// back from a device or a checkpoint): the next [`Reference::step`] is the
+    /// step the optimizer would take from there. The error names what is
+    /// missing or inconsistent (a sequence of the wrong length, an unknown tensor
+    /// in a NaP group).
+    pub fn from_state(state: &ReferenceState) -> Result<Reference> {
+        let cfg = &state.cfg;
+        cfg.validate()?;
+        let names: Vec<String> = state.tensors.iter().map(|t| t.name.clone()).collect();
+        let sf_plus = cfg.kind == Kind::SfPlus;
+        let (mut y, mut z, mut x, mut m, mut v) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for t in &state.tensors {
+            let n = t.y.len();
+            let sequence = |seq: &[f64], what: &str, kept: bool| -> Result<Vec<f64>> {
+                match (kept, seq.len()) {
+                    (false, _) => Ok(Vec::new()),
+                    (true, 0) if what == "m" || what == "v" => Ok(vec![0.0; n]),
+                    (true, len) if len == n => Ok(seq.to_vec()),
+                    (true, len) => Err(Error::invalid(
+                        format!("state.{}.{what}", t.name),
+                        format!("has {len} values, expected {n} (as y)"),
+                    )),
+                }
+            };
+            z.push(sequence(&t.z, "z", cfg.kind != Kind::Adamw)?);
+            x.push(sequence(&t.x, "x", sf_plus)?);
+            m.push(sequence(&t.m, "m", true)?);
+            v.push(sequence(&t.v, "v", true)?);
+            y.push(t.y.clone());
+        }
 
         let mut groups = Vec::new();
         let mut seen = vec![false; names.len()];
-        for (gi, group) in nap.map(|n| n.groups.as_slice()).unwrap_or_default().iter().enumerate() {
+        for (gi, group) in state.nap.iter().enumerate() {
             let field = format!("nap.groups[{gi}].tensors");
             let mut tensors = Vec::new();
             for name in &group.tensors {
@@ -114,44 +246,68 @@ impl Reference {
                 seen[i] = true;
                 tensors.push(i);
             }
-            let rho = group.rho.unwrap_or_else(|| group_norm(&values, &tensors));
-            groups.push(Group { tensors, rho });
+            groups.push(Group {
+                tensors,
+                rho: group.rho,
+            });
         }
 
-        let (lr_max, beta) = match cfg.kind {
-            Kind::SfPlus => (cfg.eps, sf_plus_beta(cfg, 0)),
-            Kind::Adamw => (0.0, 0.0),
-            _ => (-1.0, cfg.sf_beta()),
-        };
-        let x = if cfg.kind == Kind::SfPlus {
-            values.clone()
-        } else {
-            Vec::new()
-        };
-        let z = if cfg.kind == Kind::Adamw {
-            Vec::new()
-        } else {
-            values.clone()
+        let beta = match cfg.kind {
+            Kind::SfPlus => sf_plus_beta(cfg, state.k),
+            Kind::Adamw => 0.0,
+            _ => cfg.sf_beta(),
         };
         Ok(Reference {
             cfg: cfg.clone(),
+            decay: state.tensors.iter().map(|t| t.decay).collect(),
             names,
-            decay: decay.to_vec(),
             groups,
-            k: 0,
-            y: values,
+            k: state.k,
+            y,
             z,
             x,
-            m: zeros.clone(),
-            v: zeros,
-            lr_max,
-            w_sum: 0.0,
-            e_prev: 0.0,
-            alpha_cap: 0.0,
+            m,
+            v,
+            lr_max: state.lr_max,
+            w_sum: state.w_sum,
+            e_prev: state.e_prev,
+            alpha_cap: state.alpha_cap,
             gamma: 0.0,
             c: 0.0,
             beta,
         })
+    }
+
+    /// Its whole state, from which [`Reference::from_state`] builds the same reference.
+    pub fn state(&self) -> ReferenceState {
+        let tensors = (0..self.y.len())
+            .map(|i| TensorState {
+                name: self.names[i].clone(),
+                decay: self.decay[i],
+                y: self.y[i].clone(),
+                z: self.z.get(i).cloned().unwrap_or_default(),
+                x: self.x.get(i).cloned().unwrap_or_default(),
+                m: self.m[i].clone(),
+                v: self.v[i].clone(),
+            })
+            .collect();
+        ReferenceState {
+            cfg: self.cfg.clone(),
+            tensors,
+            nap: self
+                .groups
+                .iter()
+                .map(|g| GroupState {
+                    tensors: g.tensors.iter().map(|&i| self.names[i].clone()).collect(),
+                    rho: g.rho,
+                })
+                .collect(),
+            k: self.k,
+            lr_max: self.lr_max,
+            w_sum: self.w_sum,
+            e_prev: self.e_prev,
+            alpha_cap: self.alpha_cap,
+        }
     }
 
     /// One optimizer step with gradients (one Vec per tensor, same order/lengths) taken at y;

@@ -133,6 +133,11 @@ impl HostScalars {
         &self.cfg
     }
 
+    /// The largest gamma so far (-1 before the first step).
+    pub fn lr_max(&self) -> f64 {
+        self.lr_max
+    }
+
     /// Running sum of the averaging weights (f64, compensated).
     pub fn w_sum(&self) -> f64 {
         self.w_sum + self.w_comp

@@ -1,0 +1,251 @@
+//! The update functions of every kind against the f64 reference's own update
+//! at the same state: for a sweep of g at elements in and out of NaP groups,
+//! [`ElementUpdate::at`] (a reference restricted to what the element's step
+//! reads) must give what the whole reference gives when its gradient holds g
+//! at that element.
+//!
+//! The tolerance, derived:
+//! - Every kind but sf_plus: 0. The restricted reference does the same
+//!   operations on the same operands in the same order as the whole one (the
+//!   element's own arithmetic; NaP's group norm over the group's tensors in the
+//!   group's order), so the results are the same bits.
+//! - sf_plus: only its two sums over every element, `S1 = sum |g|` and
+//!   `S2 = sum g (z - x)`, are added in another order (the rest of the model
+//!   first, then the kept elements), and the stand-in of the rest carries S2 as
+//!   `S1 * (S2 / S1)` (two more roundings). Recursive summation of n terms errs
+//!   by at most `gamma_n = n u / (1 - n u)` times the sum of the terms'
+//!   magnitudes (u = 2^-53), so the two orders differ by at most
+//!   `dS1 = 2 gamma_n S1` and `dS2 = 2 gamma_(n+1) A2`, `A2 = sum |g (z - x)|`.
+//!   Through `e_hat` (linear in S1 with weight at most 1: relative error at most
+//!   `2 gamma_n`) and `alpha = max(F + beta S2, 0) / e_hat` (1-Lipschitz in its
+//!   numerator; the growth cap's `min` too), the step `gamma = lr alpha`
+//!   differs by at most `d_gamma = lr (beta dS2 / e_hat + alpha 2 gamma_n)`.
+//!   Every output is then a smooth function of gamma (c through lr_max, z, x,
+//!   y, NaP's projection); its sensitivity `|d out / d gamma|` is measured with
+//!   the reference itself, moving gamma through the loss (`d gamma / d F =
+//!   lr / e_hat`). The bound is `2 |d out / d gamma| d_gamma` (the 2 covers
+//!   the second-order terms and the sensitivity's own finite-difference error)
+//!   plus `4 u (|new| + |before|)`: the last operations' roundings on the
+//!   slightly different operands, and the subtraction that forms the update.
+
+use sfnap::nap::{NapConfig, NapGroup};
+use sfnap::optim::reference::Reference;
+use sfnap::optim::update_function::{linspace, UpdateFunctions};
+use sfnap::optim::{Kind, OptimConfig, Schedule};
+
+/// Unit roundoff of f64.
+const U: f64 = f64::EPSILON / 2.0;
+
+/// A small deterministic generator (xorshift64*), uniform in [-1, 1).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let v = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11;
+        2.0 * (v as f64 / (1u64 << 53) as f64) - 1.0
+    }
+
+    fn vec(&mut self, n: usize, scale: f64) -> Vec<f64> {
+        (0..n).map(|_| self.next() * scale).collect()
+    }
+}
+
+/// Tensors of 7, 15 and 1 elements; NaP groups `b` with `c` (two tensors), `a` alone outside.
+fn tensors() -> Vec<(&'static str, usize)> {
+    vec![("a", 7), ("b", 15), ("c", 1)]
+}
+
+fn nap() -> NapConfig {
+    NapConfig {
+        groups: vec![NapGroup {
+            tensors: vec!["b".into(), "c".into()],
+            rho: None,
+        }],
+    }
+}
+
+/// Every kind, with the settings that make each part of its step matter.
+fn configs() -> Vec<(&'static str, OptimConfig)> {
+    let base = |kind: Kind, lr: f64| {
+        let mut c = OptimConfig::new(kind).with_lr(lr);
+        c.weight_decay = 0.01;
+        c
+    };
+    let mut sgd = base(Kind::SgdSf, 0.05);
+    sgd.r = 0.5;
+    sgd.warmup_steps = 30;
+    let mut adamw_sf = base(Kind::AdamwSf, 0.01);
+    adamw_sf.warmup_steps = 5;
+    let mut momentum = base(Kind::AdamwSf, 0.01);
+    momentum.inner_momentum = 0.9;
+    let paper = base(Kind::AdamwSfPaper, 0.01);
+    let radam = base(Kind::RadamSf, 0.01);
+    let mut window = base(Kind::AdamwSf, 0.01);
+    window.sf_window = 5;
+    let mut plus = base(Kind::SfPlus, 1.0);
+    plus.weight_decay = 0.5;
+    plus.sf_beta1_anneal_steps = 30;
+    plus.c_warmup = 3;
+    plus.polyak_beta = 0.9;
+    let mut capped = OptimConfig::sf_plus_capped(1.01);
+    capped.weight_decay = 0.5;
+    let mut wsd = base(Kind::Adamw, 0.01);
+    wsd.schedule = Schedule::Wsd {
+        warmup_steps: 5,
+        decay_steps: 10,
+        total_steps: 30,
+    };
+    let mut cosine = base(Kind::Adamw, 0.01);
+    cosine.schedule = Schedule::Cosine {
+        warmup_steps: 5,
+        total_steps: 40,
+        final_frac: 0.1,
+    };
+    vec![
+        ("sgd_sf", sgd),
+        ("adamw_sf", adamw_sf),
+        ("adamw_sf+momentum", momentum),
+        ("adamw_sf window", window),
+        ("adamw_sf_paper", paper),
+        ("radam_sf", radam),
+        ("sf_plus", plus),
+        ("sf_plus capped", capped),
+        ("adamw wsd", wsd),
+        ("adamw cosine", cosine),
+    ]
+}
+
+/// `gamma_n = n u / (1 - n u)`.
+fn gamma_n(n: usize) -> f64 {
+    let nu = n as f64 * U;
+    nu / (1.0 - nu)
+}
+
+/// The whole reference's update of element (i, j) with gradient g there:
+/// (x, y, z) after minus before, the values after, and the reference stepped.
+fn whole(
+    state: &Reference,
+    grads: &[Vec<f64>],
+    loss: f64,
+    i: usize,
+    j: usize,
+    g: f64,
+) -> ([f64; 3], [f64; 3], Reference) {
+    let mut r = state.clone();
+    let before = [r.x(i)[j], r.y(i)[j], r.z(i)[j]];
+    let mut grads = grads.to_vec();
+    grads[i][j] = g;
+    r.step(&grads, Some(loss)).unwrap();
+    let after = [r.x(i)[j], r.y(i)[j], r.z(i)[j]];
+    (
+        [after[0] - before[0], after[1] - before[1], after[2] - before[2]],
+        after,
+        r,
+    )
+}
+
+#[test]
+fn every_kind_matches_the_reference_update_over_a_sweep_of_g() {
+    let mut checked = 0;
+    for (name, cfg) in configs() {
+        for with_nap in [false, true] {
+            for (seed, steps) in [(1u64, 2usize), (2, 25)] {
+                let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ seed);
+                let params: Vec<(String, Vec<f64>)> = tensors()
+                    .iter()
+                    .map(|(n, len)| (n.to_string(), rng.vec(*len, 1.0)))
+                    .collect();
+                let decay = [true, true, false];
+                let nap_cfg = nap();
+                let mut r = Reference::new(&cfg, &params, &decay, with_nap.then_some(&nap_cfg)).unwrap();
+                for _ in 0..steps {
+                    let g: Vec<Vec<f64>> = tensors().iter().map(|(_, n)| rng.vec(*n, 0.1)).collect();
+                    r.step(&g, Some(1.0 + 0.5 * rng.next())).unwrap();
+                }
+                let grads: Vec<Vec<f64>> = tensors().iter().map(|(_, n)| rng.vec(*n, 0.1)).collect();
+                let loss = 1.0 + 0.5 * rng.next();
+                let frozen = Reference::from_state(&r.state()).unwrap();
+                let f = UpdateFunctions::new(r.state(), Some(grads.clone()), Some(loss)).unwrap();
+                let n: usize = tensors().iter().map(|(_, n)| n).sum();
+                for (i, j) in [(0usize, 0usize), (0, 6), (1, 7), (1, 14), (2, 0)] {
+                    let tname = tensors()[i].0;
+                    let e = f.element(tname, j).unwrap();
+                    let range = 50.0 * e.scale();
+                    let mut gs = linspace(-range, range, 41);
+                    gs.push(grads[i][j]);
+                    for g in gs {
+                        let got = e.at(g).unwrap();
+                        let got = [got.x, got.y, got.z];
+                        let (want, after, stepped) = whole(&frozen, &grads, loss, i, j, g);
+                        let before = [after[0] - want[0], after[1] - want[1], after[2] - want[2]];
+                        let tol = if cfg.kind == Kind::SfPlus {
+                            plus_tolerance(&cfg, &frozen, &stepped, &grads, loss, (i, j, g), n)
+                                .map(|(k, s)| 2.0 * s + 4.0 * U * (after[k].abs() + before[k].abs()))
+                        } else {
+                            [0.0; 3]
+                        };
+                        for (k, seq) in ["x", "y", "z"].iter().enumerate() {
+                            assert!(
+                                (got[k] - want[k]).abs() <= tol[k],
+                                "{name} nap {with_nap} after {steps} steps, {tname}[{j}], g = {g}: \
+                                 update of {seq} {} vs the reference's {} (tolerance {})",
+                                got[k],
+                                want[k],
+                                tol[k]
+                            );
+                        }
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(checked, configs().len() * 2 * 2 * 5 * 42);
+}
+
+/// sf_plus: per output k (x, y, z) of element (i, j) with gradient g, the
+/// index k and `|d out / d gamma| d_gamma` (see the module documentation).
+fn plus_tolerance(
+    cfg: &OptimConfig,
+    frozen: &Reference,
+    stepped: &Reference,
+    grads: &[Vec<f64>],
+    loss: f64,
+    (i, j, g): (usize, usize, f64),
+    n: usize,
+) -> [(usize, f64); 3] {
+    let state = frozen.state();
+    let mut grads = grads.to_vec();
+    grads[i][j] = g;
+    let mut a2 = 0.0;
+    for (t, gt) in state.tensors.iter().zip(&grads) {
+        for (e, gv) in gt.iter().enumerate() {
+            a2 += (gv * (t.z[e] - t.x[e])).abs();
+        }
+    }
+    let after = stepped.state();
+    let e_hat = after.e_prev;
+    let lr = cfg.lr().max(cfg.eps);
+    let gamma = stepped.scalars().gamma;
+    let alpha = gamma / lr;
+    let beta = stepped.scalars().beta;
+    let d_gamma = lr * (beta * 2.0 * gamma_n(n + 1) * a2 / e_hat + alpha * 2.0 * gamma_n(n));
+    // The sensitivity to gamma, through the loss: d gamma = lr dF / e_hat
+    // (0 where the cap or the clamp at 0 holds gamma, and then d_gamma
+    // moves nothing either).
+    let d_loss = 1e-6 * loss;
+    let (_, moved, moved_ref) = whole(frozen, &grads[..], loss + d_loss, i, j, g);
+    let moved_gamma = moved_ref.scalars().gamma - gamma;
+    let base = [stepped.x(i)[j], stepped.y(i)[j], stepped.z(i)[j]];
+    let sens = |k: usize| {
+        if moved_gamma == 0.0 {
+            0.0
+        } else {
+            ((moved[k] - base[k]) / moved_gamma).abs()
+        }
+    };
+    [(0, sens(0) * d_gamma), (1, sens(1) * d_gamma), (2, sens(2) * d_gamma)]
+}
