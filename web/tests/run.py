@@ -14,6 +14,10 @@ with the standard library only), against web/ served on 127.0.0.1:
   - plasticity (web/plasticity.html) over a label-reset stream: the NaP network's mean
     end-of-task accuracy over the later tasks is at least the plain network's, and
     windowed adamw_sf + NaP's is at least 0.1 above NaP's;
+  - update functions (web/update.html) of adamw, adamw_sf and sf_plus + NaP after a
+    few steps: the functions and slopes at 0 the page drew equal those the library
+    computes natively (web/examples/update_check.rs, run with cargo) from the
+    optimizer states the page froze;
   - every page's settings in its address: a link with non-default settings in its
     fragment sets the page's controls and the run's config, and stays in the address;
     unknown and invalid entries are named in a note and leave the defaults; a changed
@@ -30,6 +34,7 @@ non-zero on any failure; the last line reads `N passed, M failed`.
 import argparse
 import base64
 import json
+import os
 import pathlib
 import shutil
 import socket
@@ -336,6 +341,31 @@ ADDRESS_CASES = {
         },
         3,
     ),
+    "update": (
+        {
+            "adamw": "1",
+            "lr_adamw": "0.02",
+            "nap_adamw": "0",
+            "adamw_sf": "1",
+            "lr_adamw_sf": "0.02",
+            "nap_adamw_sf": "1",
+            "sf_plus": "1",
+            "lr_sf_plus": "0.2",
+            "nap_sf_plus": "1",
+            "schedule": "wsd",
+            "warmup_steps": "5",
+            "total_steps": "300",
+            "tensor": "l0.weight",
+            "index": "7",
+            "span": "20",
+            "hidden": "16",
+            "batch": "32",
+            "noise": "0.05",
+            "seed": "2",
+            "run_steps": "800",
+        },
+        3,
+    ),
     "plasticity": (
         {
             "inputs": "128",
@@ -374,8 +404,10 @@ return {
 
 def same_setting(a, b):
     """Two settings' values agree: as numbers where both are, else as text."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return str(a).lower() in ("1", "true") if isinstance(a, bool) else same_setting(b, a)
+    if isinstance(b, bool):
+        a, b = b, a
+    if isinstance(a, bool):
+        return a == (str(b).lower() in ("1", "true"))
     try:
         x, y = float(a), float(b)
     except (TypeError, ValueError):
@@ -384,11 +416,19 @@ def same_setting(a, b):
 
 
 def config_value(config, key):
-    """The config's field for a control (`lr_<racer>` lies in the race's `lr` map); None where it has none."""
+    """The config's field for a control (`lr_<racer>` lies in the race's `lr` map; on the update page an
+    optimizer's box, `lr_<optimizer>` and `nap_<optimizer>` in its entry of `nets`); None where it has none."""
     if key in config:
         return config[key]
     if key.startswith("lr_") and isinstance(config.get("lr"), dict):
         return config["lr"].get(key[3:])
+    if "nets" in config:
+        nets = {n["optimizer"]: n for n in config["nets"]}
+        field, _, name = key.partition("_")
+        if field in ("lr", "nap") and name in nets:
+            return nets[name][field]
+        if key in nets:
+            return True
     return None
 
 
@@ -459,6 +499,48 @@ def test_address_invalid(browser, url, report, shots, timeout):
     report.check(ok, name, detail)
 
 
+def test_update(browser, url, report, shots, steps, timeout):
+    """The update-functions page after STEPS steps of adamw (cosine), adamw_sf and sf_plus + NaP: every
+    network's drawn functions are finite with x's slope at 0 negative, and the functions and slopes it drew
+    are those the library computes natively from the states it froze (web/examples/update_check.rs)."""
+    name = "update functions drawn = native computation"
+    result, error, _ = open_page(browser, url, "update", f"steps={steps}#nap_sf_plus=1", timeout)
+    browser.screenshot(shots / "update.png")
+    if error:
+        report.check(False, name, error)
+        return
+    nets = result["nets"]
+    bad = [
+        n["optimizer"]
+        for n in nets
+        if not (
+            len(n["g"]) == len(n["x"]) == 81
+            and all(v is not None for s in "xyz" for v in n[s])
+            and n["slope"]["x"] is not None
+            and n["slope"]["x"] < 0
+        )
+    ]
+    saved = shots / "update.json"
+    saved.write_text(json.dumps(result))
+    cargo = os.environ.get("CARGO", "cargo")
+    t0 = time.time()
+    native = subprocess.run(
+        [cargo, "run", "-q", "-p", "sfnap-web", "--example", "update_check", "--", str(saved)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    lines = (native.stdout + native.stderr).strip().replace("\n", "; ")
+    detail = (
+        f"{result['steps']} steps, {result['steps_per_second']:.1f} steps/s, {[n['optimizer'] + ('+nap' if n['nap'] else '') for n in nets]}"
+        f"; native check ({time.time() - t0:.0f} s, exit {native.returncode}): {lines}"
+    )
+    if bad:
+        detail += f"; not finite or slope of x not negative: {bad}"
+    ok = result["steps"] == steps and len(nets) == 3 and not bad and native.returncode == 0
+    report.check(ok, name, detail)
+
+
 def test_index(browser, url, report, timeout):
     browser.open(f"{url}/index.html")
     line = browser.wait_for(
@@ -467,7 +549,7 @@ def test_index(browser, url, report, timeout):
         timeout,
     )
     links = browser.js("return [...document.querySelectorAll('a.card')].map(a => a.getAttribute('href'));")
-    ok = bool(line) and line.startswith("WebGPU adapter") and {"race.html", "spirals.html", "plasticity.html"} <= set(
+    ok = bool(line) and line.startswith("WebGPU adapter") and {"race.html", "spirals.html", "plasticity.html", "update.html"} <= set(
         links or []
     )
     report.check(ok, "index page", f"{line}; links {links}")
@@ -496,7 +578,12 @@ def main():
     parser.add_argument("--functions", default="rosenbrock,quadratic,noisy_bowl,beale")
     parser.add_argument("--spirals-steps", type=int, default=200, help="spirals training steps")
     parser.add_argument("--plasticity-tasks", type=int, default=12, help="tasks of 100 steps on the plasticity page")
-    parser.add_argument("--only", default="", help="run only these tests (comma-separated: index, replay, race, spirals, plasticity, address, no-adapter)")
+    parser.add_argument("--update-steps", type=int, default=40, help="training steps on the update-functions page")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="run only these tests (comma-separated: index, replay, race, spirals, plasticity, update, address, no-adapter)",
+    )
     args = parser.parse_args()
 
     if not (ROOT / "web" / "pkg" / "sfnap_bg.wasm").exists():
@@ -532,6 +619,8 @@ def main():
                     test_spirals(browser, url, report, args.shots, optimizer, nap, args.spirals_steps, args.timeout)
             if want("plasticity"):
                 test_plasticity(browser, url, report, args.shots, args.plasticity_tasks, args.timeout)
+            if want("update"):
+                test_update(browser, url, report, args.shots, args.update_steps, args.timeout)
         finally:
             browser.close()
         if want("no-adapter"):
