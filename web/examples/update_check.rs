@@ -50,10 +50,13 @@ fn rel_diff(page: &[f64], native: &[f64]) -> f64 {
         return f64::INFINITY;
     }
     let scale = native.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let worst = page
-        .iter()
-        .zip(native)
-        .fold(0.0f64, |m, (a, b)| if a.is_finite() { m.max((a - b).abs()) } else { f64::INFINITY });
+    let worst = page.iter().zip(native).fold(0.0f64, |m, (a, b)| {
+        if a.is_finite() {
+            m.max((a - b).abs())
+        } else {
+            f64::INFINITY
+        }
+    });
     if scale > 0.0 {
         worst / scale
     } else {

@@ -89,7 +89,12 @@ fn update_functions_predict_the_next_step() {
         nap,
     };
     let cfg = UpdateConfig {
-        nets: vec![net("adamw", false), net("adamw_sf", true), net("sf_plus", false), net("sf_plus", true)],
+        nets: vec![
+            net("adamw", false),
+            net("adamw_sf", true),
+            net("sf_plus", false),
+            net("sf_plus", true),
+        ],
         ..UpdateConfig::default()
     };
     let mut demo = UpdateDemo::new_blocking(&gpu, &cfg).unwrap();
@@ -115,7 +120,10 @@ fn update_functions_predict_the_next_step() {
             now.y[j] - before.y[j],
             now.z.get(j).map_or(f64::NAN, |z| z - before.z[j])
         );
-        assert!(n.actual.g != 0.0, "{name}: the element's gradient is 0: pick a live element");
+        assert!(
+            n.actual.g != 0.0,
+            "{name}: the element's gradient is 0: pick a live element"
+        );
         assert!(n.slope.x < 0.0 && n.slope.x.is_finite(), "{name}: slope {:?}", n.slope);
         let mut seqs = vec![("y", n.actual.y, now.y[j] - before.y[j], before.y[j])];
         if !before.z.is_empty() {

@@ -165,7 +165,10 @@ impl UpdateConfig {
         if self.total_steps <= self.warmup_steps {
             return Err(Error::invalid(
                 "total_steps",
-                format!("{}: the schedule must be longer than its warmup ({})", self.total_steps, self.warmup_steps),
+                format!(
+                    "{}: the schedule must be longer than its warmup ({})",
+                    self.total_steps, self.warmup_steps
+                ),
             ));
         }
         let model = self.model();
