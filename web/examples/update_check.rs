@@ -114,7 +114,7 @@ fn check(report: &Report) -> Result<Vec<String>, String> {
             native.g.len(),
         ));
         for (what, d) in diffs {
-            if !(d <= TOLERANCE) {
+            if d.is_nan() || d > TOLERANCE {
                 failed.push(format!("{name}: {what} differs by {d:.2e} of its scale"));
             }
         }
