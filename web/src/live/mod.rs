@@ -165,6 +165,20 @@ fn check_counts(fields: &[(&str, usize, usize)]) -> Result<()> {
     }
 }
 
+/// Checks that `optimizer` (field `field`) is one of `allowed`; the error lists them.
+fn check_optimizer(field: &str, optimizer: &str, allowed: &[&str]) -> Result<()> {
+    if allowed.contains(&optimizer) {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        field,
+        format!(
+            "unknown optimizer `{optimizer}` (expected one of {})",
+            allowed.join(", ")
+        ),
+    ))
+}
+
 /// The fraction of rows classified correctly.
 fn accuracy(s: &LossStats) -> f64 {
     s.correct as f64 / s.rows.max(1) as f64

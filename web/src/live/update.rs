@@ -22,10 +22,11 @@ use sfnap::model::{Graph, Inputs, Model};
 use sfnap::optim::reference::{GroupState, ReferenceState};
 use sfnap::optim::state_readback::StateReadback;
 use sfnap::optim::update_function::{linspace, Update, UpdateFunctions};
-use sfnap::optim::{Kind, OptimConfig, Schedule};
+use sfnap::optim::{Kind, OptimConfig};
 use sfnap::{Error, Result};
 
-use super::{check_counts, parse_json, sample, History, LiveNet, HISTORY};
+use super::spirals::spirals_model;
+use super::{check_counts, check_optimizer, parse_json, sample, History, LiveNet, HISTORY};
 use crate::demo::steps_since;
 use crate::race::ScheduleKind;
 
@@ -140,16 +141,7 @@ impl UpdateConfig {
             ));
         }
         for (i, net) in self.nets.iter().enumerate() {
-            if !UPDATE_OPTIMIZERS.contains(&net.optimizer.as_str()) {
-                return Err(Error::invalid(
-                    format!("nets[{i}].optimizer"),
-                    format!(
-                        "unknown optimizer `{}` (expected one of {})",
-                        net.optimizer,
-                        UPDATE_OPTIMIZERS.join(", ")
-                    ),
-                ));
-            }
+            check_optimizer(&format!("nets[{i}].optimizer"), &net.optimizer, &UPDATE_OPTIMIZERS)?;
         }
         check_counts(&[
             ("hidden", self.hidden, 1024),
@@ -200,37 +192,18 @@ impl UpdateConfig {
         let kind = Kind::parse(&net.optimizer)?;
         let lr = net.lr.unwrap_or_else(|| update_default_lr(&net.optimizer));
         let mut c = OptimConfig::new(kind).with_lr(lr);
-        let (warmup_steps, total_steps) = (self.warmup_steps, self.total_steps);
         match kind {
-            Kind::Adamw => {
-                c.schedule = match self.schedule {
-                    ScheduleKind::Cosine => Schedule::Cosine {
-                        warmup_steps,
-                        total_steps,
-                        final_frac: 0.0,
-                    },
-                    ScheduleKind::Wsd => Schedule::Wsd {
-                        warmup_steps,
-                        decay_steps: (total_steps / 5).max(1),
-                        total_steps,
-                    },
-                }
-            }
+            Kind::Adamw => c.schedule = self.schedule.schedule(self.warmup_steps, self.total_steps),
             Kind::SfPlus => {}
-            _ => c.warmup_steps = warmup_steps,
+            _ => c.warmup_steps = self.warmup_steps,
         }
         c.validate()?;
         Ok(c)
     }
 
-    /// The model: (2 + 1) - hidden - hidden - 2 with LayerNorm, as the spirals demo's.
+    /// The model: the spirals demo's ([`spirals_model`]) of the hidden width.
     pub fn model(&self) -> MlpConfig {
-        MlpConfig {
-            input: 3,
-            hidden: vec![self.hidden, self.hidden],
-            classes: 2,
-            norm: true,
-        }
+        spirals_model(self.hidden)
     }
 }
 
