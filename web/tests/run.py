@@ -541,6 +541,23 @@ def test_update(browser, url, report, shots, steps, timeout):
     report.check(ok, name, detail)
 
 
+def test_address_edited(browser, url, report, timeout):
+    """A fragment edited by hand on an open page (a navigation within the page) starts the page again
+    from it."""
+    name = "race address edited by hand restarts the page from it"
+    result, error, _ = open_page(browser, url, "race", "steps=2#function=beale&points=8", timeout)
+    if error:
+        report.check(False, name, error)
+        return
+    browser.js("location.hash = 'function=quadratic&points=16';")
+    again = browser.wait_for(
+        "window.raceStatus === 'done' && window.raceResult.config.function === 'quadratic' && window.raceResult", timeout
+    )
+    cfg = again and again["config"]
+    ok = result["config"]["function"] == "beale" and bool(cfg) and cfg["points"] == 16
+    report.check(ok, name, f"beale, 8 points -> {cfg and cfg['function']}, {cfg and cfg['points']} points")
+
+
 def test_index(browser, url, report, timeout):
     browser.open(f"{url}/index.html")
     line = browser.wait_for(
@@ -614,6 +631,7 @@ def main():
                 for page in ADDRESS_CASES:
                     test_address(browser, url, report, page, args.timeout)
                 test_address_invalid(browser, url, report, args.shots, args.timeout)
+                test_address_edited(browser, url, report, args.timeout)
             if want("spirals"):
                 for optimizer, nap in [("adamw_sf", False), ("sgd_sf", True)]:
                     test_spirals(browser, url, report, args.shots, optimizer, nap, args.spirals_steps, args.timeout)
