@@ -28,7 +28,7 @@ export function settings(form) {
 /** Sets `el` to `value` from an address; returns null, or why the value was not taken (and `el` kept its own). */
 function apply(el, value) {
   if (el.type === "checkbox") {
-    if (!(value in CHECKBOX)) return "a checkbox takes 1 or 0";
+    if (!Object.hasOwn(CHECKBOX, value)) return "a checkbox takes 1 or 0";
     el.checked = CHECKBOX[value];
     return null;
   }
@@ -42,10 +42,12 @@ function apply(el, value) {
   if (numeric && (value.trim() === "" || !Number.isFinite(Number(value)))) return "not a number";
   const before = el.value;
   el.value = value;
-  // A number input rejects out-of-range or off-step values through its validity; a range input
-  // clamps or rounds them silently, which would show something else than the address says.
+  // A number input empties itself for what is no valid floating-point number (`0x10`, ` 5`) and
+  // rejects out-of-range or off-step values through its validity; a range input clamps or rounds
+  // them silently, which would show something else than the address says.
   let why = null;
-  if (!el.validity.valid) why = el.validationMessage || "not a valid value";
+  if (numeric && el.value === "") why = "not a number";
+  else if (!el.validity.valid) why = el.validationMessage || "not a valid value";
   else if (el.type === "range" && Number(el.value) !== Number(value))
     why = `outside ${el.min}..${el.max} in steps of ${el.step || 1}`;
   if (why) el.value = before;
@@ -54,8 +56,8 @@ function apply(el, value) {
 
 /**
  * Applies the settings in the address (query, then fragment) to `form`'s controls. `keep`: query
- * keys that are no control but known to the page. Resolves nothing; returns `{applied: {name:
- * value}, ignored: [{key, value, reason}]}` and shows the ignored entries (see `noteIgnored`).
+ * keys that are no control but known to the page. Returns `{applied: {name: value}, ignored:
+ * [{key, value, reason}]}` and shows the ignored entries (see `noteIgnored`).
  */
 export function restoreSettings(form, keep = []) {
   const entries = [

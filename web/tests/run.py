@@ -475,7 +475,7 @@ def test_address(browser, url, report, page, timeout):
 def test_address_invalid(browser, url, report, shots, timeout):
     """Unknown and invalid entries in a race link are named in the page's note (and in
     window.raceAddress) and leave those controls at their defaults; the valid ones apply."""
-    fragment = "function=nosuch&points=0&beta=2&warmup_steps=7&bogus=1&schedule=wsd"
+    fragment = "function=nosuch&points=0&beta=2&warmup_steps=7&bogus=1&schedule=wsd&total_steps=0x10"
     result, error, taken = open_page(browser, url, "race", f"steps=2#{fragment}", timeout)
     name = "race address: unknown and invalid settings named, defaults kept"
     if error:
@@ -486,9 +486,9 @@ def test_address_invalid(browser, url, report, shots, timeout):
     ignored = {e["key"]: e["reason"] for e in taken["ignored"]}
     cfg = result["config"]
     ok = (
-        set(ignored) == {"function", "points", "beta", "bogus"}
-        and (cfg["function"], cfg["points"], cfg["beta"], cfg["warmup_steps"], cfg["schedule"])
-        == ("rosenbrock", 64, 0.9, 7, "wsd")
+        set(ignored) == {"function", "points", "beta", "bogus", "total_steps"}
+        and (cfg["function"], cfg["points"], cfg["beta"], cfg["warmup_steps"], cfg["schedule"], cfg["total_steps"])
+        == ("rosenbrock", 64, 0.9, 7, "wsd", 500)
         and seen["note"] is not None
         and all(f"{k}=" in seen["note"] for k in ignored)
         and "bogus" not in seen["address"]
