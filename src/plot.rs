@@ -65,14 +65,80 @@ fn plot_error(path: &Path, e: impl std::fmt::Display) -> Error {
 
 /// Draws `series` into a 1000x600 PNG at `path`, written atomically.
 pub fn line_chart(path: &Path, chart: &Chart<'_>, series: &[Series]) -> Result<()> {
+    charts(path, (1000, 600), None, &[(chart.clone(), series.to_vec())], 1)
+}
+
+/// Draws `panels` (each a chart and its series) into one PNG at `path`,
+/// `columns` to a row, each 600x400, under `title`; written atomically.
+pub fn chart_grid(path: &Path, title: &str, panels: &[(Chart<'_>, Vec<Series>)], columns: usize) -> Result<()> {
+    let columns = columns.clamp(1, panels.len().max(1));
+    let rows = panels.len().div_ceil(columns).max(1);
+    let size = (600 * columns as u32, 400 * rows as u32 + 40);
+    charts(path, size, Some(title), panels, columns)
+}
+
+/// A tick label: whole numbers where the axis spans 10 or more, else three
+/// significant digits (scientific below 0.01); 0 for what rounding left of it.
+fn tick(v: f64, span: f64) -> String {
+    if v.abs() <= 1e-9 * span {
+        "0".to_string()
+    } else if span >= 10.0 {
+        format!("{v:.0}")
+    } else if (0.00995..1000.0).contains(&v.abs()) {
+        format!("{:.3}", v)
+    } else {
+        format!("{v:.1e}")
+    }
+}
+
+/// The PNG of [`line_chart`] and [`chart_grid`]: `panels` in a grid of
+/// `columns`, under `title` when given.
+fn charts(
+    path: &Path,
+    size: (u32, u32),
+    title: Option<&str>,
+    panels: &[(Chart<'_>, Vec<Series>)],
+    columns: usize,
+) -> Result<()> {
     register_font();
+    let tmp = path.with_extension("tmp.png");
+    {
+        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+        let area = match title {
+            Some(t) => root.titled(t, ("sans-serif", 24)).map_err(|e| plot_error(path, e))?,
+            None => root.clone(),
+        };
+        let rows = panels.len().div_ceil(columns).max(1);
+        let cells = area.split_evenly((rows, columns));
+        for ((chart, series), cell) in panels.iter().zip(&cells) {
+            draw_chart(path, cell, chart, series)?;
+        }
+        root.present().map_err(|e| plot_error(path, e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|source| Error::Write {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Draws one chart into `area`; `path` names the file in errors.
+fn draw_chart(
+    path: &Path,
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    chart: &Chart<'_>,
+    series: &[Series],
+) -> Result<()> {
     let finite = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite() && (!chart.log_y || p.1 > 0.0);
     let all: Vec<(f64, f64)> = series
         .iter()
         .flat_map(|s| s.points.iter().filter(finite).copied())
         .collect();
     if all.is_empty() {
-        return Err(plot_error(path, "nothing to plot: no finite points"));
+        return Err(plot_error(
+            path,
+            format!("nothing to plot in `{}`: no finite points", chart.title),
+        ));
     }
     let (x0, x1) = all
         .iter()
@@ -81,64 +147,59 @@ pub fn line_chart(path: &Path, chart: &Chart<'_>, series: &[Series]) -> Result<(
         .iter()
         .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
     let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
-    let tmp = path.with_extension("tmp.png");
-    {
-        let root = BitMapBackend::new(&tmp, (1000, 600)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
-        let mut builder = ChartBuilder::on(&root);
-        builder
-            .caption(chart.title, ("sans-serif", 22))
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(70);
-        macro_rules! draw {
-            ($ctx:expr) => {{
-                let mut ctx = $ctx;
-                ctx.configure_mesh()
-                    .x_desc(chart.x_label)
-                    .y_desc(chart.y_label)
-                    .label_style(("sans-serif", 14))
-                    .x_label_formatter(&|x| format!("{x:.0}"))
-                    .draw()
-                    .map_err(|e| plot_error(path, e))?;
-                for s in series {
-                    let color = COLORS[s.color % COLORS.len()];
-                    let style = if s.faint {
-                        color.mix(0.35).stroke_width(1)
-                    } else {
-                        color.stroke_width(2)
-                    };
-                    ctx.draw_series(LineSeries::new(s.points.iter().filter(finite).copied(), style))
-                        .map_err(|e| plot_error(path, e))?
-                        .label(s.name.as_str())
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-                }
-                ctx.configure_series_labels()
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK)
-                    .label_font(("sans-serif", 14))
-                    .draw()
-                    .map_err(|e| plot_error(path, e))?;
-            }};
-        }
-        if chart.log_y {
-            let ctx = builder
-                .build_cartesian_2d(x0..x1, (y0 * 0.9..y1 * 1.1).log_scale())
+    let (x_span, y_span) = (x1 - x0, y1 - y0);
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(chart.title, ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(80);
+    macro_rules! draw {
+        ($ctx:expr, $y_fmt:expr) => {{
+            let mut ctx = $ctx;
+            ctx.configure_mesh()
+                .x_desc(chart.x_label)
+                .y_desc(chart.y_label)
+                .label_style(("sans-serif", 14))
+                .x_label_formatter(&|x| tick(*x, x_span))
+                .y_label_formatter(&$y_fmt)
+                .draw()
                 .map_err(|e| plot_error(path, e))?;
-            draw!(ctx);
-        } else {
-            let pad = ((y1 - y0) * 0.05).max(1e-6);
-            let ctx = builder
-                .build_cartesian_2d(x0..x1, y0 - pad..y1 + pad)
+            for s in series {
+                let color = COLORS[s.color % COLORS.len()];
+                let style = if s.faint {
+                    color.mix(0.35).stroke_width(1)
+                } else {
+                    color.stroke_width(2)
+                };
+                ctx.draw_series(LineSeries::new(s.points.iter().filter(finite).copied(), style))
+                    .map_err(|e| plot_error(path, e))?
+                    .label(s.name.as_str())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            }
+            ctx.configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 14))
+                .draw()
                 .map_err(|e| plot_error(path, e))?;
-            draw!(ctx);
-        }
-        root.present().map_err(|e| plot_error(path, e))?;
+        }};
     }
-    std::fs::rename(&tmp, path).map_err(|source| Error::Write {
-        path: path.display().to_string(),
-        source,
-    })
+    if chart.log_y {
+        let ctx = builder
+            .build_cartesian_2d(x0..x1, (y0 * 0.9..y1 * 1.1).log_scale())
+            .map_err(|e| plot_error(path, e))?;
+        draw!(ctx, |y: &f64| tick(*y, 0.0));
+    } else {
+        let pad = (y_span * 0.05)
+            .max(1e-6 * y1.abs().max(y0.abs()))
+            .max(f64::MIN_POSITIVE);
+        let ctx = builder
+            .build_cartesian_2d(x0..x1, y0 - pad..y1 + pad)
+            .map_err(|e| plot_error(path, e))?;
+        draw!(ctx, |y: &f64| tick(*y, y_span));
+    }
+    Ok(())
 }
 
 /// The two lines of one run, from [`read_metrics`]'s rows: train loss at y (faint)

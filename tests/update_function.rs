@@ -249,3 +249,62 @@ fn plus_tolerance(
     };
     [(0, sens(0) * d_gamma), (1, sens(1) * d_gamma), (2, sens(2) * d_gamma)]
 }
+
+/// A digits run's state read back from the device at a few moments: the
+/// reference's step from it with the gradient and loss the device then took
+/// lands on the device's next state, and every kind's
+/// update function is defined there (sf_plus included, which needs the rest of
+/// the gradient and the loss).
+///
+/// The deviation is measured against each tensor's scale (its largest |y|, or
+/// move where that is more). The device holds the settings in f32: beta2 =
+/// 0.999 becomes 0.999 (1 + d), |d| <= u32, so `1 - beta2` is off by up to
+/// `u32 / (1 - beta2)` relatively, and Adam's step (through the square root
+/// of v) by half that: 3.0e-5 of the move. One step's f32 arithmetic adds
+/// what tests/gpu_vs_reference.rs bounds for one step: 4 * 16 u32 of the scale.
+#[test]
+fn the_device_state_of_a_digits_run_steps_like_the_reference() {
+    use sfnap::model::mlp::MlpConfig;
+    use sfnap::model::ModelConfig;
+    use sfnap::train::{run_moments, DataKind, TrainConfig};
+    let gpu = match sfnap::gpu::Gpu::from_env() {
+        Ok(g) => g,
+        Err(e) => panic!("no GPU for the tests: {e}"),
+    };
+    let u32_ = f32::EPSILON as f64 / 2.0;
+    for (kind, nap) in [(Kind::SfPlus, true), (Kind::AdamwSf, false), (Kind::Adamw, true)] {
+        let cfg = TrainConfig {
+            model: ModelConfig::Mlp(MlpConfig {
+                input: 64,
+                hidden: vec![16],
+                classes: 10,
+                norm: true,
+            }),
+            data: DataKind::Digits,
+            optimizer: OptimConfig::new(kind),
+            nap,
+            steps: 0,
+            batch: 32,
+            eval_every: 1000,
+            metrics_every: 10,
+            seed: 0,
+            task_steps: 500,
+        };
+        let moments = run_moments(&gpu, &cfg, &[0, 3, 20]).unwrap();
+        assert_eq!(moments.iter().map(|m| m.step).collect::<Vec<_>>(), vec![0, 3, 20]);
+        for m in &moments {
+            assert!(
+                m.deviation <= 0.5 * u32_ / (1.0 - 0.999) + 4.0 * 16.0 * u32_,
+                "{kind} at step {}: the reference's step lands {} from the device's",
+                m.step,
+                m.deviation
+            );
+            assert_eq!(m.state.k, m.step);
+            let f = UpdateFunctions::new(m.state.clone(), Some(m.grads.clone()), m.loss).unwrap();
+            let first = &m.state.tensors[0].name;
+            let e = f.element(first, 0).unwrap();
+            let s = e.slope().unwrap();
+            assert!(s.x < 0.0 && s.z < 0.0, "{kind} at step {}: slope {s:?}", m.step);
+        }
+    }
+}

@@ -25,8 +25,8 @@
 //!   [`Update`]s (x, y, z after the step minus before), [`ElementUpdate::slope`]
 //!   (d update / d g at 0) and [`ElementUpdate::scale`] (a gradient scale to sweep over).
 //! - [`UpdateFunctions::tensor_slope`]`(tensor, sample)` and
-//!   [`UpdateFunctions::effective_lrs`]`(per_tensor)`: each tensor's slope at 0
-//!   over a sample of its elements, and its effective learning rate
+//!   [`UpdateFunctions::effective_lrs`]`(per_tensor)`: each tensor's median
+//!   slope at 0 over a sample of its elements, and its effective learning rate
 //!   `-slope_x / ||y||^2` ([`TensorSlope`]); taken at several moments of a run,
 //!   the effective learning rate over training.
 //!
@@ -83,9 +83,11 @@ pub struct UpdateFunctions {
 pub struct TensorSlope {
     /// The tensor.
     pub tensor: String,
-    /// How many elements the means are over.
+    /// How many elements the medians are over.
     pub elements: usize,
-    /// The mean slope d update / d g at 0 of x, y and z (`g`: 0).
+    /// The median over the elements of the slope d update / d g at 0 of x,
+    /// y and z (`g`: 0). A median, since Adam's slope `gamma / (sqrt(v_hat) +
+    /// eps)` is huge where v is near 0 (an input that is always 0).
     pub slope: Update,
     /// The Frobenius norm of the tensor's y.
     pub norm: f64,
@@ -270,8 +272,8 @@ impl UpdateFunctions {
             .collect()
     }
 
-    /// The mean slope at `g = 0` of the elements `sample` of `tensor`, its norm
-    /// and effective learning rate.
+    /// The median slope at `g = 0` of the elements `sample` of `tensor`, its
+    /// norm and effective learning rate.
     pub fn tensor_slope(&self, tensor: &str, sample: &[usize]) -> Result<TensorSlope> {
         if sample.is_empty() {
             return Err(Error::invalid(
@@ -279,24 +281,25 @@ impl UpdateFunctions {
                 format!("no element of `{tensor}` to average over"),
             ));
         }
-        let mut sum = Update {
-            g: 0.0,
-            x: 0.0,
-            y: 0.0,
-            z: 0.0,
+        let slopes: Vec<Update> = sample
+            .iter()
+            .map(|&j| self.element(tensor, j)?.slope())
+            .collect::<Result<_>>()?;
+        let median = |pick: fn(&Update) -> f64| {
+            let mut v: Vec<f64> = slopes.iter().map(pick).collect();
+            v.sort_by(f64::total_cmp);
+            let n = v.len();
+            if n % 2 == 1 {
+                v[n / 2]
+            } else {
+                0.5 * (v[n / 2 - 1] + v[n / 2])
+            }
         };
-        for &j in sample {
-            let s = self.element(tensor, j)?.slope()?;
-            sum.x += s.x;
-            sum.y += s.y;
-            sum.z += s.z;
-        }
-        let n = sample.len() as f64;
         let slope = Update {
             g: 0.0,
-            x: sum.x / n,
-            y: sum.y / n,
-            z: sum.z / n,
+            x: median(|u| u.x),
+            y: median(|u| u.y),
+            z: median(|u| u.z),
         };
         let y = &self.state.tensors[self.tensor(tensor)?].y;
         let norm = y.iter().map(|v| v * v).sum::<f64>().sqrt();

@@ -17,6 +17,7 @@ mod inspect;
 mod memory;
 mod merge;
 mod metrics;
+mod moments;
 mod parallel;
 mod rundir;
 pub(crate) mod source;
@@ -31,6 +32,7 @@ pub use inspect::{evaluate_data, export, sample, DataEval, SampleOptions, EXPORT
 pub use memory::{Capacity, MemoryPlan, Part, Place, PlanRows};
 pub use merge::{checkpoint_path, evaluate_checkpoint, merge, MergeWeights};
 pub use metrics::{read_metrics, MetricsRow};
+pub use moments::{checkpoint_moment, run_moments, Moment};
 pub use parallel::Parallel;
 
 use crate::arena::Arena;

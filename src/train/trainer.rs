@@ -20,6 +20,7 @@ use crate::gpu::readback::AsyncReadback;
 use crate::gpu::Gpu;
 use crate::model::{Graph, Weights};
 use crate::nn::LossStats;
+use crate::optim::state_readback::DeviceState;
 use crate::optim::{GpuOptimizer, Health, PlusState, XExport};
 use crate::train_step::record_train_step;
 
@@ -234,6 +235,12 @@ impl<'a> Trainer<'a> {
         }
         self.summary.evals.push(row.clone());
         Ok((row, verdict))
+    }
+
+    /// The optimizer's state read back now (every step submitted so far done),
+    /// with the gradient and loss of the last step.
+    pub fn device_state(&self) -> Result<DeviceState> {
+        self.opt.device_state(self.gpu, &self.arena)
     }
 
     /// Saves the checkpoint of `done` steps into the run directory (atomically;

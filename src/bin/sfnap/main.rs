@@ -1,7 +1,9 @@
-//! The `sfnap` command line: train, list adapters, replay optimizer cases, bench.
+//! The `sfnap` command line: train, list adapters, replay optimizer cases, bench,
+//! inspect a run's update functions.
 //! Built with the `cli` feature (on by default).
 
 mod bench;
+mod inspect;
 mod out;
 mod progress;
 mod train;
@@ -13,6 +15,7 @@ use crate::out::say;
 use bench::{bench_main, BenchArgs};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use inspect::{inspect_main, InspectCommand};
 use sfnap::gpu::{context, support, BackendChoice, Gpu};
 use sfnap::replay::{self, ReplayCase};
 use sfnap::train::{DataChoice, MergeWeights};
@@ -94,6 +97,12 @@ enum Command {
         input: PathBuf,
         /// The directory to write model.safetensors and model.json to.
         out: PathBuf,
+    },
+    /// Look inside a run's optimizer: `sfnap inspect update` draws its update functions.
+    Inspect {
+        /// What to look at.
+        #[command(subcommand)]
+        what: InspectCommand,
     },
     /// Time optimizer steps against the adapter's copy bandwidth, or with --train whole
     /// training steps (see BENCHMARKS.md).
@@ -271,6 +280,7 @@ fn main() -> ExitCode {
             say!("wrote {0}/model.safetensors, {0}/model.json", out.display());
         }),
         Command::Bench(args) => bench_main(backend, args),
+        Command::Inspect { what } => inspect_main(backend, what),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
