@@ -23,7 +23,8 @@ with the standard library only), against web/ served on 127.0.0.1:
     unknown and invalid entries are named in a note and leave the defaults; a changed
     control is written back into the fragment;
   - the landing page names the adapter;
-  - a browser without a WebGPU adapter gets a notice naming the browsers that have one.
+  - every demo page, in a browser without a WebGPU adapter, shows a notice naming the
+    browsers that have one.
 
 Waits are real: each test polls a variable the page sets when it is done. Exits
 non-zero on any failure; the last line reads `N passed, M failed`.
@@ -573,16 +574,19 @@ def test_index(browser, url, report, timeout):
 
 
 def test_no_adapter(url, report, shots, timeout):
+    """Every demo page, in a browser without a WebGPU adapter, shows the notice naming the browsers that have one."""
     browser = Browser(BASE_FLAGS)  # no --enable-unsafe-webgpu: navigator.gpu without an adapter
     try:
-        browser.open(f"{url}/race.html")
-        status = browser.wait_for("['done', 'error'].includes(window.raceStatus) && window.raceStatus", timeout)
-        notice = browser.js(
-            "const n = document.getElementById('notice'); return n.hidden ? null : n.innerText.replace(/\\s+/g, ' ');"
-        )
-        browser.screenshot(shots / "no-webgpu.png")
-        ok = status == "error" and notice is not None and "WebGPU runs in" in notice
-        report.check(ok, "race page without a WebGPU adapter shows a notice", (notice or "no notice")[:160])
+        for page in ("race", "spirals", "plasticity", "update"):
+            browser.open(f"{url}/{page}.html")
+            status = browser.wait_for(f"['done', 'error'].includes(window.{page}Status) && window.{page}Status", timeout)
+            notice = browser.js(
+                "const n = document.getElementById('notice'); return n.hidden ? null : n.innerText.replace(/\\s+/g, ' ');"
+            )
+            if page == "race":
+                browser.screenshot(shots / "no-webgpu.png")
+            ok = status == "error" and notice is not None and "WebGPU runs in" in notice
+            report.check(ok, f"{page} page without a WebGPU adapter shows a notice", (notice or "no notice")[:160])
     finally:
         browser.close()
 
