@@ -194,15 +194,22 @@ def test_replay(browser, url, report, shots, timeout):
         report.check(case["ok"], f"replay {case['name']}", detail)
 
 
+def open_page(browser, url, page, query, timeout):
+    """Opens PAGE.html?QUERY (with `steps=N`) and waits for its run's end: (its result, None, what it read
+    from its address), or (None, why it did not finish, None)."""
+    browser.open(f"{url}/{page}.html?{query}")
+    status = browser.wait_for(f"['done', 'error'].includes(window.{page}Status) && window.{page}Status", timeout)
+    if status != "done":
+        error = browser.js(f"return window.{page}Error || null;")
+        return None, error or f"not done within {timeout} s (status {status})", None
+    return browser.js(f"return window.{page}Result;"), None, browser.js(f"return window.{page}Address;")
+
+
 def run_race(browser, url, query, timeout):
     """Opens race.html?QUERY (with `steps=N`) and waits for the run's end: (its report, None),
     or (None, why it did not finish). scripts/bench_race.py times the page with it too."""
-    browser.open(f"{url}/race.html?{query}")
-    status = browser.wait_for("['done', 'error'].includes(window.raceStatus) && window.raceStatus", timeout)
-    if status != "done":
-        error = browser.js("return window.raceError || null;")
-        return None, error or f"not done within {timeout} s (status {status})"
-    return browser.js("return window.raceResult;"), None
+    result, error, _ = open_page(browser, url, "race", query, timeout)
+    return result, error
 
 
 def test_race(browser, url, report, shots, function, steps, timeout):
@@ -231,14 +238,11 @@ def test_race(browser, url, report, shots, function, steps, timeout):
 def test_spirals(browser, url, report, shots, optimizer, nap, steps, timeout):
     """The spirals page trains live: the training loss falls and the test loss at x falls."""
     tag = f"spirals-{optimizer}{'-nap' if nap else ''}"
-    browser.open(f"{url}/spirals.html?optimizer={optimizer}&nap={int(nap)}&steps={steps}")
-    status = browser.wait_for("['done', 'error'].includes(window.spiralsStatus) && window.spiralsStatus", timeout)
+    r, error, _ = open_page(browser, url, "spirals", f"optimizer={optimizer}&nap={int(nap)}&steps={steps}", timeout)
     browser.screenshot(shots / f"{tag}.png")
-    if status != "done":
-        error = browser.js("return window.spiralsError || null;")
-        report.check(False, tag, error or f"not done within {timeout} s (status {status})")
+    if error:
+        report.check(False, tag, error)
         return
-    r = browser.js("return window.spiralsResult;")
     ok = (
         r["steps"] == steps
         and r["train_loss_last"] < 0.8 * r["train_loss_first"]
@@ -262,16 +266,12 @@ def test_plasticity(browser, url, report, shots, tasks, timeout):
     lavapipe, seeds 1 and 4: plain 0.38, 0.35; NaP 0.54, 0.50; windowed adamw_sf + NaP 0.81, 0.82)."""
     task_steps = 100
     steps = tasks * task_steps
-    browser.open(f"{url}/plasticity.html?seed=1&task_steps={task_steps}&steps={steps}")
-    status = browser.wait_for(
-        "['done', 'error'].includes(window.plasticityStatus) && window.plasticityStatus", max(timeout, 600)
-    )
+    query = f"seed=1&task_steps={task_steps}&steps={steps}"
+    r, error, _ = open_page(browser, url, "plasticity", query, max(timeout, 600))
     browser.screenshot(shots / "plasticity.png")
-    if status != "done":
-        error = browser.js("return window.plasticityError || null;")
-        report.check(False, "plasticity", error or f"not done within {timeout} s (status {status})")
+    if error:
+        report.check(False, "plasticity", error)
         return
-    r = browser.js("return window.plasticityResult;")
     plain, nap, sf = r["plain"], r["nap"], r["nap_sf"]
     ok = (
         r["steps"] == steps
@@ -306,8 +306,12 @@ def test_controls_restart(browser, url, report, timeout):
     ok = bool(first and second) and first["function"] == "quadratic" and second["function"] == "beale"
     # The change is written into the address, the function's tuned rates with it.
     ok = ok and address.get("function") == "beale" and address.get("lr_sgd_sf") == lr
-    detail = f"{first and first['function']} -> {second and second['function']}, sgd_sf lr {lr}, address #{urllib.parse.urlencode(address)}"
-    report.check(ok and second["steps"] == 20, "race controls restart the race and are written into the address", detail)
+    detail = (
+        f"{first and first['function']} -> {second and second['function']}, sgd_sf lr {lr}, "
+        f"address #{urllib.parse.urlencode(address)}"
+    )
+    name = "race controls restart the race and are written into the address"
+    report.check(ok and second["steps"] == 20, name, detail)
 
 
 # Per page: non-default settings for a link's fragment (every control of the page), and the
@@ -433,16 +437,6 @@ def config_value(config, key):
     return None
 
 
-def open_page(browser, url, page, query, timeout):
-    """Opens PAGE.html?QUERY and waits for its run's end: (status, its result, what it read from the address)."""
-    browser.open(f"{url}/{page}.html?{query}")
-    status = browser.wait_for(f"['done', 'error'].includes(window.{page}Status) && window.{page}Status", timeout)
-    if status != "done":
-        error = browser.js(f"return window.{page}Error || null;")
-        return None, error or f"not done within {timeout} s (status {status})", None
-    return browser.js(f"return window.{page}Result;"), None, browser.js(f"return window.{page}Address;")
-
-
 def test_address(browser, url, report, page, timeout):
     """A link with every control of PAGE at a non-default value in its fragment: the page starts with
     them (its controls and its run's config as the wasm module took it), ignores none, and its
@@ -496,7 +490,8 @@ def test_address_invalid(browser, url, report, shots, timeout):
         and seen["address"].get("points") == "64"
         and seen["address"].get("warmup_steps") == "7"
     )
-    detail = "; ".join(f"{k}: {v}" for k, v in ignored.items()) + f"; address now #{urllib.parse.urlencode(seen['address'])}"
+    detail = "; ".join(f"{k}: {v}" for k, v in ignored.items())
+    detail += f"; address now #{urllib.parse.urlencode(seen['address'])}"
     report.check(ok, name, detail)
 
 
@@ -532,8 +527,9 @@ def test_update(browser, url, report, shots, steps, timeout):
         text=True,
     )
     lines = (native.stdout + native.stderr).strip().replace("\n", "; ")
+    names = [n["optimizer"] + ("+nap" if n["nap"] else "") for n in nets]
     detail = (
-        f"{result['steps']} steps, {result['steps_per_second']:.1f} steps/s, {[n['optimizer'] + ('+nap' if n['nap'] else '') for n in nets]}"
+        f"{result['steps']} steps, {result['steps_per_second']:.1f} steps/s, {names}"
         f"; native check ({time.time() - t0:.0f} s, exit {native.returncode}): {lines}"
     )
     if bad:
@@ -552,7 +548,8 @@ def test_address_edited(browser, url, report, timeout):
         return
     browser.js("location.hash = 'function=quadratic&points=16';")
     again = browser.wait_for(
-        "window.raceStatus === 'done' && window.raceResult.config.function === 'quadratic' && window.raceResult", timeout
+        "window.raceStatus === 'done' && window.raceResult.config.function === 'quadratic' && window.raceResult",
+        timeout,
     )
     cfg = again and again["config"]
     ok = result["config"]["function"] == "beale" and bool(cfg) and cfg["points"] == 16
@@ -567,9 +564,8 @@ def test_index(browser, url, report, timeout):
         timeout,
     )
     links = browser.js("return [...document.querySelectorAll('a.card')].map(a => a.getAttribute('href'));")
-    ok = bool(line) and line.startswith("WebGPU adapter") and {"race.html", "spirals.html", "plasticity.html", "update.html"} <= set(
-        links or []
-    )
+    pages = {"race.html", "spirals.html", "plasticity.html", "update.html"}
+    ok = bool(line) and line.startswith("WebGPU adapter") and pages <= set(links or [])
     report.check(ok, "index page", f"{line}; links {links}")
 
 
@@ -579,9 +575,12 @@ def test_no_adapter(url, report, shots, timeout):
     try:
         for page in ("race", "spirals", "plasticity", "update"):
             browser.open(f"{url}/{page}.html")
-            status = browser.wait_for(f"['done', 'error'].includes(window.{page}Status) && window.{page}Status", timeout)
+            status = browser.wait_for(
+                f"['done', 'error'].includes(window.{page}Status) && window.{page}Status", timeout
+            )
             notice = browser.js(
-                "const n = document.getElementById('notice'); return n.hidden ? null : n.innerText.replace(/\\s+/g, ' ');"
+                "const n = document.getElementById('notice');"
+                "return n.hidden ? null : n.innerText.replace(/\\s+/g, ' ');"
             )
             if page == "race":
                 browser.screenshot(shots / "no-webgpu.png")
@@ -603,7 +602,8 @@ def main():
     parser.add_argument(
         "--only",
         default="",
-        help="run only these tests (comma-separated: index, replay, race, spirals, plasticity, update, address, no-adapter)",
+        help="run only these tests (comma-separated: index, replay, race, spirals, plasticity, update, address, "
+        "no-adapter)",
     )
     args = parser.parse_args()
 
