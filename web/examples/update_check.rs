@@ -88,7 +88,7 @@ fn check(report: &Report) -> Result<Vec<String>, String> {
             ));
             continue;
         }
-        let native = frozen.sweep(Vec::new()).map_err(|e| format!("{name}: {e}"))?;
+        let native = frozen.sweep().map_err(|e| format!("{name}: {e}"))?;
         let diffs = [
             ("g", rel_diff(&drawn.g, &native.g)),
             ("x", rel_diff(&drawn.x, &native.x)),

@@ -103,7 +103,7 @@ fn update_functions_predict_the_next_step() {
     assert_eq!((snap.step, snap.nets.len(), frozen.len()), (30, 4, 4));
     demo.step(&gpu, 1).unwrap();
     let after = demo.device_states(&gpu).unwrap();
-    for ((n, f), after) in snap.nets.iter().zip(&frozen).zip(&after) {
+    for ((n, f), after) in snap.nets.iter().map(|n| &n.functions).zip(&frozen).zip(&after) {
         let name = format!("{}{}", n.optimizer, if n.nap { " + NaP" } else { "" });
         let ti = f.state.tensors.iter().position(|t| t.name == cfg.tensor).unwrap();
         let (before, now) = (&f.state.tensors[ti], &after.tensors[ti]);

@@ -41,8 +41,8 @@ pub mod update;
 pub use plasticity::{NetSnapshot, Plasticity, PlasticityConfig, PlasticitySnapshot, PLASTICITY_NETS};
 pub use spirals::{spirals_default_lr, Spirals, SpiralsConfig, SpiralsSnapshot, SPIRALS_OPTIMIZERS};
 pub use update::{
-    update_default_lr, Frozen, NetUpdate, UpdateConfig, UpdateDemo, UpdateNet, UpdateRequest, UpdateSnapshot,
-    UPDATE_OPTIMIZERS,
+    update_default_lr, Frozen, NetUpdate, UpdateConfig, UpdateDemo, UpdateNet, UpdateNetSnapshot, UpdateRequest,
+    UpdateSnapshot, UPDATE_OPTIMIZERS,
 };
 
 /// Steps of per-step loss stats kept on the device between two snapshots.

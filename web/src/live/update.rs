@@ -379,7 +379,10 @@ impl UpdateRequest {
                 grads: device.grads,
                 loss: device.loss,
             };
-            nets.push(f.sweep(train_loss)?);
+            nets.push(UpdateNetSnapshot {
+                train_loss,
+                functions: f.sweep()?,
+            });
             frozen.push(f);
         }
         let snapshot = UpdateSnapshot {
@@ -419,7 +422,7 @@ impl Frozen {
     /// The update functions: the sweep's gradients ([`SWEEP_POINTS`] over ± `span`
     /// gradient scales), the changes of x, y and z at each, at 0 and at the
     /// element's own gradient, and the slope at 0.
-    pub fn sweep(&self, train_loss: Vec<f32>) -> Result<NetUpdate> {
+    pub fn sweep(&self) -> Result<NetUpdate> {
         let functions = UpdateFunctions::new(self.state.clone(), Some(self.grads.clone()), self.loss)?;
         let element = functions.element(&self.tensor, self.index)?;
         let g_max = self.span * element.scale();
@@ -428,7 +431,6 @@ impl Frozen {
         Ok(NetUpdate {
             optimizer: self.optimizer.clone(),
             nap: self.nap,
-            train_loss,
             scale: element.scale(),
             x: sweep.iter().map(|u| u.x).collect(),
             y: sweep.iter().map(|u| u.y).collect(),
@@ -448,8 +450,6 @@ pub struct NetUpdate {
     pub optimizer: String,
     /// Whether the network has NaP.
     pub nap: bool,
-    /// Mean training-batch loss (at y) of each step since the last snapshot.
-    pub train_loss: Vec<f32>,
     /// The element's gradient scale.
     pub scale: f64,
     /// The sweep's gradients.
@@ -468,6 +468,16 @@ pub struct NetUpdate {
     pub slope: Update,
 }
 
+/// One network at a snapshot: its training losses and update functions (one JSON object).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UpdateNetSnapshot {
+    /// Mean training-batch loss (at y) of each step since the last snapshot.
+    pub train_loss: Vec<f32>,
+    /// The update functions.
+    #[serde(flatten)]
+    pub functions: NetUpdate,
+}
+
 /// Every network's update functions at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpdateSnapshot {
@@ -480,5 +490,5 @@ pub struct UpdateSnapshot {
     /// Its element.
     pub index: usize,
     /// The networks, in the config's order.
-    pub nets: Vec<NetUpdate>,
+    pub nets: Vec<UpdateNetSnapshot>,
 }
