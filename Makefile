@@ -137,9 +137,9 @@ bench-peers:
 gpu-check:
 	bash scripts/gpu-check.sh $(or $(GPU_CHECK_OUT),target/gpu-check)
 
-.PHONY: evidence evidence-sf-plus evidence-plasticity
-## Both studies below (finished runs are kept, so an interrupted one resumes).
-evidence: evidence-sf-plus evidence-plasticity
+.PHONY: evidence evidence-sf-plus evidence-plasticity update-functions
+## The studies below (finished runs are kept, so an interrupted one resumes).
+evidence: evidence-sf-plus evidence-plasticity update-functions
 
 ## ScheduleFree+ without a learning rate against tuned schedules (docs/evidence.md and its
 ## plots): the character model at 1,000 steps (whole grid, 2 seeds), 4,000 and 16,000 (sf_plus
@@ -154,3 +154,9 @@ evidence-sf-plus: setup
 ## to start over). About 1.8 hours of runs on lavapipe with 2 cores, two at a time (JOBS).
 evidence-plasticity: setup
 	bash scripts/plasticity.sh
+
+## The update functions of every kind (docs/update-functions.md and its plots): digits runs
+## frozen at 8 moments by `sfnap inspect update`. Runs land in target/update-functions/
+## (finished runs are kept; delete it to start over). About 10 minutes on lavapipe with 2 cores.
+update-functions: setup
+	bash scripts/update_functions.sh

@@ -47,14 +47,16 @@ def fmt(x, spec=".2f"):
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
-def svg_lines(series, path, title, ylabel, log=False, ymin=None, ymax=None, xlabel="task"):
-    """series: [(label, colour, dash, [(x, y)])]. A plain SVG line plot."""
+def svg_lines(series, path, title, ylabel, log=False, ymin=None, ymax=None, xlabel="task", logx=False):
+    """series: [(label, colour, dash, [(x, y)])]. A plain SVG line plot (logx: x on a log scale, x > 0)."""
     w, h, left, right, top, bottom = 640, 360, 70, 180, 30, 45
-    pts = [(x, y) for _, _, _, p in series for x, y in p if y is not None and math.isfinite(y) and (y > 0 or not log)]
+    pts = [(x, y) for _, _, _, p in series for x, y in p if y is not None and math.isfinite(y) and (y > 0 or not log)
+           and (x > 0 or not logx)]
     if not pts:
         return
     f = (lambda v: math.log10(v)) if log else (lambda v: v)
-    xs = [p[0] for p in pts]
+    fx = (lambda v: math.log10(v)) if logx else (lambda v: v)
+    xs = [fx(p[0]) for p in pts]
     ys = [f(p[1]) for p in pts]
     x0, x1 = min(xs), max(xs)
     y0 = f(ymin) if ymin is not None else min(ys)
@@ -63,7 +65,7 @@ def svg_lines(series, path, title, ylabel, log=False, ymin=None, ymax=None, xlab
         y1 = y0 + 1
     if x1 == x0:
         x1 = x0 + 1
-    px = lambda x: left + (x - x0) / (x1 - x0) * (w - left - right)
+    px = lambda x: left + (fx(x) - x0) / (x1 - x0) * (w - left - right)
     py = lambda y: top + (1 - (min(max(f(y), y0), y1) - y0) / (y1 - y0)) * (h - top - bottom)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
            f'<rect width="{w}" height="{h}" fill="white"/>',
@@ -79,11 +81,17 @@ def svg_lines(series, path, title, ylabel, log=False, ymin=None, ymax=None, xlab
         y = top + (1 - i / 4) * (h - top - bottom)
         out.append(f'<line x1="{left - 4}" y1="{y}" x2="{w - right}" y2="{y}" stroke="#ddd"/>')
         out.append(f'<text x="{left - 6}" y="{y + 4}" text-anchor="end">{label:.3g}</text>')
-    step = max(1, round((x1 - x0) / 10))
-    for xv in range(int(x0), int(x1) + 1, step):
-        out.append(f'<text x="{px(xv)}" y="{h - bottom + 16}" text-anchor="middle">{xv}</text>')
+    if logx:
+        ticks = [10 ** e for e in range(math.ceil(x0), math.floor(x1) + 1)]
+    elif x1 - x0 >= 10:
+        ticks = range(int(x0), int(x1) + 1, max(1, round((x1 - x0) / 10)))
+    else:
+        ticks = [x0 + (x1 - x0) * i / 4 for i in range(5)]
+    for xv in ticks:
+        label = xv if isinstance(xv, int) else f"{xv:.3g}"
+        out.append(f'<text x="{px(xv)}" y="{h - bottom + 16}" text-anchor="middle">{label}</text>')
     for k, (label, colour, dash, p) in enumerate(series):
-        good = [(x, y) for x, y in p if y is not None and math.isfinite(y) and (y > 0 or not log)]
+        good = [(x, y) for x, y in p if y is not None and math.isfinite(y) and (y > 0 or not log) and (x > 0 or not logx)]
         if not good:
             continue
         d = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in good)

@@ -34,6 +34,7 @@ pub mod output;
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod plot;
 pub mod replay;
+pub(crate) mod stats;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod train;
 pub mod train_step;

@@ -28,6 +28,8 @@
 //!   plus `4 u (|new| + |before|)`: the last operations' roundings on the
 //!   slightly different operands, and the subtraction that forms the update.
 
+mod common;
+
 use sfnap::nap::{NapConfig, NapGroup};
 use sfnap::optim::reference::Reference;
 use sfnap::optim::update_function::{linspace, UpdateFunctions};
@@ -267,10 +269,7 @@ fn the_device_state_of_a_digits_run_steps_like_the_reference() {
     use sfnap::model::mlp::MlpConfig;
     use sfnap::model::ModelConfig;
     use sfnap::train::{run_moments, DataKind, TrainConfig};
-    let gpu = match sfnap::gpu::Gpu::from_env() {
-        Ok(g) => g,
-        Err(e) => panic!("no GPU for the tests: {e}"),
-    };
+    let gpu = common::gpu();
     let u32_ = f32::EPSILON as f64 / 2.0;
     for (kind, nap) in [(Kind::SfPlus, true), (Kind::AdamwSf, false), (Kind::Adamw, true)] {
         let cfg = TrainConfig {
@@ -307,4 +306,69 @@ fn the_device_state_of_a_digits_run_steps_like_the_reference() {
             assert!(s.x < 0.0 && s.z < 0.0, "{kind} at step {}: slope {s:?}", m.step);
         }
     }
+}
+
+/// `sfnap inspect update` on a digits run: at its checkpoint, and at moments of
+/// the run made again, it writes the plot, the CSVs and the JSON; a tensor the
+/// run does not have is refused by name.
+#[test]
+fn inspect_update_on_a_digits_run_writes_the_plot() {
+    let dir = common::temp_dir("inspect");
+    let run = dir.join("run");
+    let run_s = run.to_str().unwrap();
+    let o = common::sfnap(&[
+        "train",
+        "--data",
+        "digits",
+        "--hidden",
+        "16",
+        "--opt",
+        "adamw_sf",
+        "--lr",
+        "3e-3",
+        "--steps",
+        "30",
+        "--eval-every",
+        "30",
+        "--out",
+        run_s,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = dir.join("update");
+    let out_s = out.to_str().unwrap();
+    let o = common::sfnap(&[
+        "inspect", "update", run_s, "--at", "0,5,20", "--points", "11", "--out", out_s, "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["kind"], "adamw_sf");
+    let steps: Vec<u64> = json["moments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps, vec![0, 5, 20]);
+    for png in ["update.png", "slopes.png"] {
+        let bytes = std::fs::read(out.join(png)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "{png} is not a PNG");
+    }
+    let csv = std::fs::read_to_string(out.join("update.csv")).unwrap();
+    // Two weight matrices (l0, head) x 3 moments x 11 points, and the header.
+    assert_eq!(csv.lines().count(), 1 + 2 * 3 * 11, "{csv}");
+    let slopes = std::fs::read_to_string(out.join("slopes.csv")).unwrap();
+    assert_eq!(slopes.lines().count(), 1 + 3 * 2, "{slopes}");
+
+    // At the checkpoint (step 30): one moment.
+    let o = common::sfnap(&["inspect", "update", run_s, "--tensor", "head.weight", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["moments"][0]["step"], 30);
+    assert_eq!(json["curves"].as_array().unwrap().len(), 1);
+
+    let (status, stderr) = common::sfnap_status(&["inspect", "update", run_s, "--tensor", "nope", "--json"]);
+    assert_eq!(status, 2, "{stderr}");
+    let line = common::error_line(&stderr);
+    assert!(line.contains("`nope`") && line.contains("head.weight"), "{line}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

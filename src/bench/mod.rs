@@ -35,6 +35,7 @@ use crate::nap::{NapConfig, NapGroup};
 use crate::optim::config::{Kind, OptimConfig};
 use crate::optim::plan::elem_workgroups;
 use crate::optim::{GpuOptimizer, RING};
+use crate::stats::median;
 use crate::train::{DataKind, TrainConfig};
 pub use timing::{profile_step, time_steps, KernelTime, StepProfile};
 
@@ -623,18 +624,6 @@ fn profile_table(p: &StepProfile) -> String {
         p.step_ms
     );
     out
-}
-
-/// The median of `xs` (not empty).
-pub(crate) fn median(xs: &[f64]) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
 }
 
 /// Times whole training steps ([`time_steps`]): 5 warm-up steps, then

@@ -5,13 +5,13 @@
 use std::time::Instant;
 
 use crate::arena::Arena;
-use crate::bench::median;
 use crate::data::Rng;
 use crate::error::{Error, Result};
 use crate::gpu::stamps::Stamps;
 use crate::gpu::{Dispatch, Gpu};
 use crate::model::{Graph, Weights};
 use crate::optim::GpuOptimizer;
+use crate::stats::median;
 use crate::train::source::Source;
 use crate::train::TrainConfig;
 use crate::train_step::record_train_step;

@@ -27,7 +27,7 @@
 //! - [`UpdateFunctions::tensor_slope`]`(tensor, sample)` and
 //!   [`UpdateFunctions::effective_lrs`]`(per_tensor)`: each tensor's median
 //!   slope at 0 over a sample of its elements, and its effective learning rate
-//!   `-slope_x / ||y||^2` ([`TensorSlope`]); taken at several moments of a run,
+//!   `-slope_z / ||z||^2` ([`TensorSlope`]); taken at several moments of a run,
 //!   the effective learning rate over training.
 //!
 //! # Cost
@@ -45,6 +45,7 @@
 use crate::error::{Error, Result};
 use crate::optim::config::Kind;
 use crate::optim::reference::{GroupState, Reference, ReferenceState, TensorState};
+use crate::stats::median;
 
 /// The name of the element that stands for the rest of the model in sf_plus's
 /// restricted reference (a space first: no model's tensor is named so).
@@ -89,12 +90,14 @@ pub struct TensorSlope {
     /// y and z (`g`: 0). A median, since Adam's slope `gamma / (sqrt(v_hat) +
     /// eps)` is huge where v is near 0 (an input that is always 0).
     pub slope: Update,
-    /// The Frobenius norm of the tensor's y.
+    /// The Frobenius norm of the tensor's z (the sequence the gradient steps
+    /// move; adamw: the weights).
     pub norm: f64,
-    /// `-slope.x / norm^2`: how far the direction of a weight that a
+    /// `-slope.z / norm^2`: how far the direction of a weight that a
     /// normalization makes scale-free turns per unit of its gradient (its
     /// gradient shrinks like 1 / norm as the norm grows, its turn like the
-    /// step over the norm).
+    /// step over the norm). Taken on z, not x: x's slope also carries the
+    /// averaging weight c_t, which is not the layer's learning rate.
     pub effective_lr: f64,
 }
 
@@ -156,42 +159,50 @@ impl UpdateFunctions {
         }
         let group = self.state.nap.iter().find(|g| g.tensors.iter().any(|n| n == tensor));
         // The restricted state: the element's NaP group whole, or the element alone.
-        let (mut tensors, mut grads, nap, at): (Vec<TensorState>, Vec<Vec<f64>>, Vec<GroupState>, (usize, usize)) =
-            match group {
-                Some(group) => {
-                    let members: Vec<usize> = group.tensors.iter().map(|n| self.tensor(n)).collect::<Result<_>>()?;
-                    let at = members.iter().position(|&i| i == ti).unwrap_or_default();
-                    (
-                        members.iter().map(|&i| self.state.tensors[i].clone()).collect(),
-                        members.iter().map(|&i| self.grads[i].clone()).collect(),
-                        vec![group.clone()],
-                        (at, index),
-                    )
-                }
-                None => {
-                    let pick = |v: &[f64]| v.get(index).map(|&e| vec![e]).unwrap_or_default();
-                    let t = &self.state.tensors[ti];
-                    let one = TensorState {
-                        name: t.name.clone(),
-                        decay: t.decay,
-                        y: pick(&t.y),
-                        z: pick(&t.z),
-                        x: pick(&t.x),
-                        m: pick(&t.m),
-                        v: pick(&t.v),
-                    };
-                    (vec![one], vec![vec![self.grads[ti][index]]], Vec::new(), (0, 0))
-                }
-            };
+        let (mut tensors, mut grads, nap, at) = match group {
+            Some(group) => {
+                let members: Vec<usize> = group.tensors.iter().map(|n| self.tensor(n)).collect::<Result<_>>()?;
+                let at = members.iter().position(|&i| i == ti).unwrap_or_default();
+                (
+                    members
+                        .iter()
+                        .map(|&i| self.state.tensors[i].clone())
+                        .collect::<Vec<_>>(),
+                    members.iter().map(|&i| self.grads[i].clone()).collect::<Vec<_>>(),
+                    vec![group.clone()],
+                    (at, index),
+                )
+            }
+            None => {
+                let pick = |v: &[f64]| v.get(index).map(|&e| vec![e]).unwrap_or_default();
+                let t = &self.state.tensors[ti];
+                let one = TensorState {
+                    name: t.name.clone(),
+                    decay: t.decay,
+                    y: pick(&t.y),
+                    z: pick(&t.z),
+                    x: pick(&t.x),
+                    m: pick(&t.m),
+                    v: pick(&t.v),
+                };
+                (vec![one], vec![vec![self.grads[ti][index]]], Vec::new(), (0, 0))
+            }
+        };
         if self.state.cfg.kind == Kind::SfPlus {
             let (rest, g) = self.rest(group, ti, index);
             tensors.push(rest);
             grads.push(vec![g]);
         }
+        let s = &self.state;
         let state = ReferenceState {
+            cfg: s.cfg.clone(),
             tensors,
             nap,
-            ..self.state.clone()
+            k: s.k,
+            lr_max: s.lr_max,
+            w_sum: s.w_sum,
+            e_prev: s.e_prev,
+            alpha_cap: s.alpha_cap,
         };
         let reference = Reference::from_state(&state)?;
         let before = Update {
@@ -285,30 +296,23 @@ impl UpdateFunctions {
             .iter()
             .map(|&j| self.element(tensor, j)?.slope())
             .collect::<Result<_>>()?;
-        let median = |pick: fn(&Update) -> f64| {
-            let mut v: Vec<f64> = slopes.iter().map(pick).collect();
-            v.sort_by(f64::total_cmp);
-            let n = v.len();
-            if n % 2 == 1 {
-                v[n / 2]
-            } else {
-                0.5 * (v[n / 2 - 1] + v[n / 2])
-            }
-        };
+        let of = |pick: fn(&Update) -> f64| median(&slopes.iter().map(pick).collect::<Vec<_>>());
         let slope = Update {
             g: 0.0,
-            x: median(|u| u.x),
-            y: median(|u| u.y),
-            z: median(|u| u.z),
+            x: of(|u| u.x),
+            y: of(|u| u.y),
+            z: of(|u| u.z),
         };
-        let y = &self.state.tensors[self.tensor(tensor)?].y;
-        let norm = y.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let t = &self.state.tensors[self.tensor(tensor)?];
+        // adamw keeps no z: its weights are y.
+        let z = if t.z.is_empty() { &t.y } else { &t.z };
+        let norm = z.iter().map(|v| v * v).sum::<f64>().sqrt();
         Ok(TensorSlope {
             tensor: tensor.to_string(),
             elements: sample.len(),
             slope,
             norm,
-            effective_lr: if norm > 0.0 { -slope.x / (norm * norm) } else { f64::NAN },
+            effective_lr: if norm > 0.0 { -slope.z / (norm * norm) } else { f64::NAN },
         })
     }
 }

@@ -212,7 +212,7 @@ fn update_main(backend: BackendChoice, a: &UpdateArgs) -> Result<(), Error> {
             );
             for t in &m.tensors {
                 say!(
-                    "  {}: slope at g = 0 of x {:.3e}, y {:.3e}, z {:.3e}; |y| {:.3}, effective lr {:.3e}",
+                    "  {}: slope at g = 0 of x {:.3e}, y {:.3e}, z {:.3e}; |z| {:.3}, effective lr {:.3e}",
                     t.tensor,
                     t.slope.x,
                     t.slope.y,
@@ -343,7 +343,7 @@ fn write_outputs(dir: &Path, report: &Report) -> Result<(), Error> {
             ),
             (
                 Chart {
-                    title: "effective lr: -slope / |y|^2",
+                    title: "effective lr: -(slope of z) / |z|^2",
                     x_label: "step",
                     y_label: "effective lr",
                     log_y: true,
