@@ -7,6 +7,7 @@ Usage: python3 scripts/update_functions_report.py target/update-functions
 
 import json
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -14,6 +15,10 @@ from report_lib import svg_lines  # noqa: E402
 
 DOCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs")
 NOTES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "update_functions_notes.md")
+PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs/update-functions.md")
+# {{IMG file.svg|alt text}} in the notes: a plot of docs/ (the notes live in scripts/,
+# where a Markdown link to it would not resolve).
+IMG = re.compile(r"\{\{IMG ([^|}]+)\|([^}]*)\}\}")
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 # The runs, in the page's order: (name, label, settings).
 RUNS = [
@@ -177,10 +182,11 @@ def main():
         values[f"FIG_{name.upper()}"] = " ".join(f"![{f}]({f})" for f in files)
     for key, value in values.items():
         notes = notes.replace("{{" + key + "}}", value)
+    notes = IMG.sub(lambda m: f"![{m.group(2)}]({m.group(1)})", notes)
     if "{{" in notes:
         sys.exit("error: a placeholder of " + NOTES + " is not filled: " + notes[notes.index("{{"):][:40])
     out.append(notes.rstrip())
-    with open(os.path.join(DOCS, "update-functions.md"), "w") as f:
+    with open(PAGE, "w") as f:
         f.write("\n".join(out) + "\n")
     print("wrote docs/update-functions.md and its plots")
 

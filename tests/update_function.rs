@@ -370,5 +370,11 @@ fn inspect_update_on_a_digits_run_writes_the_plot() {
     assert_eq!(status, 2, "{stderr}");
     let line = common::error_line(&stderr);
     assert!(line.contains("`nope`") && line.contains("head.weight"), "{line}");
+    // Another file would be passed over for the directory's checkpoint: refused.
+    let other = dir.join("other.safetensors");
+    std::fs::copy(run.join("checkpoint.safetensors"), &other).unwrap();
+    let (status, stderr) = common::sfnap_status(&["inspect", "update", other.to_str().unwrap(), "--json"]);
+    assert_eq!(status, 2, "{stderr}");
+    assert!(common::error_line(&stderr).contains("other.safetensors"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,12 +9,19 @@
 //! # API
 //!
 //! - A state: a [`ReferenceState`] (every tensor's y, z, x, m, v in f64, the
-//!   NaP groups and the step's scalar recurrences). From a live run on a
-//!   device: `GpuOptimizer::reference_state_async(gpu, arena)` (native:
-//!   `reference_state`), in train mode, reads it back. From a checkpoint:
-//!   resume it into an optimizer and read that back (`sfnap::train::update_moments`
-//!   does so, and also takes the next batch's gradient and loss). From the
-//!   reference itself: [`Reference::state`].
+//!   NaP groups with their rho, and the step's scalar recurrences).
+//!   - From a live run on a device, in train mode:
+//!     `GpuOptimizer::state_async(&gpu, &arena)` (native: `device_state`) reads
+//!     it back as a `state_readback::DeviceState` { state, grads, loss }: the
+//!     arena's gradient buffer and sf_plus's loss as the last step left them.
+//!     `GpuOptimizer::record_state_readback(gpu, arena, nap, enc)` records the
+//!     same copies into an encoder of one's own, and `StateReadback::read` maps
+//!     them (the browser's way: nothing blocks).
+//!   - From a checkpoint: `sfnap::train::checkpoint_moment(gpu, run_dir)`
+//!     resumes it for one step and reads the state before that step, with
+//!     the step's gradient and loss (`sfnap::train::run_moments` does the same
+//!     at chosen steps of a run made again).
+//!   - From the reference itself: [`Reference::state`].
 //! - [`UpdateFunctions::new`]`(state, grads, loss)`: the frozen optimizer. `grads`
 //!   is the gradient of every other parameter during the sweep (`None`: zeros),
 //!   `loss` the loss F at y; both matter only where elements are coupled:

@@ -51,10 +51,19 @@ pub fn run_moments(gpu: &Gpu, cfg: &TrainConfig, at: &[u64]) -> Result<Vec<Momen
     moments(gpu, &cfg, &RunOptions::default(), at)
 }
 
-/// The [`Moment`] of a run directory's checkpoint (or a checkpoint file in a
-/// run directory): the run resumed for one step, nothing written.
+/// The [`Moment`] of a run directory's checkpoint (or its
+/// `checkpoint.safetensors`): the run resumed for one step, nothing written.
 pub fn checkpoint_moment(gpu: &Gpu, input: &Path) -> Result<Moment> {
     let path = checkpoint_path(input);
+    // A run resumes from its directory's checkpoint.safetensors: another file
+    // in that directory would be passed over for it.
+    if path.file_name().is_some_and(|n| n != "checkpoint.safetensors") {
+        return Err(Error::invalid(
+            path.display().to_string(),
+            "not a run directory's checkpoint.safetensors: give the run directory (or move the file to \
+             DIR/checkpoint.safetensors)",
+        ));
+    }
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let step = checkpoint::load(&path)?.meta.step;
     let mut cfg = resume_settings(&path)?;
