@@ -110,7 +110,9 @@ web-build:
 	  > web/pkg/golden/index.json
 
 ## The pages in headless Chromium on its WebGPU adapter (SwiftShader without a GPU):
-## every golden case, the race on every function, the no-WebGPU notice. Screenshots: target/web-shots/.
+## every golden case, the race on every function, the live demos, every page's settings
+## from its address, the update functions against the native computation (cargo runs
+## web/examples/update_check.rs), the no-WebGPU notice. Screenshots: target/web-shots/.
 test-web: web-build
 	@bash scripts/setup-web.sh --browser
 	python3 web/tests/run.py

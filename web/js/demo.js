@@ -5,12 +5,20 @@
 // transfer (`snapshot()`, JSON). Each animation frame submits a few steps, then one snapshot,
 // and redraws. A restart bumps the generation, so snapshots of a replaced run are dropped.
 //
+// The page's settings live in its address (web/js/address.js): restored from the fragment (or
+// the query) at start-up, written back into the fragment on every change.
+//
 // Test hooks (web/tests/run.py), for a page named e.g. "race": `window.raceStatus` ("loading",
 // "running", "done" or "error"), `window.raceResult` (the page's report with the adapter,
-// steps and steps per second), `window.raceError` (the notice's text). URL parameters preset
-// the form's controls; `steps=N` runs exactly N steps, then publishes the result.
+// steps and steps per second), `window.raceError` (the notice's text), `window.raceAddress`
+// (the settings taken from the address and those ignored, with why). The query's `steps=N`
+// runs exactly N steps, then publishes the result.
 
+import { noteIgnored, restoreSettings, writeSettings } from "./address.js";
 import { loadSfnap, openAdapter, showNotice } from "./sfnap.js";
+
+/** Query keys that are no control: the browser tests' hooks. */
+const HOOKS = ["steps"];
 
 /**
  * A `frameBand` of frames of about `ms`, or longer where the snapshot alone (about the shortest
@@ -32,7 +40,7 @@ export function aboutMs(ms) {
  *     while frames take under `fast` ms and shrink while over `slow`; minFrame: the shortest
  *     frame since the restart;
  *   setup(mod) (optional): once, when the adapter is open: metadata, controls built from it;
- *   defaults() (optional): after the URL presets, fills controls they left empty;
+ *   defaults() (optional): after the address's settings, fills controls they left empty;
  *   changed(control) (optional): a control changed, before the restart;
  *   config(): the run's config from the form; create(mod, cfg): a promise of the wasm object;
  *   begin(sim, cfg): the page's state of a new run, to which the loop adds `step`, `last`
@@ -71,18 +79,17 @@ export function runPage(page) {
 
   function setupControls() {
     page.setup?.(mod);
-    // URL parameters preset the controls (a checkbox by "1" or "true").
-    for (const [key, value] of params) {
-      const el = form.elements[key];
-      if (!el) continue;
-      if (el.type === "checkbox") el.checked = value === "1" || value === "true";
-      else el.value = value;
-    }
+    publish("Address", restoreSettings(form, HOOKS));
     page.defaults?.();
+    writeSettings(form, HOOKS); // the address holds what the page shows from the start
     form.addEventListener("change", (e) => {
       page.changed?.(e.target);
+      writeSettings(form, HOOKS);
+      noteIgnored(form, []); // the address no longer holds what was ignored
       if (e.target.name !== page.runControl) restart();
     });
+    // A fragment edited by hand navigates within the page: start again from it.
+    window.addEventListener("hashchange", () => location.reload());
     document.getElementById("reset").addEventListener("click", restart);
     document.getElementById("pause").addEventListener("click", () => {
       paused = !paused;

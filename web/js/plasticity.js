@@ -4,7 +4,8 @@
 // Each animation frame submits a few steps of every network (no readback), then one snapshot
 // of all: per-step batch stats, end-of-task accuracies and the hidden weights (for norms).
 //
-// URL parameters preset the controls; `steps=N` runs exactly N steps, then publishes
+// The controls live in the address (`plasticity.html#task_steps=50&sf_window=10&...`, see
+// web/js/address.js); the query's `steps=N` runs exactly N steps, then publishes
 // `window.plasticityResult` and sets `window.plasticityStatus = "done"`.
 
 import { aboutMs, runPage } from "./demo.js";

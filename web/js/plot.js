@@ -146,17 +146,22 @@ export function drawLoss(ctx, series, { steps, mark }) {
 }
 
 /**
- * Lines against x from 0 to `xmax`. `series`: [{color, points: [x, y][], width = 2, alpha = 1,
- * dash = [], dots = false (a dot on every point)}]; y from `ymin` to `ymax`, on a log scale with
- * `log`. `yticks`: [y, label][] gridlines (default: five evenly spaced); `xlabel`: a unit after the
- * x labels; `marks`: x values drawn as gridlines; `dashed`: one x value drawn dashed.
+ * Lines against x from `xmin` (default 0) to `xmax`. `series`: [{color, points: [x, y][], width = 2,
+ * alpha = 1, dash = [], dots = false (a dot on every point)}]; y from `ymin` to `ymax`, on a log
+ * scale with `log`. `yticks`: [y, label][] gridlines (default: five evenly spaced, labelled by
+ * `yformat` where given); `xlabel`: a unit after the x labels, `xformat` (default: rounded) writes
+ * them; `marks`: x values drawn as gridlines; `dashed`: one x value drawn dashed.
  */
-export function drawChart(ctx, series, { xmax, ymin, ymax, log = false, yticks, xlabel = "", marks = [], dashed }) {
+export function drawChart(
+  ctx,
+  series,
+  { xmin = 0, xmax, ymin, ymax, log = false, yticks, yformat, xlabel = "", xformat = Math.round, marks = [], dashed }
+) {
   const { width: w, height: h } = ctx.canvas;
   clear(ctx);
   const f = (v) => (log ? Math.log10(v) : v);
   const [lo, hi] = [f(ymin), f(ymax)];
-  const px = (k) => PAD.l + (k / Math.max(xmax, 1e-9)) * (w - PAD.l - PAD.r);
+  const px = (k) => PAD.l + ((k - xmin) / Math.max(xmax - xmin, 1e-300)) * (w - PAD.l - PAD.r);
   const py = (v) => PAD.t + ((hi - f(v)) / (hi - lo || 1)) * (h - PAD.t - PAD.b);
   const shown = (v) => v !== null && Number.isFinite(v) && !(log && v <= 0);
   const vertical = (k) => {
@@ -170,16 +175,16 @@ export function drawChart(ctx, series, { xmax, ymin, ymax, log = false, yticks, 
   ctx.fillStyle = TEXT;
   ctx.strokeStyle = GRID;
   ctx.lineWidth = 1;
-  for (const [v, label] of yticks || evenTicks(ymin, ymax, log)) {
+  for (const [v, label] of yticks || evenTicks(ymin, ymax, log, yformat)) {
     ctx.beginPath();
     ctx.moveTo(PAD.l, py(v));
     ctx.lineTo(w - PAD.r, py(v));
     ctx.stroke();
     ctx.fillText(label, 6, py(v) + 4);
   }
-  for (const k of [0, xmax / 2, xmax]) {
+  for (const k of [xmin, (xmin + xmax) / 2, xmax]) {
     // The last label ends at the plot's right edge.
-    const label = `${Math.round(k)}${xlabel}`;
+    const label = `${xformat(k)}${xlabel}`;
     ctx.fillText(label, Math.min(px(k), w - PAD.r - ctx.measureText(label).width), h - 8);
   }
   for (const k of marks) vertical(k);
@@ -209,13 +214,13 @@ export function drawChart(ctx, series, { xmax, ymin, ymax, log = false, yticks, 
   ctx.globalAlpha = 1;
 }
 
-/** Five gridlines evenly spaced from ymin to ymax (in log10 on a log scale), labelled. */
-function evenTicks(ymin, ymax, log) {
+/** Five gridlines evenly spaced from ymin to ymax (in log10 on a log scale), labelled by `format`. */
+function evenTicks(ymin, ymax, log, format) {
   const f = (v) => (log ? Math.log10(v) : v);
   const unf = (u) => (log ? 10 ** u : u);
   return [0, 1, 2, 3, 4].map((i) => {
     const v = unf(f(ymin) + ((f(ymax) - f(ymin)) * i) / 4);
-    return [v, log ? v.toExponential(1) : v.toFixed(v < 10 ? 2 : 0)];
+    return [v, format ? format(v) : log ? v.toExponential(1) : v.toFixed(v < 10 ? 2 : 0)];
   });
 }
 

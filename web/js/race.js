@@ -4,8 +4,9 @@
 // per optimizer, no readback), then one snapshot readback of every racer's y, x and new
 // per-step losses.
 //
-// URL parameters preset the controls (`function`, `points`, `beta`, ...); `steps=N` runs
-// exactly N steps, then publishes `window.raceResult` and sets `window.raceStatus = "done"`.
+// The controls live in the address (`race.html#function=beale&points=256&...`, see
+// web/js/address.js); the query's `steps=N` runs exactly N steps, then publishes
+// `window.raceResult` and sets `window.raceStatus = "done"`.
 
 import { runPage } from "./demo.js";
 import { drawLoss, drawPanel, fieldImage } from "./plot.js";
@@ -81,7 +82,8 @@ function begin(race, cfg) {
   const f = functionMeta(cfg.function);
   if (!backgrounds.has(f.name)) backgrounds.set(f.name, fieldImage(mod, f.name, 400));
   const stride = Math.ceil(cfg.points / MAX_TRAILS);
-  const state = { cfg, f, stride, perStep: {}, sampled: {}, trails: {} };
+  // `config`: the race's config as the module took it (what the browser tests check).
+  const state = { cfg, config: JSON.parse(race.config()), f, stride, perStep: {}, sampled: {}, trails: {} };
   for (const name of meta.racers) {
     state.perStep[name] = [];
     state.sampled[name] = [];
@@ -141,6 +143,7 @@ function report(state) {
   return {
     function: state.cfg.function,
     points: state.cfg.points,
+    config: state.config,
     racers: state.last.racers.map((r) => ({
       name: r.name,
       start: state.sampled[r.name][0][1],

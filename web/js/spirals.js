@@ -5,8 +5,9 @@
 // then one snapshot: x exported, a grid evaluated at y and at x, the test set at both, and
 // the per-step training losses since the last snapshot, all read back in one transfer.
 //
-// URL parameters preset the controls (`optimizer`, `lr`, `nap`, ...); `steps=N` runs exactly
-// N steps, then publishes `window.spiralsResult` and sets `window.spiralsStatus = "done"`.
+// The controls live in the address (`spirals.html#optimizer=sf_plus&nap=1&...`, see
+// web/js/address.js); the query's `steps=N` runs exactly N steps, then publishes
+// `window.spiralsResult` and sets `window.spiralsStatus = "done"`.
 
 import { aboutMs, runPage } from "./demo.js";
 import { drawLoss } from "./plot.js";
@@ -100,6 +101,7 @@ function report(state) {
   const losses = state.perStep.filter((v) => v !== null);
   const mean = (a) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
   return {
+    config: state.cfg,
     optimizer: state.cfg.optimizer,
     nap: state.cfg.nap,
     train_loss_first: mean(losses.slice(0, 20)),

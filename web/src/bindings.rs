@@ -7,6 +7,8 @@
 //!   [`race_field`] describe the test functions for plotting.
 //! - [`WebSpirals`] and [`WebPlasticity`] drive the live training demos of
 //!   `web/spirals.html` and `web/plasticity.html` (see [`crate::live`]).
+//! - [`WebUpdate`] drives `web/update.html` (update functions of live networks);
+//!   [`update_meta`] lists its optimizers and weights.
 //!
 //! The three demo classes are one [`Running`] demo each, made by [`web_demo!`]
 //! (wasm-bindgen exports no generic types). Errors reach JavaScript as `Error`
@@ -22,7 +24,10 @@ use sfnap::Error;
 use wasm_bindgen::prelude::*;
 
 use crate::demo::Demo;
-use crate::live::{spirals_default_lr, Plasticity, PlasticityConfig, Spirals, SpiralsConfig, SPIRALS_OPTIMIZERS};
+use crate::live::{
+    spirals_default_lr, update_default_lr, Frozen, Plasticity, PlasticityConfig, Spirals, SpiralsConfig, UpdateConfig,
+    UpdateDemo, SPIRALS_OPTIMIZERS, UPDATE_OPTIMIZERS,
+};
 use crate::race::{Race, RaceConfig, TestFn, RACERS};
 
 thread_local! {
@@ -253,4 +258,86 @@ pub fn spirals_meta() -> String {
 #[wasm_bindgen]
 pub fn plasticity_defaults() -> String {
     json(&PlasticityConfig::default())
+}
+
+/// The update-functions demo on the browser's adapter (see [`crate::live::UpdateDemo`]):
+/// the same `create`, `step`, `steps`, `snapshot` and `config` as the other demo
+/// classes (a snapshot is a [`crate::live::UpdateSnapshot`]), and `frozen()`, what
+/// the latest snapshot froze. Not a [`Running`] demo: its snapshot reads the
+/// optimizers' states back, then sweeps them on the host.
+#[wasm_bindgen]
+pub struct WebUpdate {
+    gpu: Rc<Gpu>,
+    demo: UpdateDemo,
+    frozen: Rc<RefCell<Vec<Frozen>>>,
+}
+
+#[wasm_bindgen]
+impl WebUpdate {
+    /// Builds the demo from a config JSON (missing fields take their defaults).
+    pub async fn create(config_json: String) -> Result<WebUpdate, JsValue> {
+        let config = UpdateConfig::parse(&config_json).map_err(js_error)?;
+        let gpu = gpu().await?;
+        let demo = UpdateDemo::new(&gpu, &config).await.map_err(js_error)?;
+        Ok(WebUpdate {
+            gpu,
+            demo,
+            frozen: Rc::default(),
+        })
+    }
+
+    /// Submits `n` steps (no readback).
+    pub fn step(&mut self, n: u32) -> Result<(), JsValue> {
+        self.demo.step(&self.gpu, n).map_err(js_error)
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> f64 {
+        self.demo.steps() as f64
+    }
+
+    /// Submits a snapshot now and resolves to it as JSON once read back and swept;
+    /// stepping may go on meanwhile.
+    pub fn snapshot(&mut self) -> js_sys::Promise {
+        let request = self.demo.request_snapshot(&self.gpu);
+        let gpu = self.gpu.clone();
+        let frozen = self.frozen.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let (snapshot, states) = request.map_err(js_error)?.read(&gpu).await.map_err(js_error)?;
+            *frozen.borrow_mut() = states;
+            Ok(JsValue::from_str(&json(&snapshot)))
+        })
+    }
+
+    /// The config, as JSON.
+    pub fn config(&self) -> String {
+        json(self.demo.config())
+    }
+
+    /// What the latest snapshot froze, one [`Frozen`] per network, as JSON: the
+    /// optimizer states, gradients and losses its update functions came from.
+    pub fn frozen(&self) -> String {
+        json(&*self.frozen.borrow())
+    }
+}
+
+/// The update-functions demo's optimizers, their default learning rates, the
+/// model's weights and the default config, as JSON: `{"optimizers": [...], "lr":
+/// {optimizer: default}, "tensors": [...], "defaults": {...}}`.
+#[wasm_bindgen]
+pub fn update_meta() -> String {
+    use sfnap::model::Model;
+    let defaults = UpdateConfig::default();
+    let lr: serde_json::Map<String, serde_json::Value> = UPDATE_OPTIMIZERS
+        .iter()
+        .map(|o| (o.to_string(), update_default_lr(o).into()))
+        .collect();
+    let tensors: Vec<String> = defaults.model().tensors().into_iter().map(|t| t.name).collect();
+    serde_json::json!({
+        "optimizers": UPDATE_OPTIMIZERS,
+        "lr": lr,
+        "tensors": tensors,
+        "defaults": defaults,
+    })
+    .to_string()
 }

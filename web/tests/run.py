@@ -14,8 +14,17 @@ with the standard library only), against web/ served on 127.0.0.1:
   - plasticity (web/plasticity.html) over a label-reset stream: the NaP network's mean
     end-of-task accuracy over the later tasks is at least the plain network's, and
     windowed adamw_sf + NaP's is at least 0.1 above NaP's;
+  - update functions (web/update.html) of adamw, adamw_sf and sf_plus + NaP after a
+    few steps: the functions and slopes at 0 the page drew equal those the library
+    computes natively (web/examples/update_check.rs, run with cargo) from the
+    optimizer states the page froze;
+  - every page's settings in its address: a link with non-default settings in its
+    fragment sets the page's controls and the run's config, and stays in the address;
+    unknown and invalid entries are named in a note and leave the defaults; a changed
+    control is written back into the fragment;
   - the landing page names the adapter;
-  - a browser without a WebGPU adapter gets a notice naming the browsers that have one.
+  - every demo page, in a browser without a WebGPU adapter, shows a notice naming the
+    browsers that have one.
 
 Waits are real: each test polls a variable the page sets when it is done. Exits
 non-zero on any failure; the last line reads `N passed, M failed`.
@@ -26,6 +35,7 @@ non-zero on any failure; the last line reads `N passed, M failed`.
 import argparse
 import base64
 import json
+import os
 import pathlib
 import shutil
 import socket
@@ -34,6 +44,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -183,15 +194,22 @@ def test_replay(browser, url, report, shots, timeout):
         report.check(case["ok"], f"replay {case['name']}", detail)
 
 
+def open_page(browser, url, page, query, timeout):
+    """Opens PAGE.html?QUERY (with `steps=N`) and waits for its run's end: (its result, None, what it read
+    from its address), or (None, why it did not finish, None)."""
+    browser.open(f"{url}/{page}.html?{query}")
+    status = browser.wait_for(f"['done', 'error'].includes(window.{page}Status) && window.{page}Status", timeout)
+    if status != "done":
+        error = browser.js(f"return window.{page}Error || null;")
+        return None, error or f"not done within {timeout} s (status {status})", None
+    return browser.js(f"return window.{page}Result;"), None, browser.js(f"return window.{page}Address;")
+
+
 def run_race(browser, url, query, timeout):
     """Opens race.html?QUERY (with `steps=N`) and waits for the run's end: (its report, None),
     or (None, why it did not finish). scripts/bench_race.py times the page with it too."""
-    browser.open(f"{url}/race.html?{query}")
-    status = browser.wait_for("['done', 'error'].includes(window.raceStatus) && window.raceStatus", timeout)
-    if status != "done":
-        error = browser.js("return window.raceError || null;")
-        return None, error or f"not done within {timeout} s (status {status})"
-    return browser.js("return window.raceResult;"), None
+    result, error, _ = open_page(browser, url, "race", query, timeout)
+    return result, error
 
 
 def test_race(browser, url, report, shots, function, steps, timeout):
@@ -220,14 +238,11 @@ def test_race(browser, url, report, shots, function, steps, timeout):
 def test_spirals(browser, url, report, shots, optimizer, nap, steps, timeout):
     """The spirals page trains live: the training loss falls and the test loss at x falls."""
     tag = f"spirals-{optimizer}{'-nap' if nap else ''}"
-    browser.open(f"{url}/spirals.html?optimizer={optimizer}&nap={int(nap)}&steps={steps}")
-    status = browser.wait_for("['done', 'error'].includes(window.spiralsStatus) && window.spiralsStatus", timeout)
+    r, error, _ = open_page(browser, url, "spirals", f"optimizer={optimizer}&nap={int(nap)}&steps={steps}", timeout)
     browser.screenshot(shots / f"{tag}.png")
-    if status != "done":
-        error = browser.js("return window.spiralsError || null;")
-        report.check(False, tag, error or f"not done within {timeout} s (status {status})")
+    if error:
+        report.check(False, tag, error)
         return
-    r = browser.js("return window.spiralsResult;")
     ok = (
         r["steps"] == steps
         and r["train_loss_last"] < 0.8 * r["train_loss_first"]
@@ -251,16 +266,12 @@ def test_plasticity(browser, url, report, shots, tasks, timeout):
     lavapipe, seeds 1 and 4: plain 0.38, 0.35; NaP 0.54, 0.50; windowed adamw_sf + NaP 0.81, 0.82)."""
     task_steps = 100
     steps = tasks * task_steps
-    browser.open(f"{url}/plasticity.html?seed=1&task_steps={task_steps}&steps={steps}")
-    status = browser.wait_for(
-        "['done', 'error'].includes(window.plasticityStatus) && window.plasticityStatus", max(timeout, 600)
-    )
+    query = f"seed=1&task_steps={task_steps}&steps={steps}"
+    r, error, _ = open_page(browser, url, "plasticity", query, max(timeout, 600))
     browser.screenshot(shots / "plasticity.png")
-    if status != "done":
-        error = browser.js("return window.plasticityError || null;")
-        report.check(False, "plasticity", error or f"not done within {timeout} s (status {status})")
+    if error:
+        report.check(False, "plasticity", error)
         return
-    r = browser.js("return window.plasticityResult;")
     plain, nap, sf = r["plain"], r["nap"], r["nap_sf"]
     ok = (
         r["steps"] == steps
@@ -291,9 +302,258 @@ def test_controls_restart(browser, url, report, timeout):
     )
     second = browser.wait_for("window.raceStatus === 'done' && window.raceResult", timeout)
     lr = browser.js("return document.querySelector('input[name=lr_sgd_sf]').value;")
+    address = browser.js("return Object.fromEntries(new URLSearchParams(location.hash.slice(1)));")
     ok = bool(first and second) and first["function"] == "quadratic" and second["function"] == "beale"
-    detail = f"{first and first['function']} -> {second and second['function']}, sgd_sf lr {lr}"
-    report.check(ok and second["steps"] == 20, "race controls restart the race", detail)
+    # The change is written into the address, the function's tuned rates with it.
+    ok = ok and address.get("function") == "beale" and address.get("lr_sgd_sf") == lr
+    detail = (
+        f"{first and first['function']} -> {second and second['function']}, sgd_sf lr {lr}, "
+        f"address #{urllib.parse.urlencode(address)}"
+    )
+    name = "race controls restart the race and are written into the address"
+    report.check(ok and second["steps"] == 20, name, detail)
+
+
+# Per page: non-default settings for a link's fragment (every control of the page), and the
+# steps to run. Each must reach the page's control and, but for how long to run, its config.
+ADDRESS_CASES = {
+    "race": (
+        {
+            "function": "beale",
+            "points": "48",
+            "beta": "0.8",
+            "warmup_steps": "7",
+            "schedule": "wsd",
+            "total_steps": "123",
+            "run_steps": "900",
+            "lr_sgd_sf": "0.002",
+            "lr_adamw_sf": "0.015",
+            "lr_sf_plus": "0.5",
+            "lr_adamw": "0.025",
+        },
+        3,
+    ),
+    "spirals": (
+        {
+            "optimizer": "sf_plus",
+            "lr": "0.5",
+            "nap": "1",
+            "hidden": "24",
+            "batch": "16",
+            "noise": "0.1",
+            "seed": "3",
+            "run_steps": "500",
+        },
+        3,
+    ),
+    "update": (
+        {
+            "adamw": "1",
+            "lr_adamw": "0.02",
+            "nap_adamw": "0",
+            "adamw_sf": "1",
+            "lr_adamw_sf": "0.02",
+            "nap_adamw_sf": "1",
+            "sf_plus": "1",
+            "lr_sf_plus": "0.2",
+            "nap_sf_plus": "1",
+            "schedule": "wsd",
+            "warmup_steps": "5",
+            "total_steps": "300",
+            "tensor": "l0.weight",
+            "index": "7",
+            "span": "20",
+            "hidden": "16",
+            "batch": "32",
+            "noise": "0.05",
+            "seed": "2",
+            "run_steps": "800",
+        },
+        3,
+    ),
+    "plasticity": (
+        {
+            "inputs": "128",
+            "task_steps": "50",
+            "hidden": "32",
+            "batch": "16",
+            "lr": "0.002",
+            "plain_norm": "1",
+            "sf_lr": "0.004",
+            "sf_window": "10",
+            "sf_beta": "0.6",
+            "seed": "2",
+            "run_tasks": "3",
+        },
+        3,
+    ),
+}
+
+# The page's settings as its controls show them (checkboxes as 1 or 0) and as its address holds them.
+READ_SETTINGS = """
+const form = document.getElementById('controls');
+const shown = {};
+for (const el of form.elements) {
+  if (!el.name || !(el.tagName === 'SELECT' || el.tagName === 'INPUT')) continue;
+  shown[el.name] = el.type === 'checkbox' ? (el.checked ? '1' : '0') : el.value;
+}
+const note = document.getElementById('address-note');
+return {
+  shown,
+  address: Object.fromEntries(new URLSearchParams(location.hash.slice(1))),
+  search: location.search,
+  note: note && !note.hidden ? note.innerText : null,
+};
+"""
+
+
+def same_setting(a, b):
+    """Two settings' values agree: as numbers where both are, else as text."""
+    if isinstance(b, bool):
+        a, b = b, a
+    if isinstance(a, bool):
+        return a == (str(b).lower() in ("1", "true"))
+    try:
+        x, y = float(a), float(b)
+    except (TypeError, ValueError):
+        return str(a) == str(b)
+    return abs(x - y) <= 1e-9 * max(abs(x), abs(y), 1e-30)
+
+
+def config_value(config, key):
+    """The config's field for a control (`lr_<racer>` lies in the race's `lr` map; on the update page an
+    optimizer's box, `lr_<optimizer>` and `nap_<optimizer>` in its entry of `nets`); None where it has none."""
+    if key in config:
+        return config[key]
+    if key.startswith("lr_") and isinstance(config.get("lr"), dict):
+        return config["lr"].get(key[3:])
+    if "nets" in config:
+        nets = {n["optimizer"]: n for n in config["nets"]}
+        field, _, name = key.partition("_")
+        if field in ("lr", "nap") and name in nets:
+            return nets[name][field]
+        if key in nets:
+            return True
+    return None
+
+
+def test_address(browser, url, report, page, timeout):
+    """A link with every control of PAGE at a non-default value in its fragment: the page starts with
+    them (its controls and its run's config as the wasm module took it), ignores none, and its
+    address still holds them once it has written its settings back."""
+    settings, steps = ADDRESS_CASES[page]
+    name = f"{page} settings from the address"
+    result, error, taken = open_page(browser, url, page, f"steps={steps}#{urllib.parse.urlencode(settings)}", timeout)
+    if error:
+        report.check(False, name, error)
+        return
+    seen = browser.js(READ_SETTINGS)
+    wrong = []
+    for key, value in settings.items():
+        if not same_setting(seen["shown"].get(key), value):
+            wrong.append(f"control {key} {seen['shown'].get(key)!r}")
+        if not same_setting(seen["address"].get(key), value):
+            wrong.append(f"address {key} {seen['address'].get(key)!r}")
+        in_config = config_value(result["config"], key)
+        if in_config is None and key not in ("run_steps", "run_tasks"):
+            wrong.append(f"config has no {key}")
+        elif in_config is not None and not same_setting(in_config, value):
+            wrong.append(f"config {key} {in_config!r}")
+    if taken["ignored"]:
+        wrong.append(f"ignored {taken['ignored']}")
+    if result["steps"] != steps or seen["search"] != f"?steps={steps}":
+        wrong.append(f"{result['steps']} steps, query {seen['search']}")
+    detail = f"{len(settings)} settings" + (": " + "; ".join(wrong) if wrong else " in controls, config and address")
+    report.check(not wrong, name, detail)
+
+
+def test_address_invalid(browser, url, report, shots, timeout):
+    """Unknown and invalid entries in a race link are named in the page's note (and in
+    window.raceAddress) and leave those controls at their defaults; the valid ones apply."""
+    fragment = "function=nosuch&points=0&beta=2&warmup_steps=7&bogus=1&schedule=wsd&total_steps=0x10"
+    result, error, taken = open_page(browser, url, "race", f"steps=2#{fragment}", timeout)
+    name = "race address: unknown and invalid settings named, defaults kept"
+    if error:
+        report.check(False, name, error)
+        return
+    seen = browser.js(READ_SETTINGS)
+    browser.screenshot(shots / "address-note.png")
+    ignored = {e["key"]: e["reason"] for e in taken["ignored"]}
+    cfg = result["config"]
+    ok = (
+        set(ignored) == {"function", "points", "beta", "bogus", "total_steps"}
+        and (cfg["function"], cfg["points"], cfg["beta"], cfg["warmup_steps"], cfg["schedule"], cfg["total_steps"])
+        == ("rosenbrock", 64, 0.9, 7, "wsd", 500)
+        and seen["note"] is not None
+        and all(f"{k}=" in seen["note"] for k in ignored)
+        and "bogus" not in seen["address"]
+        and seen["address"].get("points") == "64"
+        and seen["address"].get("warmup_steps") == "7"
+    )
+    detail = "; ".join(f"{k}: {v}" for k, v in ignored.items())
+    detail += f"; address now #{urllib.parse.urlencode(seen['address'])}"
+    report.check(ok, name, detail)
+
+
+def test_update(browser, url, report, shots, steps, timeout):
+    """The update-functions page after STEPS steps of adamw (cosine), adamw_sf and sf_plus + NaP: every
+    network's drawn functions are finite with x's slope at 0 negative, and the functions and slopes it drew
+    are those the library computes natively from the states it froze (web/examples/update_check.rs)."""
+    name = "update functions drawn = native computation"
+    result, error, _ = open_page(browser, url, "update", f"steps={steps}#nap_sf_plus=1", timeout)
+    browser.screenshot(shots / "update.png")
+    if error:
+        report.check(False, name, error)
+        return
+    nets = result["nets"]
+    bad = [
+        n["optimizer"]
+        for n in nets
+        if not (
+            len(n["g"]) == len(n["x"]) == 81
+            and all(v is not None for s in "xyz" for v in n[s])
+            and n["slope"]["x"] is not None
+            and n["slope"]["x"] < 0
+        )
+    ]
+    saved = shots / "update.json"
+    saved.write_text(json.dumps(result))
+    cargo = os.environ.get("CARGO", "cargo")
+    t0 = time.time()
+    native = subprocess.run(
+        [cargo, "run", "-q", "-p", "sfnap-web", "--example", "update_check", "--", str(saved)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    lines = (native.stdout + native.stderr).strip().replace("\n", "; ")
+    names = [n["optimizer"] + ("+nap" if n["nap"] else "") for n in nets]
+    detail = (
+        f"{result['steps']} steps, {result['steps_per_second']:.1f} steps/s, {names}"
+        f"; native check ({time.time() - t0:.0f} s, exit {native.returncode}): {lines}"
+    )
+    if bad:
+        detail += f"; not finite or slope of x not negative: {bad}"
+    ok = result["steps"] == steps and len(nets) == 3 and not bad and native.returncode == 0
+    report.check(ok, name, detail)
+
+
+def test_address_edited(browser, url, report, timeout):
+    """A fragment edited by hand on an open page (a navigation within the page) starts the page again
+    from it."""
+    name = "race address edited by hand restarts the page from it"
+    result, error, _ = open_page(browser, url, "race", "steps=2#function=beale&points=8", timeout)
+    if error:
+        report.check(False, name, error)
+        return
+    browser.js("location.hash = 'function=quadratic&points=16';")
+    again = browser.wait_for(
+        "window.raceStatus === 'done' && window.raceResult.config.function === 'quadratic' && window.raceResult",
+        timeout,
+    )
+    cfg = again and again["config"]
+    ok = result["config"]["function"] == "beale" and bool(cfg) and cfg["points"] == 16
+    report.check(ok, name, f"beale, 8 points -> {cfg and cfg['function']}, {cfg and cfg['points']} points")
 
 
 def test_index(browser, url, report, timeout):
@@ -304,23 +564,28 @@ def test_index(browser, url, report, timeout):
         timeout,
     )
     links = browser.js("return [...document.querySelectorAll('a.card')].map(a => a.getAttribute('href'));")
-    ok = bool(line) and line.startswith("WebGPU adapter") and {"race.html", "spirals.html", "plasticity.html"} <= set(
-        links or []
-    )
+    pages = {"race.html", "spirals.html", "plasticity.html", "update.html"}
+    ok = bool(line) and line.startswith("WebGPU adapter") and pages <= set(links or [])
     report.check(ok, "index page", f"{line}; links {links}")
 
 
 def test_no_adapter(url, report, shots, timeout):
+    """Every demo page, in a browser without a WebGPU adapter, shows the notice naming the browsers that have one."""
     browser = Browser(BASE_FLAGS)  # no --enable-unsafe-webgpu: navigator.gpu without an adapter
     try:
-        browser.open(f"{url}/race.html")
-        status = browser.wait_for("['done', 'error'].includes(window.raceStatus) && window.raceStatus", timeout)
-        notice = browser.js(
-            "const n = document.getElementById('notice'); return n.hidden ? null : n.innerText.replace(/\\s+/g, ' ');"
-        )
-        browser.screenshot(shots / "no-webgpu.png")
-        ok = status == "error" and notice is not None and "WebGPU runs in" in notice
-        report.check(ok, "race page without a WebGPU adapter shows a notice", (notice or "no notice")[:160])
+        for page in ("race", "spirals", "plasticity", "update"):
+            browser.open(f"{url}/{page}.html")
+            status = browser.wait_for(
+                f"['done', 'error'].includes(window.{page}Status) && window.{page}Status", timeout
+            )
+            notice = browser.js(
+                "const n = document.getElementById('notice');"
+                "return n.hidden ? null : n.innerText.replace(/\\s+/g, ' ');"
+            )
+            if page == "race":
+                browser.screenshot(shots / "no-webgpu.png")
+            ok = status == "error" and notice is not None and "WebGPU runs in" in notice
+            report.check(ok, f"{page} page without a WebGPU adapter shows a notice", (notice or "no notice")[:160])
     finally:
         browser.close()
 
@@ -333,7 +598,13 @@ def main():
     parser.add_argument("--functions", default="rosenbrock,quadratic,noisy_bowl,beale")
     parser.add_argument("--spirals-steps", type=int, default=200, help="spirals training steps")
     parser.add_argument("--plasticity-tasks", type=int, default=12, help="tasks of 100 steps on the plasticity page")
-    parser.add_argument("--only", default="", help="run only these tests (comma-separated: index, replay, race, spirals, plasticity, no-adapter)")
+    parser.add_argument("--update-steps", type=int, default=40, help="training steps on the update-functions page")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="run only these tests (comma-separated: index, replay, race, spirals, plasticity, update, address, "
+        "no-adapter)",
+    )
     args = parser.parse_args()
 
     if not (ROOT / "web" / "pkg" / "sfnap_bg.wasm").exists():
@@ -360,11 +631,18 @@ def main():
                 for function in args.functions.split(","):
                     test_race(browser, url, report, args.shots, function, args.steps, args.timeout)
                 test_controls_restart(browser, url, report, args.timeout)
+            if want("address"):
+                for page in ADDRESS_CASES:
+                    test_address(browser, url, report, page, args.timeout)
+                test_address_invalid(browser, url, report, args.shots, args.timeout)
+                test_address_edited(browser, url, report, args.timeout)
             if want("spirals"):
                 for optimizer, nap in [("adamw_sf", False), ("sgd_sf", True)]:
                     test_spirals(browser, url, report, args.shots, optimizer, nap, args.spirals_steps, args.timeout)
             if want("plasticity"):
                 test_plasticity(browser, url, report, args.shots, args.plasticity_tasks, args.timeout)
+            if want("update"):
+                test_update(browser, url, report, args.shots, args.update_steps, args.timeout)
         finally:
             browser.close()
         if want("no-adapter"):

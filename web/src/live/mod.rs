@@ -10,6 +10,10 @@
 //!   [`sfnap::data::continual::Continual`]; snapshots carry the accuracy at the end
 //!   of every task, hidden weight norms and effective learning rates
 //!   (`web/plasticity.html`).
+//! - [`UpdateDemo`]: an MLP on two spirals per chosen optimizer; snapshots freeze
+//!   each optimizer's state and carry the update functions of one element (the
+//!   change of its x, y and z against its gradient) and their slopes at 0
+//!   (`web/update.html`).
 //!
 //! A step uploads its batch and submits one encoder (forward, loss, backward,
 //! optimizer, NaP, and a copy of the loss stats into a ring); nothing is read back
@@ -32,9 +36,14 @@ use crate::demo::ring_entries;
 
 pub mod plasticity;
 pub mod spirals;
+pub mod update;
 
 pub use plasticity::{NetSnapshot, Plasticity, PlasticityConfig, PlasticitySnapshot, PLASTICITY_NETS};
 pub use spirals::{spirals_default_lr, Spirals, SpiralsConfig, SpiralsSnapshot, SPIRALS_OPTIMIZERS};
+pub use update::{
+    update_default_lr, Frozen, NetUpdate, UpdateConfig, UpdateDemo, UpdateNet, UpdateNetSnapshot, UpdateRequest,
+    UpdateSnapshot, UPDATE_OPTIMIZERS,
+};
 
 /// Steps of per-step loss stats kept on the device between two snapshots.
 pub const HISTORY: usize = 4096;
@@ -154,6 +163,20 @@ fn check_counts(fields: &[(&str, usize, usize)]) -> Result<()> {
         Some(&(name, v, max)) => Err(Error::invalid(name, format!("{v}: must be in 1..={max}"))),
         None => Ok(()),
     }
+}
+
+/// Checks that `optimizer` (field `field`) is one of `allowed`; the error lists them.
+fn check_optimizer(field: &str, optimizer: &str, allowed: &[&str]) -> Result<()> {
+    if allowed.contains(&optimizer) {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        field,
+        format!(
+            "unknown optimizer `{optimizer}` (expected one of {})",
+            allowed.join(", ")
+        ),
+    ))
 }
 
 /// The fraction of rows classified correctly.

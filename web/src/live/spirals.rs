@@ -12,7 +12,7 @@ use sfnap::nn::LossStats;
 use sfnap::optim::{Kind, OptimConfig};
 use sfnap::{Error, Result};
 
-use super::{accuracy, check_counts, parse_json, record_forward, sample, History, LiveNet, HISTORY};
+use super::{accuracy, check_counts, check_optimizer, parse_json, record_forward, sample, History, LiveNet, HISTORY};
 use crate::demo::{steps_since, Demo, Request, Unpack};
 
 /// The optimizers of the spirals demo, in display order.
@@ -64,6 +64,18 @@ impl Default for SpiralsConfig {
     }
 }
 
+/// The spirals demos' model: (2 + 1) - hidden - hidden - 2. The hidden Linears have
+/// no bias and LayerNorm makes the first one blind to the input's scale, so every
+/// point carries a constant 1 as a third feature (the first layer's bias).
+pub fn spirals_model(hidden: usize) -> MlpConfig {
+    MlpConfig {
+        input: 3,
+        hidden: vec![hidden, hidden],
+        classes: 2,
+        norm: true,
+    }
+}
+
 /// The learning rate each optimizer starts with in the spirals demo.
 pub fn spirals_default_lr(optimizer: &str) -> f64 {
     match optimizer {
@@ -84,16 +96,7 @@ impl SpiralsConfig {
 
     /// Checks the fields; errors name the field.
     pub fn validate(&self) -> Result<()> {
-        if !SPIRALS_OPTIMIZERS.contains(&self.optimizer.as_str()) {
-            return Err(Error::invalid(
-                "optimizer",
-                format!(
-                    "unknown optimizer `{}` (expected one of {})",
-                    self.optimizer,
-                    SPIRALS_OPTIMIZERS.join(", ")
-                ),
-            ));
-        }
+        check_optimizer("optimizer", &self.optimizer, &SPIRALS_OPTIMIZERS)?;
         check_counts(&[
             ("hidden", self.hidden, 1024),
             ("batch", self.batch, 4096),
@@ -121,16 +124,9 @@ impl SpiralsConfig {
         Ok(c)
     }
 
-    /// The model: (2 + 1) - hidden - hidden - 2. The hidden Linears have no bias and
-    /// LayerNorm makes the first one blind to the input's scale, so every point
-    /// carries a constant 1 as a third feature (the first layer's bias).
+    /// The model: [`spirals_model`] of the hidden width.
     pub fn model(&self) -> MlpConfig {
-        MlpConfig {
-            input: 3,
-            hidden: vec![self.hidden, self.hidden],
-            classes: 2,
-            norm: true,
-        }
+        spirals_model(self.hidden)
     }
 
     /// The grid's points, rows from the top (largest b first), `grid^2` (a, b) pairs.

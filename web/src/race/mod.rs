@@ -42,6 +42,25 @@ pub enum ScheduleKind {
     Wsd,
 }
 
+impl ScheduleKind {
+    /// The schedule: after `warmup_steps`, a cosine down to 0 at `total_steps`, or
+    /// WSD decaying linearly over the last fifth.
+    pub fn schedule(self, warmup_steps: u64, total_steps: u64) -> Schedule {
+        match self {
+            ScheduleKind::Cosine => Schedule::Cosine {
+                warmup_steps,
+                total_steps,
+                final_frac: 0.0,
+            },
+            ScheduleKind::Wsd => Schedule::Wsd {
+                warmup_steps,
+                decay_steps: (total_steps / 5).max(1),
+                total_steps,
+            },
+        }
+    }
+}
+
 /// What a race runs: the function, the points and every racer's hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -145,19 +164,7 @@ impl RaceConfig {
                     _ => {}
                 }
                 if cfg.kind == Kind::Adamw {
-                    let (warmup_steps, total_steps) = (self.warmup_steps, self.total_steps);
-                    cfg.schedule = match self.schedule {
-                        ScheduleKind::Cosine => Schedule::Cosine {
-                            warmup_steps,
-                            total_steps,
-                            final_frac: 0.0,
-                        },
-                        ScheduleKind::Wsd => Schedule::Wsd {
-                            warmup_steps,
-                            decay_steps: (total_steps / 5).max(1),
-                            total_steps,
-                        },
-                    };
+                    cfg.schedule = self.schedule.schedule(self.warmup_steps, self.total_steps);
                 } else if cfg.kind != Kind::SfPlus {
                     cfg.warmup_steps = self.warmup_steps;
                 }
