@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::optim::bf16::{Rounding, StateDtype};
 use crate::optim::settings::{self, Holder};
 
 /// Which update rule an optimizer applies.
@@ -209,6 +210,21 @@ pub struct OptimConfig {
     /// (0: the paper's average, `c = w / W_sum`). Refused by `adamw` and `sf_plus`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub sf_window: u64,
+    /// Every kind: how the state buffers (z, v, m, x) are stored; the parameters
+    /// stay f32 (docs/algorithms.md, "bf16 state").
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub state_dtype: StateDtype,
+    /// bf16 state only: how a write rounds to bf16 (refused with f32 state).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub state_rounding: Rounding,
+    /// bf16 state only: the seed of stochastic rounding's random bits (a
+    /// training run's `--seed`; a replay file's `optimizer.state_seed`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub state_seed: u32,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -260,6 +276,9 @@ impl OptimConfig {
             polyak_growth: None,
             schedule: Schedule::Constant,
             sf_window: 0,
+            state_dtype: StateDtype::F32,
+            state_rounding: Rounding::Stochastic,
+            state_seed: 0,
         }
     }
 
@@ -324,6 +343,19 @@ impl OptimConfig {
     pub fn validate(&self) -> Result<()> {
         use limits::*;
         let field = |name: &str| format!("optimizer.{name}");
+        if self.state_dtype == StateDtype::F32 {
+            for (name, given) in [
+                ("state_rounding", self.state_rounding != Rounding::Stochastic),
+                ("state_seed", self.state_seed != 0),
+            ] {
+                if given {
+                    return Err(Error::invalid(
+                        field(name),
+                        "applies to bf16 state only (state_dtype bf16): f32 state is never rounded",
+                    ));
+                }
+            }
+        }
         let finite = |name: &str, v: f64| {
             if v.is_finite() {
                 Ok(())

@@ -1,7 +1,7 @@
 //! Optimizers: configuration, the per-kind description, per-step scalars, the
 //! f64 CPU reference and the GPU step.
 //!
-//! - [`config`]: the kinds and their hyperparameters;
+//! - [`config`]: the kinds and their hyperparameters; [`bf16`]: bf16 state and its rounding;
 //! - [`spec`]: what each kind keeps and runs on the device (one place per kind);
 //! - [`scalars`]: the per-step scalars, computed on the host in f64;
 //! - [`reference`](mod@reference): the f64 CPU reference of every kind;
@@ -14,6 +14,7 @@
 //! - [`update_function`]: the update a step would make as a function of one
 //!   parameter's gradient, from the reference at a frozen state.
 
+pub mod bf16;
 pub(crate) mod chunks;
 pub mod config;
 pub mod health;

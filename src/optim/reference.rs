@@ -16,9 +16,12 @@
 // exactly as the formulas do; iterator zips of five slices would hide them.
 #![allow(clippy::needless_range_loop)]
 
+use crate::arena::{Layout, TensorSpec};
 use crate::error::{Error, Result};
 use crate::nap::{NapConfig, MIN_NORM};
+use crate::optim::bf16::{self, Rounding, StateDtype};
 use crate::optim::config::{Kind, OptimConfig};
+use crate::optim::spec::{KindSpec, State};
 
 /// The per-step scalars of the last step (section 2), for tests.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -129,6 +132,9 @@ pub struct Reference {
     c: f64,
     /// The last step's interpolation weight beta.
     beta: f64,
+    /// Each tensor's offset in the arena: the element number of bf16 state's
+    /// random bits (docs/algorithms.md, "bf16 state").
+    offsets: Vec<usize>,
 }
 
 impl Reference {
@@ -183,6 +189,19 @@ impl Reference {
                 rho,
             });
         }
+        let bf16 = cfg.state_dtype == StateDtype::Bf16;
+        let tensors = tensors
+            .into_iter()
+            .map(|t| match bf16 {
+                // bf16 state starts at the parameters rounded to nearest.
+                true => TensorState {
+                    z: t.z.iter().map(|&v| nearest_bf16(v)).collect(),
+                    x: t.x.iter().map(|&v| nearest_bf16(v)).collect(),
+                    ..t
+                },
+                false => t,
+            })
+            .collect();
         Reference::from_state(&ReferenceState {
             cfg: cfg.clone(),
             tensors,
@@ -275,6 +294,7 @@ impl Reference {
             gamma: 0.0,
             c: 0.0,
             beta,
+            offsets: arena_offsets(&state.tensors)?,
         })
     }
 
@@ -337,8 +357,11 @@ impl Reference {
             Kind::SfPlus => self.step_sf_plus(grads, loss)?,
             Kind::Adamw => self.step_adamw(grads),
         }
+        let step = (self.k + 1) as u32;
+        self.round_state(step, 0, false);
         self.k += 1;
         self.project_groups();
+        self.round_state(step, bf16::NAP_STREAM, true);
         Ok(())
     }
 
@@ -662,6 +685,36 @@ impl Reference {
         self.gamma = lr_k;
     }
 
+    // ----- bf16 state ------------------------------------------------------------
+
+    /// With bf16 state, rounds every state buffer the kind keeps as the device
+    /// writes it: each value to f32 (the device computes in f32), then to bf16 with
+    /// the random bits of (state_seed, `step`, stream `binding + stream`, element).
+    /// `nap_only`: only z and x (what NaP's projection writes).
+    fn round_state(&mut self, step: u32, stream: u32, nap_only: bool) {
+        if self.cfg.state_dtype != StateDtype::Bf16 || (nap_only && self.groups.is_empty()) {
+            return;
+        }
+        let (seed, rounding) = (self.cfg.state_seed, self.cfg.state_rounding);
+        for &s in KindSpec::new(&self.cfg).state {
+            if nap_only && !matches!(s, State::Z | State::X) {
+                continue;
+            }
+            let key = bf16::stream_key(seed, step, s.binding() + stream);
+            let seqs = match s {
+                State::Z => &mut self.z,
+                State::V => &mut self.v,
+                State::M => &mut self.m,
+                State::X => &mut self.x,
+            };
+            for (seq, &offset) in seqs.iter_mut().zip(&self.offsets) {
+                for (j, v) in seq.iter_mut().enumerate() {
+                    *v = bf16::round(*v as f32, rounding, key, (offset + j) as u32) as f64;
+                }
+            }
+        }
+    }
+
     // ----- section 9: NaP ------------------------------------------------------------
 
     /// Projects every NaP group back to its norm rho, as section 9 defines it per kind.
@@ -708,6 +761,25 @@ fn sf_plus_beta(cfg: &OptimConfig, k: u64) -> f64 {
     }
     let q = (k as f64 / n as f64).min(1.0);
     1.0 - ((1.0 - q) * (1.0 - cfg.sf_beta1).ln() + q * (1.0 - cfg.sf_beta1_max).ln()).exp()
+}
+
+/// `v` as f32, rounded to the nearest bf16 (where bf16 state starts).
+fn nearest_bf16(v: f64) -> f64 {
+    bf16::round(v as f32, Rounding::Nearest, 0, 0) as f64
+}
+
+/// Each tensor's offset in the arena the device lays out for them (decayed
+/// tensors first, each aligned to [`crate::arena::ALIGN`]).
+fn arena_offsets(tensors: &[TensorState]) -> Result<Vec<usize>> {
+    let specs: Vec<TensorSpec> = tensors
+        .iter()
+        .map(|t| TensorSpec {
+            decay: t.decay,
+            ..TensorSpec::new(&t.name, &[t.y.len().max(1)])
+        })
+        .collect();
+    let layout = Layout::new(&specs, u64::MAX)?;
+    Ok(layout.slots.iter().map(|s| s.offset).collect())
 }
 
 /// `lerp(a, b, w) = a + w (b - a)`, evaluated as PyTorch does so that it is exact at w = 1.
@@ -881,5 +953,82 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// bf16 state: every state value the kind keeps is a bf16 after each step;
+    /// the same seed gives the same state and another seed another; a reference
+    /// restarted from its state mid-run ends bit-identical (a resume).
+    #[test]
+    fn bf16_state_is_bf16_and_resumes_bit_identically() {
+        let is_bf16 = |v: f64| v as f32 as f64 == v && (v as f32).to_bits() & 0xffff == 0;
+        for (kind, rounding) in [
+            (Kind::AdamwSf, Rounding::Stochastic),
+            (Kind::SfPlus, Rounding::Stochastic),
+            (Kind::Adamw, Rounding::Nearest),
+            (Kind::SgdSf, Rounding::Nearest),
+        ] {
+            let mut cfg = OptimConfig::new(kind);
+            cfg.state_dtype = StateDtype::Bf16;
+            cfg.state_rounding = rounding;
+            cfg.state_seed = 11;
+            cfg.weight_decay = 0.01;
+            let nap = NapConfig {
+                groups: vec![NapGroup {
+                    tensors: vec!["a".into()],
+                    rho: None,
+                }],
+            };
+            let run = |cfg: &OptimConfig, steps: u64| {
+                let mut r = Reference::new(cfg, &params(), &[true, false], Some(&nap)).unwrap();
+                for k in 0..steps {
+                    r.step(&grads(k), Some(1.0 + k as f64)).unwrap();
+                }
+                r
+            };
+            let whole = run(&cfg, 6);
+            let st = whole.state();
+            for t in &st.tensors {
+                for seq in [&t.z, &t.x, &t.m, &t.v] {
+                    assert!(seq.iter().all(|&v| is_bf16(v)), "{kind}: {} not bf16: {seq:?}", t.name);
+                }
+            }
+            let mut resumed = Reference::from_state(&run(&cfg, 3).state()).unwrap();
+            for k in 3..6 {
+                resumed.step(&grads(k), Some(1.0 + k as f64)).unwrap();
+            }
+            assert_eq!(resumed.state(), st, "{kind}: resume");
+            let mut other = cfg.clone();
+            other.state_seed = 12;
+            let differs = run(&other, 6).state().tensors != st.tensors;
+            assert_eq!(differs, rounding == Rounding::Stochastic, "{kind}: seed");
+            cfg.state_dtype = StateDtype::F32;
+            cfg.state_rounding = Rounding::Stochastic;
+            cfg.state_seed = 0;
+            assert_ne!(
+                run(&cfg, 6).state().tensors,
+                st.tensors,
+                "{kind}: bf16 changes the state"
+            );
+        }
+    }
+
+    #[test]
+    fn rounding_settings_are_refused_with_f32_state() {
+        let mut cfg = OptimConfig::new(Kind::AdamwSf);
+        cfg.state_rounding = Rounding::Nearest;
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("optimizer.state_rounding"));
+        cfg.state_rounding = Rounding::Stochastic;
+        cfg.state_seed = 3;
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("optimizer.state_seed"));
+        cfg.state_dtype = StateDtype::Bf16;
+        cfg.validate().unwrap();
     }
 }

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::json::{array, boolean, count, number};
+use crate::optim::bf16::{Rounding, StateDtype};
 use crate::optim::config::{Kind, OptimConfig, Schedule};
 
 /// One setting and the kinds that take it.
@@ -476,6 +477,53 @@ pub const SETTINGS: &[Setting] = &[
             name: "sf-window",
             example: &["--sf-window", "2"],
         }),
+    },
+    Setting {
+        name: "state_dtype",
+        kinds: &Kind::ALL,
+        what: "state precision",
+        why_not: &[],
+        holder: Holder::Field {
+            given: |c| c.state_dtype != StateDtype::F32,
+            read: |c, v, p| {
+                c.state_dtype = serde_json::from_value(v.clone())
+                    .map_err(|_| Error::invalid(p, format!("must be \"f32\" or \"bf16\", got {v}")))?;
+                Ok(())
+            },
+        },
+        // `--state-dtype` comes with bf16 state on the device (issue 28).
+        flag: None,
+    },
+    Setting {
+        name: "state_rounding",
+        kinds: &Kind::ALL,
+        what: "state rounding",
+        why_not: &[],
+        holder: Holder::Field {
+            given: |c| c.state_rounding != Rounding::Stochastic,
+            read: |c, v, p| {
+                c.state_rounding = serde_json::from_value(v.clone())
+                    .map_err(|_| Error::invalid(p, format!("must be \"stochastic\" or \"nearest\", got {v}")))?;
+                Ok(())
+            },
+        },
+        flag: None,
+    },
+    Setting {
+        name: "state_seed",
+        kinds: &Kind::ALL,
+        what: "state rounding seed",
+        why_not: &[],
+        holder: Holder::Field {
+            given: |c| c.state_seed != 0,
+            read: |c, v, p| {
+                let n = count(v, p)?;
+                c.state_seed =
+                    u32::try_from(n).map_err(|_| Error::invalid(p, format!("must fit in 32 bits, got {n}")))?;
+                Ok(())
+            },
+        },
+        flag: None,
     },
     Setting {
         name: "sf-beta",

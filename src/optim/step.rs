@@ -51,6 +51,12 @@ impl GpuOptimizer {
     /// initial values (z and x start there; NaP's rho is measured there).
     pub fn new(gpu: &Gpu, arena: &Arena, cfg: &OptimConfig, nap: Option<&NapConfig>) -> Result<GpuOptimizer> {
         cfg.validate()?;
+        if cfg.state_dtype == crate::optim::bf16::StateDtype::Bf16 {
+            return Err(Error::invalid(
+                "optimizer.state_dtype",
+                "bf16 state is not on the device yet",
+            ));
+        }
         let spec = KindSpec::new(cfg);
         let host = HostScalars::new(cfg);
         let layout = &arena.layout;
