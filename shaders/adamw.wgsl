@@ -6,8 +6,6 @@
 @group(0) @binding(1) var<uniform> seg: Seg;
 @group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> g: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read_write> v: array<vec4<f32>>;
-@group(0) @binding(6) var<storage, read_write> m: array<vec4<f32>>;
 
 @compute @workgroup_size(256)
 fn adamw_step(
@@ -17,10 +15,10 @@ fn adamw_step(
 ) {
     for (var i = elem_first(lid.x, wid.x); i < seg.n_vec4; i = elem_next(i, nwg.x)) {
         let gi = g[i];
-        let mi = s.b1 * m[i] + (1.0 - s.b1) * gi;
-        let vi = s.b2 * v[i] + (1.0 - s.b2) * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
+        let mi = s.b1 * m_at(i) + (1.0 - s.b1) * gi;
+        let vi = s.b2 * v_at(i) + (1.0 - s.b2) * gi * gi;
+        set_m(i, mi, 0u);
+        set_v(i, vi, 0u);
         let d = sqrt(vi * s.inv_bc2) + s.eps;
         let w = y[i] * (1.0 - s.gamma * select(0.0, s.wd, i < seg.wd_end));
         let y_new = w - s.gamma * (mi * s.inv_bc1) / d;

@@ -24,8 +24,8 @@ struct Step {
     skip: u32,          // sf_plus: 1 when the step must not touch the weights
     step: u32,          // this step's number, from 1 (what health flags record)
     growth: f32,        // sf_plus: the Polyak step's largest growth per step; 0: no cap (the reference)
-    pad0: u32,
-    pad1: u32,
+    seed: u32,          // bf16 state: state_seed, the seed of stochastic rounding's bits
+    rounding: u32,      // bf16 state: 0 stochastic, 1 to nearest
     pad2: u32,
 }
 
@@ -34,7 +34,11 @@ struct Seg {
     n_vec4: u32,        // vec4s in this segment
     wd_end: u32,        // vec4s [0, wd_end) of this segment take weight decay
     piece_base: u32,    // first piece slot of this segment (chunk passes)
+    first_vec4: u32,    // the segment's first vec4 in the arena (bf16 state's element numbers)
+    state_base: u32,    // bf16 state: the segment's first word pair in its bound range
     pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 // A piece of a reduction chunk: at most 32 vec4s of one tensor (src/optim/chunks.rs).

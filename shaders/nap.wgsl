@@ -20,8 +20,6 @@ const MIN_NORM: f32 = 1e-12;
 @group(0) @binding(0) var<storage, read> s: Step;
 @group(0) @binding(1) var<uniform> seg: Seg;
 @group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> z: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read_write> x: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read> partials: array<vec2<f32>>;
 @group(0) @binding(9) var<storage, read> pieces: array<Piece>;
 @group(0) @binding(10) var<storage, read_write> groups: array<Group>;
@@ -66,7 +64,7 @@ fn norms_sf(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id)
         let j = piece_vec4(lid.x, t);
         if j < p.len {
             let i = p.offset + j;
-            let zi = z[i];
+            let zi = z_at(i);
             let xi = x_of(y[i], zi, s.beta);
             acc += vec2<f32>(dot(zi, zi), dot(xi, xi));
         }
@@ -84,8 +82,8 @@ fn norms_plus(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
         let j = piece_vec4(lid.x, t);
         if j < p.len {
             let i = p.offset + j;
-            let zi = z[i];
-            let xi = x[i];
+            let zi = z_at(i);
+            let xi = x_at(i);
             acc += vec2<f32>(dot(zi, zi), dot(xi, xi));
         }
     }
@@ -146,10 +144,10 @@ fn project_sf(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
         let j = piece_vec4(lid.x, t);
         if j < p.len {
             let i = p.offset + j;
-            let zi = z[i];
+            let zi = z_at(i);
             let xi = x_of(y[i], zi, s.beta);
             let zp = k.x * zi;
-            z[i] = zp;
+            set_z(i, zp, NAP_STREAM);
             y[i] = y_of(k.y * xi, zp, s.beta);
         }
     }
@@ -164,10 +162,10 @@ fn project_plus(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
         let j = piece_vec4(lid.x, t);
         if j < p.len {
             let i = p.offset + j;
-            let zp = k.x * z[i];
-            let xp = k.y * x[i];
-            z[i] = zp;
-            x[i] = xp;
+            let zp = k.x * z_at(i);
+            let xp = k.y * x_at(i);
+            set_z(i, zp, NAP_STREAM);
+            set_x(i, xp, NAP_STREAM);
             y[i] = y_of(xp, zp, s.beta);
         }
     }

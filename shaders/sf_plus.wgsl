@@ -6,10 +6,6 @@
 @group(0) @binding(1) var<uniform> seg: Seg;
 @group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> g: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> z: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read_write> v: array<vec4<f32>>;
-@group(0) @binding(6) var<storage, read_write> m: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read_write> x: array<vec4<f32>>;
 @group(0) @binding(9) var<storage, read> pieces: array<Piece>;
 @group(0) @binding(20) var<storage, read_write> lanes: array<vec2<f32>>;
 
@@ -25,7 +21,7 @@ fn plus_sums(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id
         if j < p.len {
             let i = p.offset + j;
             let gi = g[i];
-            acc += vec2<f32>(dot(abs(gi), vec4<f32>(1.0)), dot(gi, z[i] - x[i]));
+            acc += vec2<f32>(dot(abs(gi), vec4<f32>(1.0)), dot(gi, z_at(i) - x_at(i)));
         }
     }
     lanes[lane_slot(slot, lid.x)] = acc;
@@ -45,17 +41,17 @@ fn plus_step(
     for (var i = elem_first(lid.x, wid.x); i < seg.n_vec4; i = elem_next(i, nwg.x)) {
         let gi = g[i];
         let yi = y[i];
-        let mi = s.b1 * m[i] + (1.0 - s.b1) * gi;
-        let vi = s.b2 * v[i] + (1.0 - s.b2) * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
+        let mi = s.b1 * m_at(i) + (1.0 - s.b1) * gi;
+        let vi = s.b2 * v_at(i) + (1.0 - s.b2) * gi * gi;
+        set_m(i, mi, 0u);
+        set_v(i, vi, 0u);
         let d = sqrt(vi * s.inv_bc2) + s.eps;
-        var zi = z[i] - s.gamma * s.gamma * select(0.0, s.wd, i < seg.wd_end) * yi;
+        var zi = z_at(i) - s.gamma * s.gamma * select(0.0, s.wd, i < seg.wd_end) * yi;
         zi -= s.gamma * (mi * s.inv_bc1) / d;
-        let xi = (1.0 - s.c) * x[i] + s.c * zi;
+        let xi = (1.0 - s.c) * x_at(i) + s.c * zi;
         let y_new = y_of(xi, zi, s.beta);
-        z[i] = zi;
-        x[i] = xi;
+        set_z(i, zi, 0u);
+        set_x(i, xi, 0u);
         y[i] = y_new;
         watch(gi, y_new, abs(zi) + abs(xi) + d);
     }

@@ -8,28 +8,25 @@
 @group(0) @binding(1) var<uniform> seg: Seg;
 @group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> g: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> z: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read_write> v: array<vec4<f32>>;
-@group(0) @binding(6) var<storage, read_write> m: array<vec4<f32>>;
 
 // u += wd * y; y = lerp(y, z, c) + gamma (beta (1 - c) - 1) u (old z); z -= gamma u.
 // `g` and `state` are passed on to the health sums with what it writes.
 fn sf_update(i: u32, u_raw: vec4<f32>, g_i: vec4<f32>, state: vec4<f32>) {
     let yi = y[i];
-    let zi = z[i];
+    let zi = z_at(i);
     let u = u_raw + select(0.0, s.wd, i < seg.wd_end) * yi;
     let y_new = yi + s.c * (zi - yi) + s.gamma * (s.beta * (1.0 - s.c) - 1.0) * u;
     let z_new = zi - s.gamma * u;
     y[i] = y_new;
-    z[i] = z_new;
+    set_z(i, z_new, 0u);
     watch(g_i, y_new, abs(z_new) + abs(state));
 }
 
 // v = b2 v + (1 - b2) g^2; returns the Adam denominator sqrt(v / (1 - b2^t)) + eps.
 // (A v that overflows leaves y finite, so callers check the denominator.)
 fn adam_denom(i: u32, gi: vec4<f32>) -> vec4<f32> {
-    let vi = s.b2 * v[i] + (1.0 - s.b2) * gi * gi;
-    v[i] = vi;
+    let vi = s.b2 * v_at(i) + (1.0 - s.b2) * gi * gi;
+    set_v(i, vi, 0u);
     return sqrt(vi * s.inv_bc2) + s.eps;
 }
 
@@ -70,8 +67,8 @@ fn adam_sf_momentum_step(
     for (var i = elem_first(lid.x, wid.x); i < seg.n_vec4; i = elem_next(i, nwg.x)) {
         let gi = g[i];
         let d = adam_denom(i, gi);
-        let mi = s.mu * m[i] + (1.0 - s.mu) * gi;
-        m[i] = mi;
+        let mi = s.mu * m_at(i) + (1.0 - s.mu) * gi;
+        set_m(i, mi, 0u);
         sf_update(i, mi * s.inv_bcmu / d, gi, d);
     }
     report_watched();

@@ -27,108 +27,120 @@ pub const COMMON: &str = concat!(
 /// `shaders/health.wgsl` ([`crate::optim::Health`]; `polyak` too, for its
 /// finiteness test), and the files that walk the element loop or convert between
 /// x and y with `shaders/elementwise.wgsl`.
-pub const FILES: &[(&str, &str)] = &[
-    (
-        "sf_step",
-        concat!(
-            include_str!("../../shaders/health.wgsl"),
-            include_str!("../../shaders/elementwise.wgsl"),
-            include_str!("../../shaders/sf_step.wgsl")
+/// An optimizer kernel file with f32 state and with bf16 state (`<name>_bf16`):
+/// its preludes, the state accessors (`shaders/state_f32.wgsl` or
+/// `shaders/state_bf16.wgsl`), its body.
+macro_rules! optimizer_file {
+    ($name:literal, [$($prelude:literal),*]) => {
+        [
+            (
+                $name,
+                concat!(
+                    $(include_str!(concat!("../../shaders/", $prelude, ".wgsl")),)*
+                    include_str!("../../shaders/state_f32.wgsl"),
+                    include_str!(concat!("../../shaders/", $name, ".wgsl"))
+                ),
+            ),
+            (
+                concat!($name, "_bf16"),
+                concat!(
+                    $(include_str!(concat!("../../shaders/", $prelude, ".wgsl")),)*
+                    include_str!("../../shaders/state_bf16.wgsl"),
+                    include_str!(concat!("../../shaders/", $name, ".wgsl"))
+                ),
+            ),
+        ]
+    };
+}
+
+/// The suffix of an optimizer file's bf16-state variant (`sf_step_bf16`).
+pub const BF16_SUFFIX: &str = "_bf16";
+
+/// Every built-in kernel file: (name, source without the common prelude). The
+/// optimizer files that check for values that are not finite start with
+/// `shaders/health.wgsl` ([`crate::optim::Health`]; `polyak` too, for its
+/// finiteness test), and the files that walk the element loop or convert between
+/// x and y with `shaders/elementwise.wgsl`. The files that touch the state
+/// buffers come twice, with f32 and with bf16 state ([`BF16_SUFFIX`]).
+pub const FILES: &[(&str, &str)] = &{
+    const STATE: [[(&str, &str); 2]; 6] = [
+        optimizer_file!("sf_step", ["health", "elementwise"]),
+        optimizer_file!("adamw", ["health", "elementwise"]),
+        optimizer_file!("sf_plus", ["health", "elementwise"]),
+        optimizer_file!("nap", ["health", "elementwise"]),
+        optimizer_file!("mode", ["elementwise"]),
+        optimizer_file!("export", ["elementwise"]),
+    ];
+    const OTHER: [(&str, &str); 13] = [
+        (
+            "polyak",
+            concat!(
+                include_str!("../../shaders/health.wgsl"),
+                include_str!("../../shaders/polyak.wgsl")
+            ),
         ),
-    ),
-    (
-        "adamw",
-        concat!(
-            include_str!("../../shaders/health.wgsl"),
-            include_str!("../../shaders/elementwise.wgsl"),
-            include_str!("../../shaders/adamw.wgsl")
+        ("chunks", include_str!("../../shaders/chunks.wgsl")),
+        // Layers (`nn`): each file numbers its own bindings, listed at its top.
+        (
+            "linear",
+            concat!(
+                include_str!("../../shaders/matmul.wgsl"),
+                include_str!("../../shaders/linear.wgsl")
+            ),
         ),
-    ),
-    (
-        "sf_plus",
-        concat!(
-            include_str!("../../shaders/health.wgsl"),
-            include_str!("../../shaders/elementwise.wgsl"),
-            include_str!("../../shaders/sf_plus.wgsl")
+        // The subgroup matmul, compiled only where `Gpu::subgroup_matmul` holds.
+        (
+            "linear_subgroup",
+            concat!(
+                include_str!("../../shaders/matmul.wgsl"),
+                include_str!("../../shaders/linear_subgroup.wgsl")
+            ),
         ),
-    ),
-    (
-        "polyak",
-        concat!(
-            include_str!("../../shaders/health.wgsl"),
-            include_str!("../../shaders/polyak.wgsl")
+        ("norm", include_str!("../../shaders/norm.wgsl")),
+        ("activation", include_str!("../../shaders/activation.wgsl")),
+        ("loss", include_str!("../../shaders/loss.wgsl")),
+        ("embedding", include_str!("../../shaders/embedding.wgsl")),
+        ("attention", include_str!("../../shaders/attention.wgsl")),
+        ("residual", include_str!("../../shaders/residual.wgsl")),
+        // The reinforcement-learning environments (`rl`): `rl.wgsl`'s bindings,
+        // bookkeeping and generator, then one environment's dynamics.
+        (
+            "cartpole",
+            concat!(
+                include_str!("../../shaders/rl.wgsl"),
+                include_str!("../../shaders/cartpole.wgsl")
+            ),
         ),
-    ),
-    ("chunks", include_str!("../../shaders/chunks.wgsl")),
-    (
-        "nap",
-        concat!(
-            include_str!("../../shaders/health.wgsl"),
-            include_str!("../../shaders/elementwise.wgsl"),
-            include_str!("../../shaders/nap.wgsl")
+        (
+            "acrobot",
+            concat!(
+                include_str!("../../shaders/rl.wgsl"),
+                include_str!("../../shaders/acrobot.wgsl")
+            ),
         ),
-    ),
-    (
-        "mode",
-        concat!(
-            include_str!("../../shaders/elementwise.wgsl"),
-            include_str!("../../shaders/mode.wgsl")
+        // `sfnap bench`'s bandwidth reference (numbers its own bindings).
+        (
+            "bench",
+            concat!(
+                include_str!("../../shaders/elementwise.wgsl"),
+                include_str!("../../shaders/bench.wgsl")
+            ),
         ),
-    ),
-    (
-        "export",
-        concat!(
-            include_str!("../../shaders/elementwise.wgsl"),
-            include_str!("../../shaders/export.wgsl")
-        ),
-    ),
-    // Layers (`nn`): each file numbers its own bindings, listed at its top.
-    (
-        "linear",
-        concat!(
-            include_str!("../../shaders/matmul.wgsl"),
-            include_str!("../../shaders/linear.wgsl")
-        ),
-    ),
-    // The subgroup matmul, compiled only where `Gpu::subgroup_matmul` holds.
-    (
-        "linear_subgroup",
-        concat!(
-            include_str!("../../shaders/matmul.wgsl"),
-            include_str!("../../shaders/linear_subgroup.wgsl")
-        ),
-    ),
-    ("norm", include_str!("../../shaders/norm.wgsl")),
-    ("activation", include_str!("../../shaders/activation.wgsl")),
-    ("loss", include_str!("../../shaders/loss.wgsl")),
-    ("embedding", include_str!("../../shaders/embedding.wgsl")),
-    ("attention", include_str!("../../shaders/attention.wgsl")),
-    ("residual", include_str!("../../shaders/residual.wgsl")),
-    // The reinforcement-learning environments (`rl`): `rl.wgsl`'s bindings,
-    // bookkeeping and generator, then one environment's dynamics.
-    (
-        "cartpole",
-        concat!(
-            include_str!("../../shaders/rl.wgsl"),
-            include_str!("../../shaders/cartpole.wgsl")
-        ),
-    ),
-    (
-        "acrobot",
-        concat!(
-            include_str!("../../shaders/rl.wgsl"),
-            include_str!("../../shaders/acrobot.wgsl")
-        ),
-    ),
-    // `sfnap bench`'s bandwidth reference (numbers its own bindings).
-    (
-        "bench",
-        concat!(
-            include_str!("../../shaders/elementwise.wgsl"),
-            include_str!("../../shaders/bench.wgsl")
-        ),
-    ),
-];
+    ];
+    let mut all = [("", ""); 25];
+    let mut i = 0;
+    while i < 6 {
+        all[2 * i] = STATE[i][0];
+        all[2 * i + 1] = STATE[i][1];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < 13 {
+        all[12 + j] = OTHER[j];
+        j += 1;
+    }
+    all
+};
 
 /// The kernel files that need subgroup operations (`Features::SUBGROUP`): compiled
 /// only where [`Gpu::subgroup_matmul`] holds. Every other file keeps to the portable
@@ -139,7 +151,8 @@ pub const SUBGROUP_FILES: &[&str] = &["linear_subgroup"];
 /// group 0) it uses. The optimizer's own are named constants, so a kind's
 /// description ([`crate::optim::KindSpec`]) refers to its kernels by name, not
 /// by two strings: a typo does not compile, and `tests/shaders.rs` holds every
-/// entry of [`ENTRIES`] to the shader it names.
+/// entry of [`ENTRIES`] to the shader it names. An entry of an optimizer file
+/// stands for its bf16-state variant too ([`Entry::with_state`]), with the same bindings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
     /// The kernel file ([`FILES`]).
@@ -184,6 +197,29 @@ impl Entry {
     pub const TO_EVAL: Entry = Entry::new("mode", "to_eval", &[0, 1, 2, 4]);
     /// `mode.wgsl`'s `to_train`.
     pub const TO_TRAIN: Entry = Entry::new("mode", "to_train", &[0, 1, 2, 4]);
+    /// `mode.wgsl`'s `z_from_params` (bf16 state's start).
+    pub const Z_FROM_PARAMS: Entry = Entry::new("mode", "z_from_params", &[1, 2, 4]);
+    /// `mode.wgsl`'s `x_from_params` (bf16 state's start).
+    pub const X_FROM_PARAMS: Entry = Entry::new("mode", "x_from_params", &[1, 2, 7]);
+    /// `mode.wgsl`'s `params_from_x` (sf_plus's eval mode with bf16 state).
+    pub const PARAMS_FROM_X: Entry = Entry::new("mode", "params_from_x", &[1, 2, 7]);
+    /// `export.wgsl`'s `x_into`.
+    pub const X_INTO: Entry = Entry::new("export", "x_into", &[0, 1, 2, 4, 18]);
+    /// `export.wgsl`'s `x_copy_into` (sf_plus's x export with bf16 state).
+    pub const X_COPY_INTO: Entry = Entry::new("export", "x_copy_into", &[1, 7, 18]);
+
+    /// The same entry point in the file variant for bf16 state where `bf16`
+    /// holds (the `_bf16` file; files that touch no state have one variant).
+    pub fn with_state(self, bf16: bool) -> Entry {
+        if !bf16 {
+            return self;
+        }
+        let name = format!("{}{BF16_SUFFIX}", self.file);
+        match FILES.iter().find(|(n, _)| *n == name) {
+            Some((file, _)) => Entry { file, ..self },
+            None => self,
+        }
+    }
 }
 
 /// Every built-in entry point with the bindings it uses. In the
@@ -212,7 +248,11 @@ pub const ENTRIES: &[Entry] = &[
     Entry::PROJECT_PLUS,
     Entry::TO_EVAL,
     Entry::TO_TRAIN,
-    Entry::new("export", "x_into", &[0, 1, 2, 4, 18]),
+    Entry::Z_FROM_PARAMS,
+    Entry::X_FROM_PARAMS,
+    Entry::PARAMS_FROM_X,
+    Entry::X_INTO,
+    Entry::X_COPY_INTO,
     Entry::new("linear", "matmul", &[0, 1, 2, 4]),
     Entry::new("linear", "matmul_bias", &[0, 1, 2, 3, 4]),
     Entry::new("linear", "matmul_block", &[0, 1, 2, 4]),
@@ -312,6 +352,7 @@ pub(crate) struct Kernels(Mutex<Cache>);
 
 /// The bindings entry `entry` of a built-in file uses.
 fn builtin_bindings(file: &str, entry: &str) -> Option<&'static [u32]> {
+    let file = file.strip_suffix(BF16_SUFFIX).unwrap_or(file);
     ENTRIES
         .iter()
         .find(|e| e.file == file && e.name == entry)

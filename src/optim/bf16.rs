@@ -84,6 +84,21 @@ pub fn round(v: f32, rounding: Rounding, key: u32, element: u32) -> f32 {
     widen(round_bits(v, rounding, random_bits(key, element)))
 }
 
+/// The first `len` values of bf16 state words (two to a word, the even element
+/// in the low half), widened.
+pub fn unpack(words: &[u32], len: usize) -> Vec<f32> {
+    words
+        .iter()
+        .flat_map(|&w| [f32::from_bits(w << 16), f32::from_bits(w & 0xffff_0000)])
+        .take(len)
+        .collect()
+}
+
+/// (first word, words) of a tensor at arena offset `offset` (even) of `len` values.
+pub fn words_of(offset: usize, len: usize) -> (usize, usize) {
+    (offset / 2, len.div_ceil(2))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

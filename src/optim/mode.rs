@@ -8,6 +8,7 @@
 use crate::arena::Arena;
 use crate::error::Result;
 use crate::gpu::buffers::range;
+use crate::gpu::kernels::Entry;
 use crate::gpu::{Dispatch, Gpu};
 use crate::optim::plan::elem_workgroups;
 use crate::optim::spec::{State, XRule};
@@ -40,14 +41,9 @@ impl GpuOptimizer {
     pub fn x_export(&self, gpu: &Gpu, arena: &Arena, dst: &wgpu::Buffer) -> Result<XExport> {
         let bytes = arena.layout.bytes();
         let (pass, copy_from) = match self.spec().x {
-            XRule::Interpolated { .. } => {
-                let calls = self.plan.segments.iter().enumerate().map(|(i, s)| {
-                    let (o, n) = (s.start as u64 * 4, s.len as u64 * 4);
-                    let res = self.plan.resources(arena, i, &[(18, range(dst, o, n))]);
-                    (res, [elem_workgroups(s.len / 4), 1, 1])
-                });
-                (Some(gpu.dispatch_each("export", "x_into", calls)?), None)
-            }
+            XRule::Interpolated { .. } => (Some(self.export_pass(gpu, arena, dst, Entry::X_INTO)?), None),
+            // bf16 state: x is widened on its way.
+            XRule::Explicit if self.plan.bf16 => (Some(self.export_pass(gpu, arena, dst, Entry::X_COPY_INTO)?), None),
             XRule::Explicit => (None, self.state(State::X).cloned()),
             XRule::Params => (None, Some(arena.params.clone())),
         };
@@ -59,16 +55,27 @@ impl GpuOptimizer {
         })
     }
 
+    /// `entry` of `export.wgsl` over every segment, writing into `dst`.
+    fn export_pass(&self, gpu: &Gpu, arena: &Arena, dst: &wgpu::Buffer, entry: Entry) -> Result<Dispatch> {
+        let entry = entry.with_state(self.plan.bf16);
+        let calls = self.plan.segments.iter().enumerate().map(|(i, s)| {
+            let (o, n) = (s.start as u64 * 4, s.len as u64 * 4);
+            let res = self.plan.resources(arena, i, &[(18, range(dst, o, n))]);
+            (res, [elem_workgroups(s.len / 4), 1, 1])
+        });
+        gpu.dispatch_each(entry.file, entry.name, calls)
+    }
+
     /// Puts x in the parameter buffer (a no-op for adamw).
     pub fn eval(&mut self, gpu: &Gpu, arena: &Arena) {
         if self.mode == Mode::Eval {
             return;
         }
         gpu.submit(|enc| {
-            if let Some(x) = self.state(State::X) {
-                enc.copy_buffer_to_buffer(x, 0, &arena.params, 0, arena.layout.bytes());
-            } else if let Some(p) = &self.to_eval {
+            if let Some(p) = &self.to_eval {
                 p.record(&mut enc.begin_compute_pass(&Default::default()));
+            } else if let Some(x) = self.state(State::X) {
+                enc.copy_buffer_to_buffer(x, 0, &arena.params, 0, arena.layout.bytes());
             }
         });
         self.mode = Mode::Eval;

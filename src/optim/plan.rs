@@ -30,7 +30,9 @@ struct SegInfo {
     n_vec4: u32,
     wd_end: u32,
     piece_base: u32,
-    pad0: u32,
+    first_vec4: u32,
+    state_base: u32,
+    pad: [u32; 3],
 }
 
 /// Workgroups of an element pass over `n_vec4` vec4s.
@@ -69,20 +71,46 @@ pub(crate) struct Plan {
     pub state: Vec<(State, wgpu::Buffer)>,
     /// The health flags the step's passes set ([`Health`]).
     pub health: wgpu::Buffer,
+    /// Whether the state buffers hold bf16 (two to a word; `shaders/state_bf16.wgsl`).
+    pub bf16: bool,
+    /// bf16 state: each segment's binding range of a state buffer (offset,
+    /// size), from an offset the device can bind at.
+    state_ranges: Vec<(u64, u64)>,
 }
 
 impl Plan {
     /// Uploads the tables; `group_of_tensor` gives each tensor's NaP group (or
     /// `NO_GROUP`); state buffers that start at the parameters are copied from them.
-    pub fn new(gpu: &Gpu, arena: &Arena, state: &[State], group_of_tensor: &[u32], first: StepScalars) -> Result<Plan> {
+    /// With `bf16`, the state buffers hold bf16 and start at the parameters
+    /// rounded to nearest (z, x) or at 0.
+    pub fn new(
+        gpu: &Gpu,
+        arena: &Arena,
+        state: &[State],
+        group_of_tensor: &[u32],
+        first: StepScalars,
+        bf16: bool,
+    ) -> Result<Plan> {
         let layout = &arena.layout;
         let tables = ChunkTables::new(layout, group_of_tensor);
         let bytes = layout.bytes();
+        let align = u64::from(gpu.device.limits().min_storage_buffer_offset_alignment);
+        // A bf16 segment's range starts at the aligned offset at or below its first
+        // word; its vec4 i is word pair `state_base + i` there.
+        let state_ranges: Vec<(u64, u64)> = layout
+            .segments
+            .iter()
+            .map(|s| {
+                let start = s.start as u64 * 2;
+                let from = start / align * align;
+                (from, s.len as u64 * 2 + (start - from))
+            })
+            .collect();
         let state = state
             .iter()
             .map(|&s| {
-                let b = gpu.storage(s.name(), bytes);
-                if s.starts_at_params() {
+                let b = gpu.storage(s.name(), if bf16 { bytes / 2 } else { bytes });
+                if s.starts_at_params() && !bf16 {
                     gpu.submit(|enc| enc.copy_buffer_to_buffer(&arena.params, 0, &b, 0, bytes));
                 }
                 (s, b)
@@ -92,12 +120,19 @@ impl Plan {
             .segments
             .iter()
             .zip(&tables.segments)
-            .map(|(s, &(piece_base, _))| {
+            .zip(&state_ranges)
+            .map(|((s, &(piece_base, _)), &(from, _))| {
                 let info = SegInfo {
                     n_vec4: (s.len / 4) as u32,
                     wd_end: ((layout.wd_end.clamp(s.start, s.start + s.len) - s.start) / 4) as u32,
                     piece_base,
-                    pad0: 0,
+                    first_vec4: (s.start / 4) as u32,
+                    state_base: if bf16 {
+                        ((s.start as u64 * 2 - from) / 8) as u32
+                    } else {
+                        0
+                    },
+                    pad: [0; 3],
                 };
                 gpu.uniform("segment", &info)
             })
@@ -111,7 +146,7 @@ impl Plan {
             &[(8, whole(&partials)), (20, whole(&lanes)), (21, whole(&chunks))],
             [tables.chunks.len().div_ceil(64) as u32, 1, 1],
         )?;
-        Ok(Plan {
+        let plan = Plan {
             segments: layout.segments.clone(),
             chunk_workgroups: tables.segments.iter().map(|s| s.1).collect(),
             step_buf: gpu.storage_init("step", &[first]),
@@ -123,7 +158,17 @@ impl Plan {
             chunk_sums,
             state,
             health: gpu.storage_init("health", &[Health::CLEAR]),
-        })
+            bf16,
+            state_ranges,
+        };
+        if bf16 {
+            for (s, entry) in [(State::Z, Entry::Z_FROM_PARAMS), (State::X, Entry::X_FROM_PARAMS)] {
+                if plan.get(s).is_some() {
+                    gpu.run(&[&plan.per_segment(gpu, arena, entry, &[], Grid::Elements)?]);
+                }
+            }
+        }
+        Ok(plan)
     }
 
     /// State buffer `s`, if the kind keeps it.
@@ -147,7 +192,8 @@ impl Plan {
             (19, whole(&self.health)),
             (20, whole(&self.lanes)),
         ];
-        r.extend(self.state.iter().map(|(s, b)| (s.binding(), range(b, o, n))));
+        let (so, sn) = if self.bf16 { self.state_ranges[i] } else { (o, n) };
+        r.extend(self.state.iter().map(|(s, b)| (s.binding(), range(b, so, sn))));
         r.extend(extra.iter().cloned());
         r
     }
@@ -165,6 +211,7 @@ impl Plan {
             Grid::Elements => elem_workgroups(self.segments[i].len / 4),
             Grid::Chunks => self.chunk_workgroups[i],
         };
+        let entry = entry.with_state(self.bf16);
         gpu.dispatch_each(
             entry.file,
             entry.name,

@@ -357,7 +357,7 @@ impl Reference {
             Kind::SfPlus => self.step_sf_plus(grads, loss)?,
             Kind::Adamw => self.step_adamw(grads),
         }
-        let step = (self.k + 1) as u32;
+        let step = u32::try_from(self.k + 1).unwrap_or(u32::MAX);
         self.round_state(step, 0, false);
         self.k += 1;
         self.project_groups();

@@ -4,6 +4,7 @@
 //! `sf_plus` the host fills in what does not depend on device data (beta_k, bias
 //! corrections, t^r); the scalar kernel adds gamma and c on the device.
 
+use crate::optim::bf16::Rounding;
 use crate::optim::config::{Kind, OptimConfig};
 
 /// `max(c, 1 / window)` when a window is set (`window` 0: `c` unchanged): the
@@ -65,8 +66,15 @@ pub struct StepScalars {
     pub step: u32,
     /// sf_plus: the Polyak step's largest growth factor per step (0: no cap, the reference).
     pub growth: f32,
-    /// Padding to 16 bytes.
-    pub pad: [u32; 3],
+    /// bf16 state: `state_seed`, the seed of stochastic rounding's bits (0 for f32 state).
+    #[serde(default)]
+    pub seed: u32,
+    /// bf16 state: 0 stochastic rounding, 1 to nearest.
+    #[serde(default)]
+    pub rounding: u32,
+    /// Padding to 16 bytes (not serialized).
+    #[serde(skip)]
+    pub pad: u32,
 }
 
 impl StepScalars {
@@ -229,6 +237,8 @@ impl HostScalars {
             eps: c.eps as f32,
             adaptive: 1.0,
             step: u32::try_from(k + 1).unwrap_or(u32::MAX),
+            seed: c.state_seed,
+            rounding: u32::from(c.state_rounding == Rounding::Nearest),
             ..Default::default()
         };
         match c.kind {

@@ -11,6 +11,7 @@
 use crate::arena::Arena;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Packed, PackedReadback, Part, PendingRead};
+use crate::optim::bf16;
 use crate::optim::plus::PlusState;
 use crate::optim::reference::{GroupState, ReferenceState, TensorState};
 use crate::optim::spec::State;
@@ -34,8 +35,8 @@ pub struct StateReadback {
     pending: PendingRead,
     /// The state with every sequence still empty.
     template: ReferenceState,
-    /// (tensor, sequence name, part) of every sequence.
-    parts: Vec<(usize, &'static str, Part)>,
+    /// (tensor, sequence name, part, its length where it holds bf16 words) of every sequence.
+    parts: Vec<(usize, &'static str, Part, Option<usize>)>,
     plus: Option<(Part, Part)>,
 }
 
@@ -59,16 +60,23 @@ impl GpuOptimizer {
         }
         let host = self.host_scalars();
         let mut packed = PackedReadback::default();
-        let mut buffers: Vec<(&'static str, &wgpu::Buffer)> = vec![("y", &arena.params), ("grads", &arena.grads)];
+        let mut buffers: Vec<(&'static str, &wgpu::Buffer, bool)> =
+            vec![("y", &arena.params, false), ("grads", &arena.grads, false)];
         for s in [State::Z, State::X, State::M, State::V] {
             if let Some(b) = self.state(s) {
-                buffers.push((s.name(), b));
+                buffers.push((s.name(), b, self.state_is_bf16()));
             }
         }
         let mut parts = Vec::new();
         for (ti, slot) in arena.layout.slots.iter().enumerate() {
-            for (name, buffer) in &buffers {
-                parts.push((ti, *name, packed.add_values::<f32>(buffer, slot.offset, slot.len)));
+            for &(name, buffer, bf16) in &buffers {
+                let part = if bf16 {
+                    let (first, words) = bf16::words_of(slot.offset, slot.len);
+                    packed.add_values::<u32>(buffer, first, words)
+                } else {
+                    packed.add_values::<f32>(buffer, slot.offset, slot.len)
+                };
+                parts.push((ti, name, part, bf16.then_some(slot.len)));
             }
         }
         let plus = match (self.plus_state_buffer(), self.loss_buffer()) {
@@ -140,8 +148,12 @@ impl StateReadback {
         let data: Packed = self.pending.read(gpu).await?;
         let mut state = self.template;
         let mut grads = vec![Vec::new(); state.tensors.len()];
-        for (ti, name, part) in self.parts {
-            let values: Vec<f64> = data.values::<f32>(part).into_iter().map(f64::from).collect();
+        for (ti, name, part, bf16_len) in self.parts {
+            let f32s = match bf16_len {
+                Some(len) => bf16::unpack(&data.values::<u32>(part), len),
+                None => data.values::<f32>(part),
+            };
+            let values: Vec<f64> = f32s.into_iter().map(f64::from).collect();
             let t = &mut state.tensors[ti];
             match name {
                 "y" => t.y = values,

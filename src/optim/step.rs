@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::gpu::kernels::Entry;
 use crate::gpu::{Dispatch, Gpu};
 use crate::nap::{GroupReport, NapConfig, NapPlan, NO_GROUP};
+use crate::optim::bf16::{self, StateDtype};
 use crate::optim::config::OptimConfig;
 use crate::optim::health::Health;
 use crate::optim::nap_device::NapDevice;
@@ -51,12 +52,6 @@ impl GpuOptimizer {
     /// initial values (z and x start there; NaP's rho is measured there).
     pub fn new(gpu: &Gpu, arena: &Arena, cfg: &OptimConfig, nap: Option<&NapConfig>) -> Result<GpuOptimizer> {
         cfg.validate()?;
-        if cfg.state_dtype == crate::optim::bf16::StateDtype::Bf16 {
-            return Err(Error::invalid(
-                "optimizer.state_dtype",
-                "bf16 state is not on the device yet",
-            ));
-        }
         let spec = KindSpec::new(cfg);
         let host = HostScalars::new(cfg);
         let layout = &arena.layout;
@@ -64,7 +59,8 @@ impl GpuOptimizer {
         let group_of_tensor = nap_plan
             .as_ref()
             .map_or_else(|| vec![NO_GROUP; layout.slots.len()], |p| p.group_of_tensor.clone());
-        let plan = Plan::new(gpu, arena, spec.state, &group_of_tensor, host.last())?;
+        let bf16 = cfg.state_dtype == StateDtype::Bf16;
+        let plan = Plan::new(gpu, arena, spec.state, &group_of_tensor, host.last(), bf16)?;
 
         let plus = spec
             .device_scalars
@@ -77,8 +73,10 @@ impl GpuOptimizer {
                 Some(plan.per_segment(gpu, arena, Entry::TO_EVAL, &[], Grid::Elements)?),
                 Some(plan.per_segment(gpu, arena, Entry::TO_TRAIN, &[], Grid::Elements)?),
             ),
+            // sf_plus: eval copies x into the parameters, widening bf16 state.
             XRule::Explicit => (
-                None,
+                bf16.then(|| plan.per_segment(gpu, arena, Entry::PARAMS_FROM_X, &[], Grid::Elements))
+                    .transpose()?,
                 Some(plan.per_segment(gpu, arena, Entry::TO_TRAIN, &[], Grid::Elements)?),
             ),
         };
@@ -119,6 +117,11 @@ impl GpuOptimizer {
     /// State buffer `s` (with the arena's layout), if the kind keeps it.
     pub fn state(&self, s: State) -> Option<&wgpu::Buffer> {
         self.plan.get(s)
+    }
+
+    /// Whether the state buffers hold bf16, two to a 32-bit word (else f32).
+    pub fn state_is_bf16(&self) -> bool {
+        self.plan.bf16
     }
 
     /// The state buffers with the arena's layout: (name, buffer), in the kind's order.
@@ -272,13 +275,22 @@ impl GpuOptimizer {
     /// Reads tensor `name` of `buffer`: "params" (y in train mode, x in eval mode),
     /// "z" or "x" (sf_plus's explicit x). Kinds without z or x read the parameters.
     pub async fn read_state_async(&self, gpu: &Gpu, arena: &Arena, buffer: &str, name: &str) -> Result<Vec<f32>> {
-        let buf = match buffer {
-            "params" => &arena.params,
-            "z" => self.state(State::Z).unwrap_or(&arena.params),
-            "x" => self.state(State::X).unwrap_or(&arena.params),
+        let state = match buffer {
+            "params" => None,
+            "z" => self.state(State::Z),
+            "x" => self.state(State::X),
             other => return Err(Error::invalid("buffer", format!("unknown state buffer `{other}`"))),
         };
-        arena.read_from_async(gpu, buf, name).await
+        match state {
+            Some(buf) if self.plan.bf16 => {
+                let slot = arena.layout.slot(name)?;
+                let (first, words) = bf16::words_of(slot.offset, slot.len);
+                let words: Vec<u32> = gpu.read_async(buf, first, words).await?;
+                Ok(bf16::unpack(&words, slot.len))
+            }
+            Some(buf) => arena.read_from_async(gpu, buf, name).await,
+            None => arena.read_from_async(gpu, &arena.params, name).await,
+        }
     }
 }
 
