@@ -45,9 +45,13 @@ use crate::optim::scalars::{HostScalars, StepScalars};
 use crate::optim::GpuOptimizer;
 
 /// The format tag stored in every checkpoint's metadata. Format 3 added the
-/// checksum, format 4 sf_plus's step cap (a longer `opt.step`); older formats
-/// are refused.
-pub const FORMAT: &str = "sfnap-checkpoint-4";
+/// checksum, format 4 sf_plus's step cap (a longer `opt.step`), format 5 bf16
+/// optimizer state (`BF16` state tensors; the step scalars' rounding seed);
+/// format 4 is still read (it holds f32 state only), older formats are refused.
+pub const FORMAT: &str = "sfnap-checkpoint-5";
+
+/// The earlier format still read: the same layout with f32 state only.
+const FORMAT_4: &str = "sfnap-checkpoint-4";
 
 /// The one metadata key: safetensors keeps metadata in a hash map, whose order
 /// changes from run to run, so everything sits under one key as a JSON object
@@ -122,17 +126,31 @@ fn state_name(buffer: &'static str) -> &'static str {
 /// Saves the run's state to `path`. `x` is a buffer holding the exported x weights.
 pub fn save(path: &Path, gpu: &Gpu, arena: &Arena, opt: &GpuOptimizer, x: &wgpu::Buffer, meta: &Meta) -> Result<()> {
     let total = arena.layout.total;
-    let mut whole: Vec<(String, Vec<u8>)> = Vec::new();
-    let state = opt.state_buffers().into_iter().map(|(n, b)| (state_name(n), b));
-    for (prefix, buffer) in [("x", x), ("y", &arena.params)].into_iter().chain(state) {
-        let bytes = gpu.read::<u8>(buffer, 0, total * 4)?;
-        whole.push((prefix.to_string(), bytes));
+    let mut whole: Vec<(String, Vec<u8>, Dtype)> = Vec::new();
+    // bf16 state is stored as it is on the device: two bf16 to a little-endian
+    // word, the even element first, which is safetensors' BF16 layout.
+    let (state_dtype, state_size) = if opt.state_is_bf16() {
+        (Dtype::BF16, 2)
+    } else {
+        (Dtype::F32, 4)
+    };
+    let state = opt
+        .state_buffers()
+        .into_iter()
+        .map(|(n, b)| (state_name(n), b, state_dtype, state_size));
+    for (prefix, buffer, dtype, size) in [("x", x, Dtype::F32, 4), ("y", &arena.params, Dtype::F32, 4)]
+        .into_iter()
+        .chain(state)
+    {
+        let bytes = gpu.read::<u8>(buffer, 0, total * size)?;
+        whole.push((prefix.to_string(), bytes, dtype));
     }
     let mut tensors: Vec<(String, Vec<usize>, Dtype, &[u8])> = Vec::new();
-    for (prefix, bytes) in &whole {
+    for (prefix, bytes, dtype) in &whole {
+        let size = dtype.bitsize() / 8;
         for slot in &arena.layout.slots {
-            let data = &bytes[slot.offset * 4..(slot.offset + slot.len) * 4];
-            tensors.push((format!("{prefix}.{}", slot.name), slot.shape.clone(), Dtype::F32, data));
+            let data = &bytes[slot.offset * size..(slot.offset + slot.len) * size];
+            tensors.push((format!("{prefix}.{}", slot.name), slot.shape.clone(), *dtype, data));
         }
     }
     let scalars: Vec<(String, Vec<u8>)> = opt
@@ -265,10 +283,10 @@ pub fn load_bytes(path: &Path, bytes: Vec<u8>) -> Result<Loaded> {
     let fields: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(json).map_err(|e| ckpt_err(path, format!("metadata: {e}")))?;
     let format: String = field(path, &fields, "format")?;
-    if format != FORMAT {
+    if format != FORMAT && format != FORMAT_4 {
         return Err(ckpt_err(
             path,
-            format!("format `{format}`, expected `{FORMAT}` (earlier formats are not read: format 2 carries no checksum, format 3 a shorter optimizer state)"),
+            format!("format `{format}`, expected `{FORMAT}` (earlier formats but {FORMAT_4} are not read: format 2 carries no checksum, format 3 a shorter optimizer state)"),
         ));
     }
     if let Some(key) = fields.keys().find(|k| !HEADER_FIELDS.contains(&k.as_str())) {
@@ -355,6 +373,15 @@ fn verify_tensors(st: &SafeTensors<'_>) -> std::result::Result<(), String> {
                     return Err(format!("{name}[{i}] is not finite"));
                 }
             }
+            Dtype::BF16 if !name.starts_with("opt.") => {
+                let bad = t
+                    .data()
+                    .chunks_exact(2)
+                    .position(|b| !crate::optim::bf16::widen(u16::from_le_bytes([b[0], b[1]])).is_finite());
+                if let Some(i) = bad {
+                    return Err(format!("{name}[{i}] is not finite"));
+                }
+            }
             Dtype::U8 if name.starts_with("opt.") => {
                 if let Some(fields) = scalar_fields(name, t.data()) {
                     for (field, v) in fields? {
@@ -372,6 +399,14 @@ fn verify_tensors(st: &SafeTensors<'_>) -> std::result::Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Writes a tensor's bf16 bytes (`BF16` data, two bytes a value) into a bf16
+/// state buffer at arena offset `offset` (even), padded with a zero to whole words.
+pub fn write_bf16(gpu: &Gpu, buffer: &wgpu::Buffer, offset: usize, data: &[u8]) {
+    let mut bytes = data.to_vec();
+    bytes.resize(data.len().next_multiple_of(4), 0);
+    gpu.queue.write_buffer(buffer, offset as u64 * 2, &bytes);
 }
 
 /// The host scalars: finite, and their optimizer settings valid.
@@ -429,13 +464,20 @@ impl Loaded {
             }
             Ok(t.data())
         };
-        let mut targets: Vec<(&str, &wgpu::Buffer)> = vec![("y", &arena.params)];
-        targets.extend(opt.state_buffers().into_iter().map(|(n, b)| (state_name(n), b)));
-        for (prefix, buffer) in targets {
+        for slot in &arena.layout.slots {
+            let data = fetch(&format!("y.{}", slot.name), Dtype::F32, &slot.shape)?;
+            arena.write_to(gpu, &arena.params, &slot.name, &bytemuck::pod_collect_to_vec(data))?;
+        }
+        let bf16 = opt.state_is_bf16();
+        let dtype = if bf16 { Dtype::BF16 } else { Dtype::F32 };
+        for (name, buffer) in opt.state_buffers() {
             for slot in &arena.layout.slots {
-                let data = fetch(&format!("{prefix}.{}", slot.name), Dtype::F32, &slot.shape)?;
-                let values: Vec<f32> = bytemuck::pod_collect_to_vec(data);
-                arena.write_to(gpu, buffer, &slot.name, &values)?;
+                let data = fetch(&format!("{}.{}", state_name(name), slot.name), dtype, &slot.shape)?;
+                if bf16 {
+                    write_bf16(gpu, buffer, slot.offset, data);
+                } else {
+                    arena.write_to(gpu, buffer, &slot.name, &bytemuck::pod_collect_to_vec(data))?;
+                }
             }
         }
         for (name, buffer) in opt.scalar_buffers() {

@@ -733,7 +733,7 @@ fn mutate_checkpoint(seed: &[u8], rng: &mut Prng) -> Vec<u8> {
                 1 => serde_json::json!(1e39),
                 2 => serde_json::json!(-1),
                 3 => odd_value(rng),
-                4 => Value::from("sfnap-checkpoint-4"),
+                4 => Value::from("sfnap-checkpoint-5"),
                 _ => Value::from(format!("{:08x}", rng.next() as u32)),
             };
             let sub = rng.pick(&["lr_max", "w_sum", "w_comp", "k", "cfg", "last"]).to_string();

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{gpu, temp_dir};
+use sfnap::optim::bf16::StateDtype;
 use sfnap::optim::{Kind, OptimConfig, Schedule};
 use sfnap::train::{train, train_observed, DataKind, MetricsRow, Progress, RunOptions, TrainConfig, TrainObserver};
 
@@ -73,14 +74,27 @@ fn tensors(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
 }
 
 /// Training 40 steps straight and 20 + (checkpoint, resume) + 20 give the same bits;
-/// the observer of the resumed run hears of its 20 steps and 2 evaluations.
+/// the observer of the resumed run hears of its 20 steps and 2 evaluations. With
+/// bf16 state too: its stochastic rounding's bits follow the step count, and the
+/// checkpoint holds the state as `BF16` tensors.
 #[test]
 fn resume_continues_bit_identically() {
     let gpu = gpu();
-    for (kind, nap) in [(Kind::SfPlus, true), (Kind::AdamwSf, false), (Kind::Adamw, true)] {
+    for (kind, nap, bf16) in [
+        (Kind::SfPlus, true, false),
+        (Kind::AdamwSf, false, false),
+        (Kind::Adamw, true, false),
+        (Kind::AdamwSf, true, true),
+        (Kind::SfPlus, true, true),
+    ] {
         let mut cfg = config(DataKind::Spirals, kind, nap, 40);
         cfg.optimizer.lr = (kind != Kind::SfPlus).then_some(0.01);
+        if bf16 {
+            cfg.optimizer.state_dtype = StateDtype::Bf16;
+            cfg.optimizer.state_seed = 5;
+        }
         cfg.eval_every = 10;
+        let kind = format!("{kind}{}", if bf16 { "-bf16" } else { "" });
         let straight = temp_dir(&format!("straight-{kind}"));
         train(
             &gpu,
@@ -132,6 +146,15 @@ fn resume_continues_bit_identically() {
             tensors(&split.join("checkpoint.safetensors")),
         );
         assert_eq!(a.len(), b.len());
+        let bytes = std::fs::read(split.join("checkpoint.safetensors")).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let v = st.tensors().into_iter().find(|(n, _)| n.starts_with("v.")).unwrap().1;
+        let want = if bf16 {
+            safetensors::Dtype::BF16
+        } else {
+            safetensors::Dtype::F32
+        };
+        assert_eq!(v.dtype(), want, "{kind}: v's dtype in the checkpoint");
         for ((na, da), (nb, db)) in a.iter().zip(&b) {
             assert_eq!(na, nb);
             assert!(da == db, "{kind}: tensor {na} differs after resume");

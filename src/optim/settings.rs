@@ -491,8 +491,10 @@ pub const SETTINGS: &[Setting] = &[
                 Ok(())
             },
         },
-        // `--state-dtype` comes with bf16 state on the device (issue 28).
-        flag: None,
+        flag: Some(Flag {
+            name: "state-dtype",
+            example: &["--state-dtype", "bf16"],
+        }),
     },
     Setting {
         name: "state_rounding",
@@ -507,7 +509,10 @@ pub const SETTINGS: &[Setting] = &[
                 Ok(())
             },
         },
-        flag: None,
+        flag: Some(Flag {
+            name: "state-rounding",
+            example: &["--state-dtype", "bf16", "--state-rounding", "nearest"],
+        }),
     },
     Setting {
         name: "state_seed",

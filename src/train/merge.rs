@@ -19,6 +19,7 @@ use crate::checkpoint::{self, Meta};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::Weights;
+use crate::optim::bf16;
 use crate::optim::GpuOptimizer;
 use crate::output;
 
@@ -182,14 +183,21 @@ pub fn merge(gpu: &Gpu, inputs: &[PathBuf], out: &Path, weights: MergeWeights) -
             SafeTensors::deserialize(b).map_err(|e| Error::invalid(p.display().to_string(), format!("checkpoint: {e}")))
         })
         .collect::<Result<_>>()?;
-    let mut families: Vec<(&str, &wgpu::Buffer)> = vec![("y", &base.arena.params)];
+    // bf16 state is averaged in f64 and rounded to the nearest bf16.
+    let bf16 = base.opt.state_is_bf16();
+    let mut families: Vec<(&str, &wgpu::Buffer, bool)> = vec![("y", &base.arena.params, false)];
     families.extend(
         base.opt
             .state_buffers()
             .into_iter()
-            .map(|(n, b)| (if n == "x" { "state_x" } else { n }, b)),
+            .map(|(n, b)| (if n == "x" { "state_x" } else { n }, b, bf16)),
     );
-    for (prefix, buffer) in families {
+    for (prefix, buffer, bf16) in families {
+        let dtype = if bf16 {
+            safetensors::Dtype::BF16
+        } else {
+            safetensors::Dtype::F32
+        };
         for slot in &base.arena.layout.slots {
             let name = format!("{prefix}.{}", slot.name);
             let mut sum = vec![0.0f64; slot.len];
@@ -200,24 +208,39 @@ pub fn merge(gpu: &Gpu, inputs: &[PathBuf], out: &Path, weights: MergeWeights) -
                         format!("checkpoint: tensor `{name}` is missing"),
                     )
                 })?;
-                if t.shape() != slot.shape.as_slice() || t.dtype() != safetensors::Dtype::F32 {
+                if t.shape() != slot.shape.as_slice() || t.dtype() != dtype {
                     return Err(Error::invalid(
                         p.display().to_string(),
                         format!(
-                            "checkpoint: tensor `{name}` is {:?} {:?}, the run's model needs F32 {:?}",
+                            "checkpoint: tensor `{name}` is {:?} {:?}, the run needs {dtype:?} {:?}",
                             t.dtype(),
                             t.shape(),
                             slot.shape
                         ),
                     ));
                 }
-                let values: Vec<f32> = bytemuck::pod_collect_to_vec(t.data());
+                let values: Vec<f32> = if bf16 {
+                    t.data()
+                        .chunks_exact(2)
+                        .map(|b| bf16::widen(u16::from_le_bytes([b[0], b[1]])))
+                        .collect()
+                } else {
+                    bytemuck::pod_collect_to_vec(t.data())
+                };
                 for (s, v) in sum.iter_mut().zip(values) {
                     *s += wi * v as f64;
                 }
             }
             let avg: Vec<f32> = sum.into_iter().map(|v| v as f32).collect();
-            base.arena.write_to(gpu, buffer, &slot.name, &avg)?;
+            if bf16 {
+                let bits: Vec<u16> = avg
+                    .iter()
+                    .map(|&v| bf16::round_bits(v, bf16::Rounding::Nearest, 0))
+                    .collect();
+                checkpoint::write_bf16(gpu, buffer, slot.offset, bytemuck::cast_slice(&bits));
+            } else {
+                base.arena.write_to(gpu, buffer, &slot.name, &avg)?;
+            }
         }
     }
     let x = gpu.storage("x export", base.arena.layout.bytes());

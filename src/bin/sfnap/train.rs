@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use crate::out::say;
 use sfnap::gpu::{context, BackendChoice, Gpu};
 use sfnap::model::{ModelConfig, ModelKind};
+use sfnap::optim::bf16::{Rounding, StateDtype};
 use sfnap::optim::{settings, Kind, OptimConfig, Schedule};
 use sfnap::train::{train_parallel, DataChoice, DataKind, Parallel, RunOptions, TrainConfig};
 use sfnap::Error;
@@ -80,6 +81,14 @@ pub struct TrainArgs {
     /// (1: it never grows) [default: doubling at most once per pass over the training data].
     #[arg(long, value_name = "G")]
     polyak_growth: Option<f64>,
+    /// Every kind: how the optimizer's state (z, v, m, x) is stored: f32, or bf16 (two bytes
+    /// a value, written with stochastic rounding seeded by --seed; the parameters stay f32).
+    #[arg(long, value_enum, default_value_t = StateDtype::F32, value_name = "DTYPE")]
+    state_dtype: StateDtype,
+    /// With --state-dtype bf16 only: how bf16 state rounds, stochastically or to nearest
+    /// (to measure what stochastic rounding buys).
+    #[arg(long, value_enum, default_value_t = Rounding::Stochastic, value_name = "ROUNDING")]
+    state_rounding: Rounding,
     /// adamw_sf only: inner momentum mu, in [0, 1) (0: none).
     #[arg(long, default_value_t = 0.0, value_name = "MU")]
     inner_momentum: f64,
@@ -164,6 +173,18 @@ fn train_config(a: &TrainArgs, given: &[String]) -> Result<TrainConfig, Error> {
     optimizer.lr = a.lr;
     optimizer.weight_decay = a.weight_decay;
     optimizer.sf_window = a.sf_window;
+    if a.state_dtype == StateDtype::F32 && a.state_rounding != Rounding::Stochastic {
+        return Err(Error::invalid(
+            "state-rounding",
+            "applies to --state-dtype bf16 only: f32 state is never rounded",
+        ));
+    }
+    optimizer.state_dtype = a.state_dtype;
+    optimizer.state_rounding = a.state_rounding;
+    if a.state_dtype == StateDtype::Bf16 {
+        // The rounding's seed is the run's (both halves of --seed folded into 32 bits).
+        optimizer.state_seed = (a.seed ^ (a.seed >> 32)) as u32;
+    }
     optimizer.inner_momentum = a.inner_momentum;
     if kind != Kind::SfPlus {
         optimizer.polyak_growth = a.polyak_growth;
