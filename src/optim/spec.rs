@@ -5,6 +5,7 @@
 //! adding a kind means adding a row here (and its kernel and scalar math).
 
 use crate::gpu::kernels::Entry;
+use crate::optim::bf16::StateDtype;
 use crate::optim::config::{Kind, OptimConfig};
 
 /// A state buffer with the arena's layout, beyond the parameters and gradients.
@@ -95,6 +96,8 @@ pub struct KindSpec {
     /// The effective learning rate is gamma / rho^`lr_rho_power` (2 for SGD,
     /// whose step scales with the weight's norm squared; 1 for the Adam kinds).
     pub lr_rho_power: i32,
+    /// Bytes of one state value: 4 (f32), or 2 with bf16 state (`state_dtype`).
+    pub state_value_bytes: u64,
 }
 
 impl KindSpec {
@@ -164,6 +167,10 @@ impl KindSpec {
             x,
             nap,
             lr_rho_power: if cfg.kind == Kind::SgdSf { 2 } else { 1 },
+            state_value_bytes: match cfg.state_dtype {
+                StateDtype::F32 => 4,
+                StateDtype::Bf16 => 2,
+            },
         }
     }
 
@@ -173,14 +180,15 @@ impl KindSpec {
     }
 
     /// Bytes one step moves per parameter (with NaP's passes when `nap`): the
-    /// bench's roofline divides by this.
+    /// bench's roofline divides by this. (It counts every value as an f32: with
+    /// bf16 state the state's share is half that; the bench's tables are f32's.)
     pub fn bytes_per_param(&self, nap: bool) -> u64 {
         4 * (self.step_floats + if nap { self.nap.floats } else { 0 })
     }
 
     /// Optimizer state in bytes per parameter, beyond parameters and gradients.
     pub fn state_bytes_per_param(&self) -> u64 {
-        4 * self.state.len() as u64
+        self.state_value_bytes * self.state.len() as u64
     }
 
     /// The effective learning rate of a group of norm `rho` under step size `gamma`.
@@ -217,6 +225,14 @@ mod tests {
         assert_eq!(bpp(Kind::SfPlus, 0.0, false), 56);
         assert_eq!(bpp(Kind::SfPlus, 0.0, true), 84);
         assert_eq!(bpp(Kind::Adamw, 0.0, true), 40);
+    }
+
+    #[test]
+    fn bf16_state_halves_the_state_bytes() {
+        let mut cfg = OptimConfig::new(Kind::SfPlus);
+        assert_eq!(KindSpec::new(&cfg).state_bytes_per_param(), 16);
+        cfg.state_dtype = StateDtype::Bf16;
+        assert_eq!(KindSpec::new(&cfg).state_bytes_per_param(), 8);
     }
 
     #[test]

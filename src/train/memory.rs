@@ -96,7 +96,11 @@ impl MemoryPlan {
             device("parameters (y)".into(), 4 * p),
             device("gradients".into(), 4 * p),
             device(
-                format!("optimizer state ({})", names.join(", ")),
+                format!(
+                    "optimizer state ({}{})",
+                    names.join(", "),
+                    if state.state_value_bytes == 2 { "; bf16" } else { "" }
+                ),
                 state.state_bytes_per_param() as u128 * p,
             ),
             device("x export".into(), 4 * p),
