@@ -12,40 +12,13 @@
 
 mod common;
 
-use common::{gpu, random_case};
+use common::{gpu, ragged_nap as nap, ragged_shapes as shapes, random_case};
 use sfnap::arena::{Arena, TensorSpec};
-use sfnap::nap::{NapConfig, NapGroup};
 use sfnap::optim::bf16::{Rounding, StateDtype};
 use sfnap::optim::reference::Reference;
 use sfnap::optim::GpuOptimizer;
 use sfnap::optim::{Kind, OptimConfig};
 use sfnap::replay::{run_gpu_with, ReplayCase};
-
-fn shapes() -> Vec<(&'static str, Vec<usize>)> {
-    vec![
-        ("one", vec![1]),
-        ("three", vec![3]),
-        ("five", vec![5]),
-        ("w4k1", vec![4097]),
-        ("w", vec![3, 700]),
-        ("big", vec![3, 3000]),
-    ]
-}
-
-fn nap() -> NapConfig {
-    NapConfig {
-        groups: vec![
-            NapGroup {
-                tensors: vec!["w4k1".into()],
-                rho: None,
-            },
-            NapGroup {
-                tensors: vec!["w".into(), "five".into()],
-                rho: None,
-            },
-        ],
-    }
-}
 
 fn configs() -> Vec<(&'static str, OptimConfig)> {
     let base = |kind: Kind, lr: f64| {

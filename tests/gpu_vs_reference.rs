@@ -3,43 +3,11 @@
 
 mod common;
 
-use common::{gpu, random_case, U32};
-use sfnap::nap::{NapConfig, NapGroup};
+use common::{gpu, ragged_nap as nap, ragged_shapes as shapes, random_case, U32};
+use sfnap::nap::NapConfig;
 use sfnap::optim::{Kind, OptimConfig, Schedule};
 use sfnap::replay::run_reference_with;
 use sfnap::replay::{run_gpu_with, ReplayResult};
-
-/// Ragged sizes: 1, 3, 5, 4k+1, more than one workgroup's worth (1,024 elements)
-/// and a tensor spanning several reduction chunks.
-fn shapes() -> Vec<(&'static str, Vec<usize>)> {
-    vec![
-        ("one", vec![1]),
-        ("three", vec![3]),
-        ("five", vec![5]),
-        ("w4k1", vec![4097]),
-        ("w", vec![3, 700]),
-        ("big", vec![3, 3000]),
-    ]
-}
-
-fn nap() -> NapConfig {
-    NapConfig {
-        groups: vec![
-            NapGroup {
-                tensors: vec!["w4k1".into()],
-                rho: None,
-            },
-            NapGroup {
-                tensors: vec!["w".into(), "five".into()],
-                rho: None,
-            },
-            NapGroup {
-                tensors: vec!["big".into()],
-                rho: Some(40.0),
-            },
-        ],
-    }
-}
 
 /// Every kind and variant the engine has, with hyperparameters that make each
 /// code path matter (warmup, weight decay, r > 0, inner momentum, annealing).

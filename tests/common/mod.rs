@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use sfnap::gpu::Gpu;
-use sfnap::nap::NapConfig;
+use sfnap::nap::{NapConfig, NapGroup};
 use sfnap::optim::OptimConfig;
 use sfnap::replay::{CaseStep, CaseTensor, ReplayCase};
 
@@ -157,4 +157,38 @@ pub fn golden_files() -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// The random cases' ragged sizes (`tests/gpu_vs_reference.rs`, `tests/bf16_state.rs`):
+/// 1, 3, 5, 4k+1, more than one workgroup's worth (1,024 elements) and a tensor
+/// spanning several reduction chunks.
+pub fn ragged_shapes() -> Vec<(&'static str, Vec<usize>)> {
+    vec![
+        ("one", vec![1]),
+        ("three", vec![3]),
+        ("five", vec![5]),
+        ("w4k1", vec![4097]),
+        ("w", vec![3, 700]),
+        ("big", vec![3, 3000]),
+    ]
+}
+
+/// NaP groups over [`ragged_shapes`]: one tensor, two tensors, and one with its own rho.
+pub fn ragged_nap() -> NapConfig {
+    NapConfig {
+        groups: vec![
+            NapGroup {
+                tensors: vec!["w4k1".into()],
+                rho: None,
+            },
+            NapGroup {
+                tensors: vec!["w".into(), "five".into()],
+                rho: None,
+            },
+            NapGroup {
+                tensors: vec!["big".into()],
+                rho: Some(40.0),
+            },
+        ],
+    }
 }
