@@ -23,10 +23,10 @@
 //!    summed on the host as g₀ + g₁, then divided by 2) performs exactly the
 //!    arithmetic of the 2-rank all-reduce (one f32 addition per element, which
 //!    commutes, then the same division); it must give the same checkpoint
-//!    byte for byte and the same metrics.csv, for adamw_sf, sf_plus with NaP
-//!    and adamw, after 200 steps. Any error in the slicing, the bucketing, the
-//!    averaging, the loss that sf_plus reads or the step order shows up as a
-//!    changed bit.
+//!    byte for byte and the same metrics.csv, for adamw_sf, sf_plus with NaP,
+//!    adamw and adamw_sf with bf16 state, after 200 steps. Any error in the
+//!    slicing, the bucketing, the averaging, the loss that sf_plus reads, the
+//!    step order or bf16 state's rounding bits shows up as a changed bit.
 //! 2. **The reordering does not matter for training.** The single-process run
 //!    of 64 rows differs from it only by the reordering bounded above, at every
 //!    step; its final evaluation accuracy must be within 0.5 points of the
@@ -123,10 +123,15 @@ fn read(path: &Path) -> Vec<u8> {
 
 #[test]
 fn two_ranks_equal_two_accumulated_slices_bit_for_bit_and_one_batch_closely() {
-    let kinds: [(&str, &[&str]); 3] = [
+    let kinds: [(&str, &[&str]); 4] = [
         ("adamw_sf", &["--opt", "adamw_sf", "--lr", "0.003"]),
         ("sf_plus_nap", &["--opt", "sf_plus", "--nap"]),
         ("adamw", &["--opt", "adamw", "--lr", "0.001"]),
+        // bf16 state: every rank draws the same rounding bits, so the ranks stay identical.
+        (
+            "adamw_sf_bf16",
+            &["--opt", "adamw_sf", "--lr", "0.003", "--state-dtype", "bf16"],
+        ),
     ];
     for (name, opt) in kinds {
         let started = Instant::now();
