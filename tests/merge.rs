@@ -98,6 +98,46 @@ fn merge_averages_y_and_x_and_the_result_resumes() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// bf16 state is averaged in f64 and rounded to the nearest bf16: the merged
+/// checkpoint keeps it as `BF16` tensors, and resumes.
+#[test]
+fn merge_averages_bf16_state_to_the_nearest_bf16() {
+    let dir = empty_dir("bf16");
+    let args = ["--opt", "adamw_sf", "--lr", "0.01", "--state-dtype", "bf16"];
+    let inputs = [train_to(&dir, 20, &args), train_to(&dir, 40, &args)];
+    let out_dir = dir.join("merged");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = out_dir.join("checkpoint.safetensors");
+    let mut merge = vec!["merge"];
+    merge.extend(inputs.iter().map(|p| p.to_str().unwrap()));
+    merge.extend_from_slice(&["--out", out.to_str().unwrap(), "--weights", "uniform"]);
+    ok(sfnap(&merge));
+    let bf16 = |path: &Path, name: &str| -> Vec<f32> {
+        let bytes = std::fs::read(path).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let t = st.tensor(name).unwrap();
+        assert_eq!(t.dtype(), safetensors::Dtype::BF16, "{name}");
+        t.data()
+            .chunks_exact(2)
+            .map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16))
+            .collect()
+    };
+    for name in ["z.l0.weight", "v.head.weight"] {
+        let got = bf16(&out, name);
+        let (a, b) = (bf16(&inputs[0], name), bf16(&inputs[1], name));
+        for (i, g) in got.iter().enumerate() {
+            let want = ((a[i] as f64 + b[i] as f64) / 2.0) as f32;
+            let nearest = f32::from_bits((want.to_bits() + 0x7fff + ((want.to_bits() >> 16) & 1)) & 0xffff_0000);
+            assert_eq!(*g, nearest, "{name}[{i}]");
+        }
+    }
+    let mut resume = vec!["train", "--data", "spirals", "--steps", "50", "--eval-every", "10"];
+    resume.extend_from_slice(&args);
+    resume.extend_from_slice(&["--resume", out_dir.to_str().unwrap()]);
+    assert!(ok(sfnap(&resume)).contains("step 50"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// `sf` weights each checkpoint by the steps since the one before it (r = 0).
 #[test]
 fn sf_weights_follow_the_steps_each_checkpoint_stands_for() {

@@ -387,7 +387,8 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions) -> Result<BenchResult> {
     let mut copies = 0;
     let mut copy = |enc: &mut wgpu::CommandEncoder| {
         let (src, dst) = (&sources[copies % sources.len()], &scratch[copies % 2]);
-        enc.copy_buffer_to_buffer(src, 0, dst, 0, copy_bytes);
+        // (bf16 state buffers are half the size: each is copied whole.)
+        enc.copy_buffer_to_buffer(src, 0, dst, 0, src.size().min(copy_bytes));
         copies += 1;
         Ok(())
     };
