@@ -24,7 +24,7 @@
 //! checksum too.
 //!
 //! Then [`load`] checks the content, all without a GPU: every `F32` tensor
-//! holds finite values; the `opt.*` tensors (the per-step scalars and
+//! (and `BF16` state tensor: bf16 optimizer state) holds finite values; the `opt.*` tensors (the per-step scalars and
 //! sf_plus's device state, stored as raw bytes) have their struct's size, and
 //! their float fields are finite; the host scalars are finite and their
 //! optimizer settings valid; the step counters agree. [`Loaded::apply`] then

@@ -94,7 +94,10 @@ impl Plan {
         let layout = &arena.layout;
         let tables = ChunkTables::new(layout, group_of_tensor);
         let bytes = layout.bytes();
-        let align = u64::from(gpu.device.limits().min_storage_buffer_offset_alignment);
+        // 256, the largest alignment WebGPU allows a device to ask, whatever this one
+        // asks: every device then binds the same ranges (and lavapipe, which asks
+        // less, runs the unaligned case the browsers do).
+        let align = u64::from(gpu.device.limits().min_storage_buffer_offset_alignment).max(256);
         // A bf16 segment's range starts at the aligned offset at or below its first
         // word; its vec4 i is word pair `state_base + i` there.
         let state_ranges: Vec<(u64, u64)> = layout
