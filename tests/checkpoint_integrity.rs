@@ -184,6 +184,22 @@ fn older_formats_are_refused_by_name() {
     assert!(e.contains("format 2 carries no checksum"), "{e}");
 }
 
+/// Format 4 (f32 state only; its step scalars end in a `pad` array where format
+/// 5 keeps bf16 state's seed and rounding) is still read.
+#[test]
+fn format_4_is_still_read() {
+    let bytes = seed(Kind::AdamwSf, "ck-4");
+    let mut four = ckpt::edit_metadata(&bytes, |m| {
+        m["format"] = Value::from("sfnap-checkpoint-4");
+        let last = m["host_scalars"]["last"].as_object_mut().unwrap();
+        last.shift_remove("seed");
+        last.shift_remove("rounding");
+        last.insert("pad".into(), serde_json::json!([0, 0, 0]));
+    });
+    assert!(ckpt::reseal(&mut four));
+    ckpt::load(&four).unwrap();
+}
+
 /// The same state gives the same bytes, and a checkpoint applied to a fresh
 /// optimizer and saved again gives its own bytes back.
 #[test]
