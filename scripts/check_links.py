@@ -31,6 +31,7 @@ NOT_PATHS = {
     ("scripts/gpu-check.sh", "summary.md"): "a file the script writes into its output folder",
     ("scripts/bench_report.py", "levers.md"): "joined with benches/ in the code",
     ("scripts/bench_report.py", "distributed.md"): "joined with benches/ in the code",
+    ("scripts/bench_report.py", "precision.md"): "joined with benches/ in the code",
 }
 
 FENCE = re.compile(r"^\s*(```|~~~)")

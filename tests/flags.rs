@@ -272,6 +272,14 @@ fn bench_train_refuses_what_it_would_ignore() {
         (&["--train", "cnn"], "--train"),
         (&["--train", "gpt", "--batch", "0"], "--batch"),
         (&["--train", "mlp", "--steps", "0"], "--steps"),
+        (&["--train", "mlp", "--state-dtype", "bf16"], "--state-dtype"),
+        (&["--matmul", "64", "--state-dtype", "bf16"], "--state-dtype"),
+        (&["--memory-table", "--kind", "adamw"], "--memory-table"),
+        (&["--memory-table", "--state-dtype", "bf16"], "--memory-table"),
+        (
+            &["--kind", "adamw", "--params", "10", "--state-dtype", "f16"],
+            "--state-dtype",
+        ),
     ];
     for (extra, flag) in cases {
         let mut args = vec!["bench"];

@@ -2,7 +2,9 @@
 //! or whole training steps of `sfnap train`'s models ([`run_train`]).
 //!
 //! The step is memory-bound, so its speed is reported as bytes moved per second
-//! ([`crate::optim::KindSpec::bytes_per_param`] times the parameters, per step) next to two
+//! ([`crate::optim::KindSpec::bytes_per_param`] times the parameters, per step; with
+//! `--state-dtype bf16` the state's values count 2 bytes, see
+//! [`crate::optim::KindSpec::moved`]) next to two
 //! copy bandwidths on buffers of the arena's size, measured in the same run:
 //! `copy_buffer_to_buffer`, and a WGSL kernel that copies vec4s (`shaders/bench.wgsl`;
 //! on a CPU driver such as lavapipe the first may be one thread's memcpy while a
@@ -15,9 +17,11 @@
 //! layer's matrix product.
 
 mod matmul;
+mod memory_table;
 mod timing;
 
 pub use matmul::{run_matmul, MatmulBenchResult};
+pub use memory_table::{largest_model, memory_rows, memory_table, MemoryRow, CAPACITIES_GIB};
 
 use std::cell::RefCell;
 use std::time::Instant;
@@ -32,8 +36,10 @@ use crate::gpu::{Dispatch, Gpu, CHUNK};
 use crate::model::Model;
 use crate::model::{ModelConfig, ModelKind};
 use crate::nap::{NapConfig, NapGroup};
+use crate::optim::bf16::StateDtype;
 use crate::optim::config::{Kind, OptimConfig};
-use crate::optim::plan::elem_workgroups;
+use crate::optim::plan::{bf16_ranges, elem_workgroups};
+use crate::optim::ParamBytes;
 use crate::optim::{GpuOptimizer, RING};
 use crate::stats::median;
 use crate::train::{DataKind, TrainConfig};
@@ -56,6 +62,8 @@ pub struct BenchOptions {
     pub steps: Option<usize>,
     /// A storage binding limit below the device's, to force more segments.
     pub max_binding_bytes: Option<u64>,
+    /// How the state buffers are stored: f32, or bf16 (stochastic rounding).
+    pub state_dtype: StateDtype,
 }
 
 impl BenchOptions {
@@ -120,16 +128,25 @@ pub struct BenchResult {
     pub device_type: String,
     /// Milliseconds per step.
     pub step_ms: f64,
-    /// Bytes moved per parameter and step ([`crate::optim::KindSpec::bytes_per_param`]).
+    /// "f32" or "bf16": how the state buffers are stored.
+    pub state_dtype: String,
+    /// Bytes moved (read and written) per parameter and step, both precisions
+    /// ([`crate::optim::KindSpec::bytes_per_param`]).
     pub bytes_per_param: u64,
+    /// Those bytes split by precision: f32 values (parameters, gradients) and state values.
+    pub moved: ParamBytes,
+    /// Bytes resident per parameter, split likewise: parameters and gradients, and the state.
+    pub kept: ParamBytes,
     /// The step's bandwidth: params * bytes_per_param / step time, in GB/s (1e9).
     pub step_gbps: f64,
-    /// `copy_buffer_to_buffer` bandwidth on buffers of the arena's size: 2 * bytes / time, GB/s.
-    /// The copies read the step's own buffers in turn into two scratch buffers, so
-    /// they sweep as much memory as a step does.
+    /// `copy_buffer_to_buffer` bandwidth: 2 * bytes copied / time, GB/s. The copies
+    /// read the step's own buffers in turn (bf16 state buffers at their bf16 size,
+    /// and only the bytes copied are counted) into two scratch buffers, so they
+    /// sweep as much memory as a step does, in the same precisions.
     pub copy_gbps: f64,
     /// The same copies by the WGSL kernel `copy_vec4` (`shaders/bench.wgsl`, one
-    /// dispatch per arena segment): 2 * bytes / time, GB/s.
+    /// dispatch per arena segment, over the ranges the step binds: a bf16 buffer's
+    /// from `bf16_ranges` (src/optim/plan.rs)): 2 * bytes / time, GB/s.
     pub kernel_copy_gbps: f64,
     /// The faster of copy_gbps and kernel_copy_gbps: the roofline's reference, GB/s.
     pub reference_gbps: f64,
@@ -162,15 +179,21 @@ impl BenchResult {
             _ => "",
         };
         format!(
-            "{}{extra}: {} params in {} tensors ({} segment{}): {:.3} ms/step, {} B/param, {:.2} GB/s; \
+            "{}{extra} ({} state): {} params in {} tensors ({} segment{}): {:.3} ms/step, {} B/param moved ({} f32 + {} state), {} kept ({} + {}), {:.2} GB/s; \
              copy {:.2} GB/s, kernel copy {:.2} GB/s; roofline {:.2} (against {}) [{}, {}, {} steps, {}]",
             self.kind,
+            self.state_dtype,
             self.params,
             self.tensors,
             self.segments,
             if self.segments == 1 { "" } else { "s" },
             self.step_ms,
             self.bytes_per_param,
+            self.moved.f32,
+            self.moved.state,
+            self.kept.total(),
+            self.kept.f32,
+            self.kept.state,
             self.step_gbps,
             self.copy_gbps,
             self.kernel_copy_gbps,
@@ -292,22 +315,34 @@ fn time(
     }
 }
 
+/// Each segment's range (offset, size) in an f32 buffer of the arena's layout.
+pub fn f32_ranges(segments: &[Segment]) -> Vec<(u64, u64)> {
+    segments
+        .iter()
+        .map(|s| (4 * s.start as u64, 4 * s.len as u64))
+        .collect()
+}
+
 /// The WGSL copy kernel (`shaders/bench.wgsl`, `copy_vec4`) from `src` into `dst`,
-/// one call per segment (f32 elements, as the step binds the arena), each over the
-/// grid of the optimizer's element passes.
-pub fn copy_kernel(gpu: &Gpu, src: &wgpu::Buffer, dst: &wgpu::Buffer, segments: &[Segment]) -> Result<Dispatch> {
+/// one call per range (offset, size): the ranges the step binds, [`f32_ranges`] or
+/// `bf16_ranges` (src/optim/plan.rs); each over the grid of the optimizer's element passes.
+pub fn copy_kernel(gpu: &Gpu, src: &wgpu::Buffer, dst: &wgpu::Buffer, ranges: &[(u64, u64)]) -> Result<Dispatch> {
     gpu.dispatch_each(
         "bench",
         "copy_vec4",
-        segments.iter().map(|s| {
-            let (offset, bytes) = (4 * s.start as u64, 4 * s.len as u64);
-            let groups = elem_workgroups(s.len / 4).max(1);
+        ranges.iter().map(|&(offset, bytes)| {
+            let groups = elem_workgroups((bytes / 16) as usize).max(1);
             (
                 vec![(0, range(src, offset, bytes)), (1, range(dst, offset, bytes))],
                 [groups, 1, 1],
             )
         }),
     )
+}
+
+/// Bytes the copy kernel moves over `ranges`, read and written: whole vec4s of each range.
+fn kernel_copy_bytes(ranges: &[(u64, u64)]) -> u64 {
+    2 * ranges.iter().map(|&(_, bytes)| bytes / 16 * 16).sum::<u64>()
 }
 
 /// The roofline's reference: the faster copy, as (GB/s, [`BenchResult::reference`]).
@@ -350,6 +385,7 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions) -> Result<BenchResult> {
     }
     let mut cfg = OptimConfig::new(opts.kind);
     cfg.inner_momentum = opts.inner_momentum;
+    cfg.state_dtype = opts.state_dtype;
     let nap = opts.nap.then(|| NapConfig {
         groups: names
             .iter()
@@ -380,15 +416,31 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions) -> Result<BenchResult> {
         .chain(opt.state_buffers().into_iter().map(|(_, b)| b))
         .cloned()
         .collect();
+    // Each source's ranges, as the step binds them: a bf16 state buffer is half
+    // the size of an f32 one and its segments bind from 256-byte boundaries.
+    let (f32_segs, state_segs) = (
+        f32_ranges(&arena.layout.segments),
+        match opts.state_dtype {
+            StateDtype::F32 => f32_ranges(&arena.layout.segments),
+            StateDtype::Bf16 => bf16_ranges(gpu, &arena.layout.segments),
+        },
+    );
+    let ranges: Vec<&[(u64, u64)]> = (0..sources.len())
+        .map(|i| if i < 2 { &f32_segs[..] } else { &state_segs[..] })
+        .collect();
+    // Bytes each copy of source i moves (read and written), by either copy.
+    let buffer_bytes: Vec<u64> = sources.iter().map(|b| 2 * b.size().min(copy_bytes)).collect();
+    let kernel_bytes: Vec<u64> = ranges.iter().map(|r| kernel_copy_bytes(r)).collect();
+    let (copied, kernel_copied) = (std::cell::Cell::new(0u64), std::cell::Cell::new(0u64));
     let scratch = [
         gpu.storage("bench copy", copy_bytes),
         gpu.storage("bench copy", copy_bytes),
     ];
     let mut copies = 0;
     let mut copy = |enc: &mut wgpu::CommandEncoder| {
-        let (src, dst) = (&sources[copies % sources.len()], &scratch[copies % 2]);
-        // (bf16 state buffers are half the size: each is copied whole.)
-        enc.copy_buffer_to_buffer(src, 0, dst, 0, src.size().min(copy_bytes));
+        let (i, dst) = (copies % sources.len(), &scratch[copies % 2]);
+        enc.copy_buffer_to_buffer(&sources[i], 0, dst, 0, buffer_bytes[i] / 2);
+        copied.set(copied.get() + buffer_bytes[i]);
         copies += 1;
         Ok(())
     };
@@ -396,10 +448,11 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions) -> Result<BenchResult> {
     // same order, segment by segment.
     let kernels = sources
         .iter()
-        .map(|src| {
+        .zip(&ranges)
+        .map(|(src, r)| {
             scratch
                 .iter()
-                .map(|dst| copy_kernel(gpu, src, dst, &arena.layout.segments))
+                .map(|dst| copy_kernel(gpu, src, dst, r))
                 .collect::<Result<Vec<_>>>()
         })
         .collect::<Result<Vec<_>>>()?;
@@ -409,7 +462,9 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions) -> Result<BenchResult> {
             label: Some("bench kernel copy"),
             timestamp_writes: None,
         });
-        kernels[kernel_copies % sources.len()][kernel_copies % 2].record(&mut pass);
+        let i = kernel_copies % sources.len();
+        kernels[i][kernel_copies % 2].record(&mut pass);
+        kernel_copied.set(kernel_copied.get() + kernel_bytes[i]);
         kernel_copies += 1;
         Ok(())
     };
@@ -422,12 +477,16 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions) -> Result<BenchResult> {
     time(gpu, warmup, &mut kernel_copy, &mut || {})?;
     // A trial during which other processes took more than a tick plus 5% of one
     // core is repeated (at most MAX_DISTURBED times in all).
+    // Copy times are kept as seconds per byte moved (which sources a trial copies
+    // depends on where the rotation stands).
     let (mut step_times, mut copy_times, mut kernel_times, mut disturbed) = (Vec::new(), Vec::new(), Vec::new(), 0);
     while step_times.len() < TRIALS {
         let (before, start) = (others_ticks(), Instant::now());
         let step_s = time(gpu, steps, &mut record, &mut submitted)?;
-        let copy_s = time(gpu, steps, &mut copy, &mut || {})?;
-        let kernel_s = time(gpu, steps, &mut kernel_copy, &mut || {})?;
+        copied.set(0);
+        let copy_s = time(gpu, steps, &mut copy, &mut || {})? / copied.get() as f64;
+        kernel_copied.set(0);
+        let kernel_s = time(gpu, steps, &mut kernel_copy, &mut || {})? / kernel_copied.get() as f64;
         let allowed = 1 + (start.elapsed().as_secs_f64() * 5.0) as i64;
         let quiet = match (before, others_ticks()) {
             (Some(a), Some(b)) => b - a <= allowed,
@@ -446,8 +505,7 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions) -> Result<BenchResult> {
     opt.check(gpu)?;
 
     let step_gbps = step_bytes * steps as f64 / step_s / 1e9;
-    let copy_gbps = 2.0 * copy_bytes as f64 * steps as f64 / copy_s / 1e9;
-    let kernel_copy_gbps = 2.0 * copy_bytes as f64 * steps as f64 / kernel_s / 1e9;
+    let (copy_gbps, kernel_copy_gbps) = (1.0 / copy_s / 1e9, 1.0 / kernel_s / 1e9);
     let (reference_gbps, reference_name) = reference(copy_gbps, kernel_copy_gbps);
     Ok(BenchResult {
         kind: opts.kind.name().to_string(),
@@ -458,7 +516,10 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions) -> Result<BenchResult> {
         backend: format!("{:?}", gpu.info.backend),
         device_type: format!("{:?}", gpu.info.device_type),
         step_ms: step_s / steps as f64 * 1e3,
+        state_dtype: opts.state_dtype.name().into(),
         bytes_per_param: bpp,
+        moved: opt.spec().moved(opts.nap),
+        kept: opt.spec().kept(),
         step_gbps,
         copy_gbps,
         kernel_copy_gbps,
@@ -688,6 +749,7 @@ mod tests {
             nap: false,
             steps: Some(2),
             max_binding_bytes: None,
+            state_dtype: StateDtype::F32,
         }
     }
 
@@ -753,18 +815,26 @@ mod tests {
     #[test]
     fn a_tiny_bench_runs_on_the_device() {
         let gpu = Gpu::from_env().expect("a GPU adapter (make setup installs lavapipe)");
-        for (kind, nap) in [(Kind::SfPlus, true), (Kind::AdamwSf, false)] {
+        for (kind, nap, state_dtype) in [
+            (Kind::SfPlus, true, StateDtype::F32),
+            (Kind::AdamwSf, false, StateDtype::Bf16),
+            (Kind::SfPlus, true, StateDtype::Bf16),
+        ] {
             let o = BenchOptions {
                 nap,
+                state_dtype,
                 max_binding_bytes: Some((2 * CHUNK * 4) as u64),
                 ..opts(kind, 3 * CHUNK + 5, 3)
             };
             let r = run(&gpu, &o).unwrap();
             assert_eq!((r.steps, r.params, r.tensors), (2, 3 * CHUNK + 5, 3));
-            assert_eq!(
-                r.bytes_per_param,
-                KindSpec::new(&OptimConfig::new(kind)).bytes_per_param(nap)
-            );
+            let spec = KindSpec::new(&OptimConfig {
+                state_dtype,
+                ..OptimConfig::new(kind)
+            });
+            assert_eq!(r.bytes_per_param, spec.bytes_per_param(nap));
+            assert_eq!((r.moved, r.kept), (spec.moved(nap), spec.kept()));
+            assert_eq!(r.state_dtype, state_dtype.name());
             assert!(r.segments >= 2, "{}", r.segments);
             assert!(r.step_ms > 0.0 && r.copy_gbps > 0.0 && r.roofline > 0.0, "{}", r.line());
             assert!(r.kernel_copy_gbps > 0.0, "{}", r.line());
@@ -797,11 +867,18 @@ mod tests {
         let values = pattern(n, 7, 1.0);
         let src = gpu.storage_init("src", &values);
         let dst = gpu.storage_init("dst", &vec![-9.0f32; n + 64]);
-        let copy = copy_kernel(&gpu, &src, &dst, &arena.layout.segments).unwrap();
+        let copy = copy_kernel(&gpu, &src, &dst, &f32_ranges(&arena.layout.segments)).unwrap();
         gpu.run(&[&copy]);
         let out: Vec<f32> = gpu.read(&dst, 0, n + 64).unwrap();
         assert_eq!(&out[..n], &values[..]);
         assert!(out[n..].iter().all(|&x| x == -9.0));
+        // A bf16 state buffer (half the size) over the ranges the step binds: every word.
+        let words = pattern(n / 2, 9, 1.0);
+        let src = gpu.storage_init("src", &words);
+        let dst = gpu.storage_init("dst", &vec![-9.0f32; n / 2]);
+        let copy = copy_kernel(&gpu, &src, &dst, &bf16_ranges(&gpu, &arena.layout.segments)).unwrap();
+        gpu.run(&[&copy]);
+        assert_eq!(gpu.read::<f32>(&dst, 0, n / 2).unwrap(), words);
     }
 
     #[test]

@@ -19,6 +19,19 @@ pub enum StateDtype {
     Bf16,
 }
 
+impl StateDtype {
+    /// Both, f32 first.
+    pub const ALL: [StateDtype; 2] = [StateDtype::F32, StateDtype::Bf16];
+
+    /// "f32" or "bf16", as the command line spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            StateDtype::F32 => "f32",
+            StateDtype::Bf16 => "bf16",
+        }
+    }
+}
+
 /// How a value is rounded to bf16 when a bf16 state buffer is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

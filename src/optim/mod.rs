@@ -35,5 +35,5 @@ pub use health::Health;
 pub use mode::XExport;
 pub use plan::{MAX_WORKGROUPS, RING};
 pub use plus::PlusState;
-pub use spec::{KindSpec, State};
+pub use spec::{KindSpec, ParamBytes, State};
 pub use step::{GpuOptimizer, Mode};

@@ -78,6 +78,23 @@ pub(crate) struct Plan {
     state_ranges: Vec<(u64, u64)>,
 }
 
+/// Each segment's binding range (offset, size) in a bf16 state buffer: from the
+/// aligned offset at or below its first word (its vec4 i is then word pair
+/// `state_base + i` there). The alignment is 256, the largest WebGPU allows a
+/// device to ask, whatever this one asks: every device then binds the same ranges
+/// (and lavapipe, which asks less, runs the unaligned case the browsers do).
+pub fn bf16_ranges(gpu: &Gpu, segments: &[Segment]) -> Vec<(u64, u64)> {
+    let align = u64::from(gpu.device.limits().min_storage_buffer_offset_alignment).max(256);
+    segments
+        .iter()
+        .map(|s| {
+            let start = s.start as u64 * 2;
+            let from = start / align * align;
+            (from, s.len as u64 * 2 + (start - from))
+        })
+        .collect()
+}
+
 impl Plan {
     /// Uploads the tables; `group_of_tensor` gives each tensor's NaP group (or
     /// `NO_GROUP`); state buffers that start at the parameters are copied from them.
@@ -94,21 +111,7 @@ impl Plan {
         let layout = &arena.layout;
         let tables = ChunkTables::new(layout, group_of_tensor);
         let bytes = layout.bytes();
-        // 256, the largest alignment WebGPU allows a device to ask, whatever this one
-        // asks: every device then binds the same ranges (and lavapipe, which asks
-        // less, runs the unaligned case the browsers do).
-        let align = u64::from(gpu.device.limits().min_storage_buffer_offset_alignment).max(256);
-        // A bf16 segment's range starts at the aligned offset at or below its first
-        // word; its vec4 i is word pair `state_base + i` there.
-        let state_ranges: Vec<(u64, u64)> = layout
-            .segments
-            .iter()
-            .map(|s| {
-                let start = s.start as u64 * 2;
-                let from = start / align * align;
-                (from, s.len as u64 * 2 + (start - from))
-            })
-            .collect();
+        let state_ranges = bf16_ranges(gpu, &layout.segments);
         let state = state
             .iter()
             .map(|&s| {

@@ -63,7 +63,43 @@ pub enum XRule {
     Explicit,
 }
 
-/// A kind's NaP passes: the norms kernel, the projection kernel, and the f32s
+/// Values per parameter a pass reads or writes, split by precision: f32 values
+/// (parameters, gradients) and state values (f32, or bf16 with bf16 state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Values {
+    /// Parameters and gradients: always f32.
+    pub f32: u64,
+    /// State buffers (z, v, m, x): [`KindSpec::state_value_bytes`] each.
+    pub state: u64,
+}
+
+impl Values {
+    const fn new(f32: u64, state: u64) -> Values {
+        Values { f32, state }
+    }
+}
+
+/// Bytes of one f32 value (parameters and gradients are always f32).
+pub const F32_BYTES: u64 = 4;
+
+/// Bytes per parameter, split by precision: `f32` (parameters, gradients) and
+/// `state` (the optimizer state, 2 bytes a value with bf16 state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ParamBytes {
+    /// Bytes of f32 values (parameters, gradients).
+    pub f32: u64,
+    /// Bytes of state values.
+    pub state: u64,
+}
+
+impl ParamBytes {
+    /// Both together.
+    pub fn total(&self) -> u64 {
+        self.f32 + self.state
+    }
+}
+
+/// A kind's NaP passes: the norms kernel, the projection kernel, and the values
 /// per parameter they read and write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NapRule {
@@ -71,8 +107,8 @@ pub struct NapRule {
     pub norms: Entry,
     /// The entry point projecting each group back to its norm.
     pub project: Entry,
-    /// f32s per parameter the two passes read or write.
-    pub floats: u64,
+    /// Values per parameter the two passes read or write.
+    pub values: Values,
 }
 
 /// Everything the engine needs to know about one kind, built from its config.
@@ -84,8 +120,8 @@ pub struct KindSpec {
     pub state: &'static [State],
     /// The element pass, one dispatch per segment.
     pub step: Entry,
-    /// f32s per parameter the step's passes read or write.
-    pub step_floats: u64,
+    /// Values per parameter the step's passes read or write.
+    pub step_values: Values,
     /// Whether the step size is computed on the device from the loss (sf_plus's
     /// sums, reduction and scalar kernels run before the element pass).
     pub device_scalars: bool,
@@ -103,58 +139,64 @@ pub struct KindSpec {
 impl KindSpec {
     /// The description of `cfg`'s kind (inner momentum changes adamw_sf's state and kernel).
     ///
-    /// f32s each step reads or writes per parameter:
-    /// - `sgd_sf`: reads g, y, z; writes y, z: 5.
+    /// Values each step reads or writes per parameter, as (f32, state):
+    /// - `sgd_sf`: reads g, y, z; writes y, z: (3, 2).
     /// - `adamw_sf`, `adamw_sf_paper`, `radam_sf`: reads g, y, z, v; writes y, z,
-    ///   v: 7 (radam_sf updates v in its SGD phase too); with inner momentum m is
-    ///   read and written as well: 9.
-    /// - `adamw`: reads g, y, v, m; writes y, v, m: 7.
-    /// - `sf_plus`: the sums pass reads g, z, x (3); the element pass reads g, y,
-    ///   m, v, z, x and writes m, v, z, x, y (11): 14. Its reductions write and
-    ///   read one 8-byte partial per 16 parameters and a few bytes per
+    ///   v: (3, 4) (radam_sf updates v in its SGD phase too); with inner momentum m
+    ///   is read and written as well: (3, 6).
+    /// - `adamw`: reads g, y, v, m; writes y, v, m: (3, 4).
+    /// - `sf_plus`: the sums pass reads g, z, x (1, 2); the element pass reads g,
+    ///   y, m, v, z, x and writes m, v, z, x, y (3, 8): (4, 10). Its reductions
+    ///   write and read one 8-byte partial per 16 parameters and a few bytes per
     ///   4096-element chunk: not counted (NaP's norms likewise).
     ///
     /// NaP's passes (every tensor in a group):
-    /// - `adamw`: norms read w (1), the projection reads and writes w (2): 3.
-    /// - the (y, z) kinds: norms read y, z (2); the projection reads y, z and
-    ///   writes y, z (4): 6.
-    /// - `sf_plus`: norms read z, x (2); the projection reads z, x and writes z,
-    ///   x, y (5): 7.
+    /// - `adamw`: norms read w (1), the projection reads and writes w (2): (3, 0).
+    /// - the (y, z) kinds: norms read y, z; the projection reads y, z and writes
+    ///   y, z: (3, 3).
+    /// - `sf_plus`: norms read z, x; the projection reads z, x and writes z, x,
+    ///   y: (1, 6).
     pub fn new(cfg: &OptimConfig) -> KindSpec {
         use State::*;
         const NAP_YZ: NapRule = NapRule {
             norms: Entry::NORMS_SF,
             project: Entry::PROJECT_SF,
-            floats: 6,
+            values: Values::new(3, 3),
         };
         let interpolated = XRule::Interpolated { beta: cfg.sf_beta() };
         let momentum = cfg.inner_momentum > 0.0;
-        let (state, step, step_floats, x, nap): (&'static [State], _, _, _, _) = match cfg.kind {
-            Kind::SgdSf => (&[Z], Entry::SGD_SF_STEP, 5, interpolated, NAP_YZ),
-            Kind::AdamwSf if momentum => (&[Z, V, M], Entry::ADAM_SF_MOMENTUM_STEP, 9, interpolated, NAP_YZ),
+        let (state, step, step_values, x, nap): (&'static [State], _, _, _, _) = match cfg.kind {
+            Kind::SgdSf => (&[Z], Entry::SGD_SF_STEP, Values::new(3, 2), interpolated, NAP_YZ),
+            Kind::AdamwSf if momentum => (
+                &[Z, V, M],
+                Entry::ADAM_SF_MOMENTUM_STEP,
+                Values::new(3, 6),
+                interpolated,
+                NAP_YZ,
+            ),
             Kind::AdamwSf | Kind::AdamwSfPaper | Kind::RadamSf => {
-                (&[Z, V], Entry::ADAM_SF_STEP, 7, interpolated, NAP_YZ)
+                (&[Z, V], Entry::ADAM_SF_STEP, Values::new(3, 4), interpolated, NAP_YZ)
             }
             Kind::SfPlus => (
                 &[Z, V, M, X],
                 Entry::PLUS_STEP,
-                3 + 11,
+                Values::new(1 + 3, 2 + 8),
                 XRule::Explicit,
                 NapRule {
                     norms: Entry::NORMS_PLUS,
                     project: Entry::PROJECT_PLUS,
-                    floats: 7,
+                    values: Values::new(1, 6),
                 },
             ),
             Kind::Adamw => (
                 &[V, M],
                 Entry::ADAMW_STEP,
-                7,
+                Values::new(3, 4),
                 XRule::Params,
                 NapRule {
                     norms: Entry::NORMS_W,
                     project: Entry::PROJECT_W,
-                    floats: 3,
+                    values: Values::new(3, 0),
                 },
             ),
         };
@@ -162,7 +204,7 @@ impl KindSpec {
             kind: cfg.kind,
             state,
             step,
-            step_floats,
+            step_values,
             device_scalars: cfg.kind == Kind::SfPlus,
             x,
             nap,
@@ -179,16 +221,35 @@ impl KindSpec {
         self.state.contains(&s)
     }
 
-    /// Bytes one step moves per parameter (with NaP's passes when `nap`): the
-    /// bench's roofline divides by this. (It counts every value as an f32: with
-    /// bf16 state the state's share is half that; the bench's tables are f32's.)
-    pub fn bytes_per_param(&self, nap: bool) -> u64 {
-        4 * (self.step_floats + if nap { self.nap.floats } else { 0 })
+    /// Bytes one step reads and writes per parameter (with NaP's passes when
+    /// `nap`), split by precision: the bench's roofline divides by their total.
+    pub fn moved(&self, nap: bool) -> ParamBytes {
+        let nap = if nap { self.nap.values } else { Values::new(0, 0) };
+        ParamBytes {
+            f32: F32_BYTES * (self.step_values.f32 + nap.f32),
+            state: self.state_value_bytes * (self.step_values.state + nap.state),
+        }
     }
 
-    /// Optimizer state in bytes per parameter, beyond parameters and gradients.
+    /// Bytes resident per parameter, split by precision: parameters and gradients
+    /// (f32), and the optimizer state. The memory plan (`train::memory`) and the
+    /// bench's memory table read this.
+    pub fn kept(&self) -> ParamBytes {
+        ParamBytes {
+            f32: 2 * F32_BYTES,
+            state: self.state_value_bytes * self.state.len() as u64,
+        }
+    }
+
+    /// Bytes one step moves per parameter, both precisions: [`KindSpec::moved`]'s total.
+    pub fn bytes_per_param(&self, nap: bool) -> u64 {
+        self.moved(nap).total()
+    }
+
+    /// Optimizer state in bytes per parameter, beyond parameters and gradients:
+    /// [`KindSpec::kept`]'s state.
     pub fn state_bytes_per_param(&self) -> u64 {
-        self.state_value_bytes * self.state.len() as u64
+        self.kept().state
     }
 
     /// The effective learning rate of a group of norm `rho` under step size `gamma`.
@@ -225,6 +286,36 @@ mod tests {
         assert_eq!(bpp(Kind::SfPlus, 0.0, false), 56);
         assert_eq!(bpp(Kind::SfPlus, 0.0, true), 84);
         assert_eq!(bpp(Kind::Adamw, 0.0, true), 40);
+    }
+
+    #[test]
+    fn bf16_state_moves_and_keeps_two_bytes_a_state_value() {
+        let split = |kind, mu: f64, nap| {
+            let mut cfg = OptimConfig::new(kind);
+            cfg.inner_momentum = mu;
+            cfg.state_dtype = StateDtype::Bf16;
+            let spec = KindSpec::new(&cfg);
+            let (m, k) = (spec.moved(nap), spec.kept());
+            ((m.f32, m.state), (k.f32, k.state))
+        };
+        // The figure: adamw_sf moves 20 bytes a parameter with bf16 state, not 28.
+        assert_eq!(split(Kind::AdamwSf, 0.0, false), ((12, 8), (8, 4)));
+        assert_eq!(split(Kind::SgdSf, 0.0, false), ((12, 4), (8, 2)));
+        assert_eq!(split(Kind::AdamwSf, 0.9, false), ((12, 12), (8, 6)));
+        assert_eq!(split(Kind::SfPlus, 0.0, true), ((20, 32), (8, 8)));
+        assert_eq!(split(Kind::Adamw, 0.0, true), ((24, 8), (8, 4)));
+        for kind in Kind::ALL {
+            let f32 = KindSpec::new(&OptimConfig::new(kind));
+            let bf16 = KindSpec::new(&OptimConfig {
+                state_dtype: StateDtype::Bf16,
+                ..OptimConfig::new(kind)
+            });
+            for nap in [false, true] {
+                assert_eq!(f32.moved(nap).f32, bf16.moved(nap).f32, "{kind}");
+                assert_eq!(f32.moved(nap).state, 2 * bf16.moved(nap).state, "{kind}");
+            }
+            assert_eq!(f32.kept().total(), 8 + f32.state_bytes_per_param());
+        }
     }
 
     #[test]

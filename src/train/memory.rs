@@ -13,6 +13,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::ModelConfig;
+use crate::optim::spec::F32_BYTES;
 use crate::optim::KindSpec;
 use crate::train::TrainConfig;
 
@@ -93,15 +94,17 @@ impl MemoryPlan {
             bytes,
         };
         let mut parts = vec![
-            device("parameters (y)".into(), 4 * p),
-            device("gradients".into(), 4 * p),
+            // Parameters and gradients are f32 whatever the state's precision
+            // (`KindSpec::kept`, which the bench's memory table reads too).
+            device("parameters (y)".into(), F32_BYTES as u128 * p),
+            device("gradients".into(), F32_BYTES as u128 * p),
             device(
                 format!(
                     "optimizer state ({}{})",
                     names.join(", "),
                     if state.state_value_bytes == 2 { "; bf16" } else { "" }
                 ),
-                state.state_bytes_per_param() as u128 * p,
+                state.kept().state as u128 * p,
             ),
             device("x export".into(), 4 * p),
             device(
@@ -367,6 +370,38 @@ mod tests {
         host_sum: false,
         checkpoints: true,
     };
+
+    /// Parameters, gradients and state in the plan are what `KindSpec::kept` says
+    /// for every kind and precision (the bench's memory table reads the same).
+    #[test]
+    fn the_plan_keeps_what_the_spec_says() {
+        for kind in Kind::ALL {
+            for state_dtype in crate::optim::bf16::StateDtype::ALL {
+                let mut cfg = gpt(2);
+                cfg.optimizer = OptimConfig {
+                    state_dtype,
+                    ..OptimConfig::new(kind)
+                };
+                let plan = MemoryPlan::new(&cfg, ROWS);
+                let kept: u128 = plan
+                    .parts
+                    .iter()
+                    .filter(|p| {
+                        ["parameters", "gradients", "optimizer state"]
+                            .iter()
+                            .any(|n| p.name.starts_with(n))
+                    })
+                    .map(|p| p.bytes)
+                    .sum();
+                let spec = KindSpec::new(&cfg.optimizer);
+                assert_eq!(
+                    kept,
+                    spec.kept().total() as u128 * plan.parameters,
+                    "{kind} {state_dtype:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn the_plan_grows_with_the_layers() {

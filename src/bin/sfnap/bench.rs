@@ -4,16 +4,17 @@
 use crate::out::say;
 use sfnap::gpu::{BackendChoice, Gpu};
 use sfnap::model::ModelKind;
+use sfnap::optim::bf16::StateDtype;
 use sfnap::optim::Kind;
 use sfnap::Error;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Optimizer kind [--train: default adamw].
-    #[arg(long, value_enum, required_unless_present_any = ["train", "matmul"])]
+    #[arg(long, value_enum, required_unless_present_any = ["train", "matmul", "memory_table"])]
     kind: Option<Kind>,
     /// Parameters in all.
-    #[arg(long, required_unless_present_any = ["train", "matmul"])]
+    #[arg(long, required_unless_present_any = ["train", "matmul", "memory_table"])]
     params: Option<usize>,
     /// Tensors the parameters are split over (ragged sizes).
     #[arg(long, default_value_t = 1)]
@@ -33,10 +34,19 @@ pub struct BenchArgs {
     max_binding: Option<u64>,
     /// Time whole training steps (batch, forward, backward, optimizer) of `sfnap train`'s
     /// model instead: gpt (--data text) or mlp (--data digits).
-    #[arg(long, value_enum, value_name = "MODEL", conflicts_with_all = ["params", "tensors", "nap", "inner_momentum", "max_binding"])]
+    #[arg(long, value_enum, value_name = "MODEL", conflicts_with_all = ["params", "tensors", "nap", "inner_momentum", "max_binding", "state_dtype"])]
     train: Option<ModelKind>,
+    /// How the optimizer state (z, v, m, x) is stored: f32, or bf16 (stochastic rounding);
+    /// parameters and gradients stay f32.
+    #[arg(long, value_enum, default_value_t = StateDtype::F32, value_name = "DTYPE")]
+    state_dtype: StateDtype,
+    /// Print, on paper, the largest model whose parameters, gradients and optimizer state
+    /// fit in 24, 80 and 141 GiB for every kind and state precision (a Markdown table), beside
+    /// PyTorch's f32 AdamW and bitsandbytes' 8-bit AdamW; nothing is run.
+    #[arg(long, conflicts_with_all = ["kind", "params", "tensors", "nap", "inner_momentum", "steps", "max_binding", "train", "matmul", "batch", "profile", "json", "state_dtype"])]
+    memory_table: bool,
     /// Time the linear layer's product of two N x N matrices instead, in GFLOP/s.
-    #[arg(long, value_name = "N", conflicts_with_all = ["kind", "params", "tensors", "nap", "inner_momentum", "max_binding", "train", "batch", "steps", "profile"])]
+    #[arg(long, value_name = "N", conflicts_with_all = ["kind", "params", "tensors", "nap", "inner_momentum", "max_binding", "train", "batch", "steps", "profile", "state_dtype"])]
     matmul: Option<usize>,
     /// --train only: sequences (gpt) or examples (mlp) per batch [default: gpt 8, mlp 64].
     #[arg(long)]
@@ -76,6 +86,10 @@ fn print_bench(result: &impl serde::Serialize, line: String, json: bool) -> Resu
 /// `sfnap bench`: optimizer steps, whole training steps (`--train`) or the
 /// linear layer's product (`--matmul`).
 pub fn bench_main(backend: BackendChoice, a: &BenchArgs) -> Result<(), Error> {
+    if a.memory_table {
+        say!("{}", sfnap::bench::memory_table().trim_end());
+        return Ok(());
+    }
     if let Some(n) = a.matmul {
         let result = sfnap::bench::run_matmul(&Gpu::new(backend)?, n)?;
         return print_bench(&result, result.line(), a.json);
@@ -102,6 +116,7 @@ pub fn bench_main(backend: BackendChoice, a: &BenchArgs) -> Result<(), Error> {
         nap: a.nap,
         steps: a.steps,
         max_binding_bytes: a.max_binding,
+        state_dtype: a.state_dtype,
     };
     bench_cmd(backend, &opts, a.json)
 }
