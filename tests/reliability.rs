@@ -106,21 +106,23 @@ fn eval_csv(run: &Path, file: &Path) -> (f64, u64) {
 
 // ---- sizes ----
 
+/// Every size flag, with the model and data it sizes.
+const SIZES: [(&str, &str, &str); 7] = [
+    ("gpt", "text", "layers"),
+    ("gpt", "text", "width"),
+    ("gpt", "text", "heads"),
+    ("gpt", "text", "context"),
+    ("gpt", "text", "batch"),
+    ("mlp", "spirals", "hidden"),
+    ("mlp", "spirals", "batch"),
+];
+
 /// Every size flag at 0, for every optimizer kind, is refused naming the flag
 /// (before any data is sized or any device opened).
 #[test]
 fn every_size_at_zero_is_refused_by_name() {
-    let cases: [(&str, &str, &str); 7] = [
-        ("gpt", "text", "layers"),
-        ("gpt", "text", "width"),
-        ("gpt", "text", "heads"),
-        ("gpt", "text", "context"),
-        ("gpt", "text", "batch"),
-        ("mlp", "spirals", "hidden"),
-        ("mlp", "spirals", "batch"),
-    ];
     for kind in Kind::ALL {
-        for (model, data, flag) in cases {
+        for (model, data, flag) in SIZES {
             let o = sfnap(&[
                 "train",
                 "--opt",
@@ -142,19 +144,10 @@ fn every_size_at_zero_is_refused_by_name() {
 /// (never a panic, an abort or the out-of-memory killer).
 #[test]
 fn every_size_at_one_and_at_its_maximum_runs_or_is_refused_by_name() {
-    let cases: [(&str, &str, &str); 7] = [
-        ("gpt", "text", "layers"),
-        ("gpt", "text", "width"),
-        ("gpt", "text", "heads"),
-        ("gpt", "text", "context"),
-        ("gpt", "text", "batch"),
-        ("mlp", "spirals", "hidden"),
-        ("mlp", "spirals", "batch"),
-    ];
     let sizes = ["layers", "width", "heads", "context", "batch", "hidden"];
     let max = sfnap::model::MAX_SIZE.to_string();
     for kind in Kind::ALL {
-        for (model, data, flag) in cases {
+        for (model, data, flag) in SIZES {
             for value in ["1", max.as_str()] {
                 let kind = kind.to_string();
                 let args = ["train", "--opt", &kind, "--model", model, "--data", data];
