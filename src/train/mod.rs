@@ -255,7 +255,11 @@ fn resume_mismatch(saved: &serde_json::Value, ours: &serde_json::Value) -> Strin
 /// caller sets it).
 pub fn resume_settings(input: &std::path::Path) -> Result<TrainConfig> {
     let path = checkpoint_path(input);
-    let loaded = crate::checkpoint::load(&path)?;
+    settings_of(&crate::checkpoint::load(&path)?, &path)
+}
+
+/// The settings stored in `loaded`, the checkpoint read from `path`.
+fn settings_of(loaded: &crate::checkpoint::Loaded, path: &std::path::Path) -> Result<TrainConfig> {
     serde_json::from_str(&loaded.meta.config)
         .map_err(|e| crate::Error::invalid(path.display().to_string(), format!("checkpoint settings: {e}")))
 }

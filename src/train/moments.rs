@@ -7,7 +7,7 @@ use std::path::Path;
 use super::merge::checkpoint_path;
 use super::parallel::Parallel;
 use super::trainer::Trainer;
-use super::{resume_settings, RunOptions, TrainConfig};
+use super::{settings_of, RunOptions, TrainConfig};
 use crate::checkpoint;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -65,8 +65,9 @@ pub fn checkpoint_moment(gpu: &Gpu, input: &Path) -> Result<Moment> {
         ));
     }
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let step = checkpoint::load(&path)?.meta.step;
-    let mut cfg = resume_settings(&path)?;
+    let loaded = checkpoint::load(&path)?;
+    let step = loaded.meta.step;
+    let mut cfg = settings_of(&loaded, &path)?;
     cfg.steps = step + 1;
     let opts = RunOptions {
         resume: Some(dir),

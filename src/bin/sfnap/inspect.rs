@@ -103,11 +103,11 @@ fn update_main(backend: BackendChoice, a: &UpdateArgs) -> Result<(), Error> {
     if !(a.range.is_finite() && a.range > 0.0) {
         return Err(Error::invalid("range", format!("{} is not a number above 0", a.range)));
     }
-    if a.points < 2 || a.sample == 0 {
-        return Err(Error::invalid(
-            "points",
-            "--points must be at least 2 and --sample at least 1",
-        ));
+    if a.points < 2 {
+        return Err(Error::invalid("points", format!("{} is below 2", a.points)));
+    }
+    if a.sample == 0 {
+        return Err(Error::invalid("sample", "must be at least 1"));
     }
     let gpu = Gpu::new(backend)?;
     let moments: Vec<Moment> = match &a.at {
