@@ -2,8 +2,9 @@
 //! ranges equals the step on sfnap's own arena bit for bit (the same kernels run
 //! on the same values; the copies move bytes), for adamw_sf, sf_plus, adamw_sf
 //! with NaP and bf16 state, on ragged tensors at unaligned offsets that leave the
-//! bytes between them alone; x exported into caller ranges and read back; and
-//! every refused range named, before anything is recorded.
+//! bytes between them alone, in other buffers at other offsets from step to step;
+//! x exported into caller ranges and read back; and every refused range named,
+//! before anything is recorded.
 
 mod common;
 
@@ -56,10 +57,11 @@ struct Caller {
 }
 
 impl Caller {
-    fn new(gpu: &Gpu, specs: &[TensorSpec]) -> Caller {
+    /// The first tensor at byte `first`.
+    fn new(gpu: &Gpu, specs: &[TensorSpec], first: u64) -> Caller {
         let lens: Vec<usize> = specs.iter().map(|s| s.shape.iter().product()).collect();
         let mut offsets = Vec::new();
-        let mut at = 4u64;
+        let mut at = first;
         for (i, &n) in lens.iter().enumerate() {
             offsets.push(at);
             at += 4 * n as u64 + 4 * (i as u64 + 1);
@@ -129,10 +131,13 @@ fn bits(v: &[f32]) -> Vec<u32> {
 
 /// `steps` steps of `cfg` on sfnap's arena and on the caller's buffers from the
 /// same values; y after every step, and x at the end, must agree bit for bit.
+/// Odd steps take other buffers at other offsets (a framework's gradients move
+/// from step to step): the step writes y wherever it is told.
 fn same_as_arena(cfg: &OptimConfig, nap: Option<&NapConfig>, steps: usize) {
     let gpu = gpu();
     let specs = specs();
-    let caller = Caller::new(&gpu, &specs);
+    let callers = [Caller::new(&gpu, &specs, 4), Caller::new(&gpu, &specs, 12)];
+    let caller = &callers[0];
     let mut rng = Rng::new(11);
     let normals =
         |rng: &mut Rng, n: usize, s: f64| -> Vec<f32> { rng.normals(n, s).iter().map(|&v| v as f32).collect() };
@@ -148,6 +153,7 @@ fn same_as_arena(cfg: &OptimConfig, nap: Option<&NapConfig>, steps: usize) {
     let mut foreign = ForeignOptimizer::new(&gpu, &specs, &params, cfg, nap).unwrap();
 
     for step in 0..steps {
+        let caller = &callers[step % 2];
         for (i, s) in specs.iter().enumerate() {
             let g = normals(&mut rng, caller.lens[i], 0.01 * 3f64.powi(i as i32));
             arena.write_grad(&gpu, &s.name, &g).unwrap();
@@ -181,6 +187,7 @@ fn same_as_arena(cfg: &OptimConfig, nap: Option<&NapConfig>, steps: usize) {
     assert_eq!(foreign.optimizer().steps(), steps as u64);
 
     // x: exported on the arena, into the caller's ranges, and read back.
+    let caller = &callers[(steps - 1) % 2];
     let x_native = gpu.storage("x", arena.layout.bytes());
     let export = native.x_export(&gpu, &arena, &x_native).unwrap();
     gpu.submit(|enc| export.record(enc));
@@ -241,7 +248,7 @@ fn bf16_state_on_foreign_buffers_equals_the_arena_step() {
 /// A two-tensor optimizer over `caller`'s buffers, for the refusals.
 fn two(gpu: &Gpu) -> (Caller, ForeignOptimizer) {
     let specs = [TensorSpec::new("a", &[10]), TensorSpec::new("b", &[6])];
-    let caller = Caller::new(gpu, &specs);
+    let caller = Caller::new(gpu, &specs, 4);
     let params: Vec<BufferRange> = (0..2).map(|i| caller.range(&caller.params, i)).collect();
     let opt = ForeignOptimizer::new(gpu, &specs, &params, &OptimConfig::new(Kind::AdamwSf), None).unwrap();
     (caller, opt)
@@ -351,7 +358,7 @@ fn each_bad_range_is_refused_by_name() {
 fn initial_parameters_are_checked_too() {
     let gpu = gpu();
     let specs = [TensorSpec::new("a", &[10]), TensorSpec::new("b", &[6])];
-    let caller = Caller::new(&gpu, &specs);
+    let caller = Caller::new(&gpu, &specs, 4);
     let params = [caller.range(&caller.params, 0), BufferRange::new(&caller.params, 8, 6)];
     let err = ForeignOptimizer::new(&gpu, &specs, &params, &OptimConfig::new(Kind::AdamwSf), None)
         .err()

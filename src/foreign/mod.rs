@@ -40,7 +40,8 @@ pub struct ForeignOptimizer {
 impl ForeignOptimizer {
     /// Prepares `cfg` over the tensors `specs` (names, shapes, decay; NaP groups
     /// name them) whose initial values are `params[i]`, in the caller's buffers
-    /// (usage COPY_SRC). The values are copied into sfnap's arena and the
+    /// (usage COPY_SRC; the values must be there, or in work already submitted).
+    /// They are copied into sfnap's arena in a submission of its own and the
     /// optimizer starts there (z and x at them, NaP's rho measured on them).
     pub fn new(
         gpu: &Gpu,
