@@ -290,6 +290,19 @@ fn bench_train_refuses_what_it_would_ignore() {
         (&["--matmul", "64", "--state-dtype", "bf16"], "--state-dtype"),
         (&["--memory-table", "--kind", "adamw"], "--memory-table"),
         (&["--memory-table", "--state-dtype", "bf16"], "--memory-table"),
+        (&["--foreign", "--train", "mlp"], "--foreign"),
+        (
+            &[
+                "--foreign",
+                "--kind",
+                "adamw",
+                "--params",
+                "10",
+                "--max-binding",
+                "4096",
+            ],
+            "--max-binding",
+        ),
         (
             &["--kind", "adamw", "--params", "10", "--state-dtype", "f16"],
             "--state-dtype",
