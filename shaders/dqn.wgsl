@@ -78,8 +78,12 @@ fn level(t: u32) -> u32 {
 }
 
 // Feature k of an observation row under `lvl`: the observation plus the level's
-// offset, 0 beyond the environment's width.
+// offset, 0 beyond the environment's width, and 1 in the last column (the
+// first layer's bias: src/rl/variant.rs, Variant::input).
 fn feature(o: ptr<function, array<f32, 16>>, k: u32, lvl: u32) -> f32 {
+    if k + 1u == params.input {
+        return 1.0;
+    }
     if k >= params.obs_dim {
         return 0.0;
     }
@@ -98,8 +102,8 @@ fn argmax(values: ptr<function, array<f32, 16>>, valid: u32) -> u32 {
     return best;
 }
 
-// The network's input for acting: each environment's observation, offset and
-// padded to the input width.
+// The network's input for acting: each environment's observation, offset,
+// padded to the input width and ended by a 1.
 @compute @workgroup_size(ROW_WG)
 fn observe(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x;

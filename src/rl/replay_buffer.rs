@@ -30,7 +30,8 @@ pub struct ReplayBuffer {
 
 /// The buffers a [`ReplayBuffer::store`] reads.
 pub struct StoreDesc<'a> {
-    /// The environment's observation width (at most the buffer's input width).
+    /// The environment's observation width (below the buffer's input width,
+    /// whose last column is the constant 1).
     pub obs_dim: usize,
     /// The environment's valid actions.
     pub valid: u32,
@@ -144,10 +145,13 @@ impl ReplayBuffer {
     /// on, the one reached with the same level's offset, the action, reward,
     /// terminated (not truncated) and the valid actions.
     pub fn store(&self, gpu: &Gpu, d: &StoreDesc<'_>) -> Result<Dispatch> {
-        if d.obs_dim > self.input {
+        if d.obs_dim >= self.input {
             return Err(Error::invalid(
                 "obs_dim",
-                format!("{} is wider than the buffer's {}", d.obs_dim, self.input),
+                format!(
+                    "{} leaves no room for the constant 1 in the buffer's {}",
+                    d.obs_dim, self.input
+                ),
             ));
         }
         let params = gpu.uniform(

@@ -58,9 +58,27 @@ impl Variant {
     }
 
     /// The network's input width: the widest observation (CartPole's four
-    /// numbers are padded with zeros to Acrobot's six in `sequential`).
+    /// numbers are padded with zeros to Acrobot's six in `sequential`), then a
+    /// constant 1. The 1 is the first layer's bias: its linear map has none,
+    /// and the LayerNorm after it would otherwise see only the direction of
+    /// the observation, not its size (how far the pole leans); with the 1 the
+    /// weight stays one tensor that NaP keeps at its norm.
     pub fn input(self) -> usize {
-        self.kinds().iter().map(|k| k.obs_dim()).max().unwrap_or(cartpole::OBS)
+        self.kinds().iter().map(|k| k.obs_dim()).max().unwrap_or(cartpole::OBS) + 1
+    }
+
+    /// The network's input for observation `obs` at offset level `level`, as
+    /// `shaders/dqn.wgsl`'s `observe` writes it: each number plus the level's
+    /// offset (in f32), zeros up to the widest observation, then 1.
+    pub fn features(self, obs: &[f32], offsets: &[f32], level: usize) -> Vec<f32> {
+        let input = self.input();
+        (0..input)
+            .map(|k| match obs.get(k) {
+                _ if k + 1 == input => 1.0,
+                Some(&o) => o + offsets[level * input + k],
+                None => 0.0,
+            })
+            .collect()
     }
 
     /// The network's outputs: the most actions. In `sequential` CartPole's
@@ -125,7 +143,8 @@ impl std::fmt::Display for Variant {
 
 /// The network's input for acting: the dispatch that writes `env`'s
 /// observations, each plus the offset of level (t / switch_every) mod levels
-/// (t the clock's agent step) and padded with zeros to `input`, into `net_in`.
+/// (t the clock's agent step), padded with zeros to `input` and ended by a 1
+/// ([`Variant::features`]), into `net_in`.
 pub fn observe(
     gpu: &Gpu,
     env: &VecEnv,
@@ -135,8 +154,11 @@ pub fn observe(
     offsets: &wgpu::Buffer,
     net_in: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    if env.kind().obs_dim() > input {
-        return Err(Error::invalid("input", "narrower than the environment's observation"));
+    if env.kind().obs_dim() >= input {
+        return Err(Error::invalid(
+            "input",
+            "must hold the environment's observation and the constant 1",
+        ));
     }
     let params = gpu.uniform(
         "dqn observe",

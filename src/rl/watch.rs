@@ -102,12 +102,8 @@ fn play(cfg: &AgentConfig, model: &MlpConfig, w: &Weights, kind: Kind) -> Vec<St
     let mut total = 0.0;
     for step in 1..=MAX_STEPS {
         let state = twin.state;
-        let obs: Vec<f64> = (0..model.input)
-            .map(|k| {
-                let o = twin.observation();
-                o.get(k).map_or(0.0, |&v| f64::from(v + offsets[k]))
-            })
-            .collect();
+        let features = cfg.variant.features(&twin.observation(), &offsets, 0);
+        let obs: Vec<f64> = features.into_iter().map(f64::from).collect();
         let action = greedy(&q_values(model, w, &obs), kind.actions() as usize);
         let t = twin.step(action);
         total += t.reward;
