@@ -145,7 +145,7 @@ enum Probe {
     Episodes,
 }
 
-/// The metrics read back since the last call of [`Agent::poll`].
+/// The metrics read back by one call of [`Agent::run`] or [`Agent::finish`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Readings {
     /// The episodes that ended, in order.
