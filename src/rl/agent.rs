@@ -1,5 +1,6 @@
 //! A DQN-family agent whose whole loop runs on the device: epsilon-greedy
-//! actions from the online Q-network, the environments' steps, the replay
+//! actions from the online Q-network at x (the optimizer's evaluation
+//! weights), the environments' steps, the replay
 //! buffer's writes and samples, Double-DQN targets from a target network, the
 //! Huber loss, the backward pass and any sfnap optimizer's step (with NaP when
 //! asked), recorded many agent steps to a submission. Metrics (episode
@@ -216,7 +217,11 @@ impl Agent {
         let target_export = opt.x_export(gpu, &arena, &target)?;
         let x_export = opt.x_export(gpu, &arena, &x)?;
         let train = Weights::train(&arena);
-        let act_net = QNet::new(gpu, &model, train, &net_in, cfg.envs)?;
+        let x_weights = Weights {
+            arena: &arena,
+            values: &x,
+        };
+        let act_net = QNet::new(gpu, &model, x_weights, &net_in, cfg.envs)?;
         let online = QNet::new(gpu, &model, train, replay.batch_obs(), cfg.batch)?;
         let online_next = QNet::new(gpu, &model, train, replay.batch_next(), cfg.batch)?;
         let target_weights = Weights {
@@ -406,6 +411,7 @@ impl Agent {
         for _ in 0..count {
             let t = self.steps;
             let k = cfg.variant.active(t, cfg.switch_every);
+            self.x_export.record(&mut enc);
             {
                 let p = &self.passes[k];
                 let mut pass = enc.begin_compute_pass(&Default::default());

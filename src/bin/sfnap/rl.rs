@@ -22,7 +22,7 @@ pub struct RlArgs {
     #[arg(long, default_value_t = 256)]
     envs: usize,
     /// Agent steps in all.
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = 4000)]
     steps: u64,
     /// Seed of the network, the environments' starts and every draw.
     #[arg(long, default_value_t = 0)]
@@ -36,11 +36,11 @@ pub struct RlArgs {
     /// Normalize-and-Project every hidden weight and norm after each optimizer step.
     #[arg(long)]
     nap: bool,
-    /// The optimizer [default: adamw with lr 1e-3].
+    /// The optimizer [default: adamw, with lr 5e-4 unless --lr is given].
     #[command(flatten)]
     optim: OptimArgs,
     /// The discount.
-    #[arg(long, default_value_t = 0.99)]
+    #[arg(long, default_value_t = 0.98)]
     gamma: f64,
     /// Transitions per minibatch.
     #[arg(long, default_value_t = 128)]
@@ -52,10 +52,10 @@ pub struct RlArgs {
     #[arg(long, default_value_t = 20)]
     learning_starts: u64,
     /// Learn steps per agent step.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 2)]
     updates: u64,
     /// Learn steps between two copies of the online network's x into the target network.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 500)]
     target_every: u64,
     /// Epsilon at the first agent step.
     #[arg(long, default_value_t = 1.0)]
@@ -90,6 +90,9 @@ pub struct RlArgs {
     #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "resume"])]
     watch: Option<PathBuf>,
 }
+
+/// adamw's learning rate in `sfnap rl` unless `--lr` is given.
+const ADAMW_LR: f64 = 5e-4;
 
 /// `--switch-every`'s default.
 const SWITCH_EVERY: u64 = 500;
@@ -141,6 +144,9 @@ fn agent_config(a: &RlArgs, given: &[String]) -> Result<AgentConfig, Error> {
         seed: a.seed,
     };
     cfg.optimizer = a.optim.config(given, cfg.learn_steps(a.steps), a.seed, Kind::Adamw)?;
+    if kind == Kind::Adamw && a.optim.lr.is_none() {
+        cfg.optimizer.lr = Some(ADAMW_LR);
+    }
     if kind == Kind::SfPlus && !a.optim.sf_plus_reference && a.optim.polyak_growth.is_none() {
         // The cap may double once per pass over the replay buffer's rows.
         let passes = a.buffer as f64 / a.batch.max(1) as f64;
