@@ -30,6 +30,10 @@ struct DqnParams {
     eps_end: f32,
     gamma: f32,
     envs: u32,          // environments (sample: the rows a step writes)
+    reward_scale: f32,  // store: what the rewards are multiplied by
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: DqnParams;
@@ -146,8 +150,8 @@ fn act(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // Writes each environment's transition of agent step t to replay row
 // (t * n + i) mod capacity: the observation it acted on (net_in), the one it
-// reached (next_obs, offset at the same level), the action, reward, whether it
-// terminated, the valid actions.
+// reached (next_obs, offset at the same level), the action, the reward times
+// reward_scale, whether it terminated, the valid actions.
 @compute @workgroup_size(ROW_WG)
 fn store(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x;
@@ -169,7 +173,7 @@ fn store(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let info = base + 2u * params.input;
     replay[info] = f32(actions[i]);
-    replay[info + 1u] = reward[i];
+    replay[info + 1u] = params.reward_scale * reward[i];
     replay[info + 2u] = select(0.0, 1.0, (done[i] & TERMINATED) != 0u);
     replay[info + 3u] = f32(params.valid);
 }

@@ -232,6 +232,7 @@ fn observe_store_episodes_and_sample_match_the_host() {
                 valid: 2,
                 levels: levels as u32,
                 switch_every: switch_every as u32,
+                reward_scale: 0.25,
                 clock: &clock,
                 obs: &net_in,
                 next_obs: env.next_obs(),
@@ -285,7 +286,7 @@ fn observe_store_episodes_and_sample_match_the_host() {
             let mut row = want_in;
             row.extend(with_offset(after.next_obs_of(i), t));
             let term = (after.done[i] & TERMINATED != 0) as u32 as f32;
-            row.extend([actions[i] as f32, after.reward[i], term, 2.0]);
+            row.extend([actions[i] as f32, 0.25 * after.reward[i], term, 2.0]);
             rows[replay.row_of(t, i)] = row;
             ret[i].0 += after.reward[i];
             ret[i].1 += 1;
@@ -348,6 +349,7 @@ fn small(variant: Variant, seed: u64) -> AgentConfig {
         nap: true,
         optimizer: sfnap::optim::OptimConfig::new(sfnap::optim::Kind::AdamwSf),
         gamma: 0.99,
+        reward_scale: 1.0,
         batch: 32,
         buffer: 400,
         learning_starts: 4,

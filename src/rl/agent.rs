@@ -46,6 +46,9 @@ pub struct AgentConfig {
     pub optimizer: OptimConfig,
     /// The discount.
     pub gamma: f64,
+    /// What the rewards are multiplied by before they enter the replay buffer
+    /// (the Q-values' scale; the reported returns are the environments').
+    pub reward_scale: f64,
     /// Transitions per minibatch.
     pub batch: usize,
     /// Transitions the replay buffer holds.
@@ -98,6 +101,12 @@ impl AgentConfig {
             return Err(Error::invalid(
                 "nap",
                 "projects the weights that a LayerNorm follows: refused with --no-norm",
+            ));
+        }
+        if !(self.reward_scale.is_finite() && self.reward_scale > 0.0) {
+            return Err(Error::invalid(
+                "reward-scale",
+                format!("{} must be positive and finite", self.reward_scale),
             ));
         }
         if !(0.0..=1.0).contains(&self.gamma) {
@@ -271,6 +280,7 @@ impl Agent {
                             valid,
                             levels: levels.0 as u32,
                             switch_every: levels.1 as u32,
+                            reward_scale: cfg.reward_scale as f32,
                             clock: &clock,
                             obs: &net_in,
                             next_obs: env.next_obs(),

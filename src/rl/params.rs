@@ -34,6 +34,10 @@ pub(crate) struct DqnParams {
     pub gamma: f32,
     /// Environments (the rows an agent step writes).
     pub envs: u32,
+    /// What `store` multiplies the rewards by.
+    pub reward_scale: f32,
+    /// Padding to the uniform's 16-byte multiple.
+    pub pad: [u32; 3],
 }
 
 impl DqnParams {
@@ -42,6 +46,7 @@ impl DqnParams {
         DqnParams {
             levels: 1,
             switch_every: 1,
+            reward_scale: 1.0,
             ..bytemuck::Zeroable::zeroed()
         }
     }

@@ -13,7 +13,8 @@ pub const INFO: usize = 4;
 
 /// `capacity` transitions of observations `input` wide, row `j` at
 /// `j * stride` f32 ([`ReplayBuffer::stride`]): the observation, the next
-/// observation, then [`INFO`]'s four numbers (small integers exact in f32).
+/// observation, then [`INFO`]'s four numbers (small integers exact in f32,
+/// the reward as the environment gave it times a scale).
 /// An agent step of `envs` environments writes rows `(t envs + i) mod
 /// capacity`; a batch of `batch` rows is drawn into [`ReplayBuffer::batch_obs`],
 /// [`ReplayBuffer::batch_next`] and [`ReplayBuffer::batch_info`].
@@ -39,6 +40,8 @@ pub struct StoreDesc<'a> {
     pub levels: u32,
     /// Agent steps per offset level.
     pub switch_every: u32,
+    /// What the rewards are multiplied by (the replay rows' scale of values).
+    pub reward_scale: f32,
     /// The agent's clock (agent step t); read.
     pub clock: &'a wgpu::Buffer,
     /// The observations acted on, `[envs, input]` (offset and padded); read.
@@ -142,8 +145,8 @@ impl ReplayBuffer {
 
     /// The dispatch that writes every environment's transition of agent step
     /// t (the clock's) to row [`ReplayBuffer::row_of`]: the observation acted
-    /// on, the one reached with the same level's offset, the action, reward,
-    /// terminated (not truncated) and the valid actions.
+    /// on, the one reached with the same level's offset, the action, the reward
+    /// times the scale, terminated (not truncated) and the valid actions.
     pub fn store(&self, gpu: &Gpu, d: &StoreDesc<'_>) -> Result<Dispatch> {
         if d.obs_dim >= self.input {
             return Err(Error::invalid(
@@ -164,6 +167,7 @@ impl ReplayBuffer {
                 capacity: self.capacity as u32,
                 levels: d.levels,
                 switch_every: d.switch_every,
+                reward_scale: d.reward_scale,
                 ..DqnParams::new()
             },
         );

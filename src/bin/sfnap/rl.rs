@@ -42,6 +42,10 @@ pub struct RlArgs {
     /// The discount.
     #[arg(long, default_value_t = 0.98)]
     gamma: f64,
+    /// What the rewards are multiplied by before they enter the replay buffer (the
+    /// Q-values' scale; the returns reported are the environment's).
+    #[arg(long, default_value_t = 1.0)]
+    reward_scale: f64,
     /// Transitions per minibatch.
     #[arg(long, default_value_t = 128)]
     batch: usize,
@@ -130,6 +134,7 @@ fn agent_config(a: &RlArgs, given: &[String]) -> Result<AgentConfig, Error> {
         nap: a.nap,
         optimizer: sfnap::optim::OptimConfig::new(kind),
         gamma: a.gamma,
+        reward_scale: a.reward_scale,
         batch: a.batch,
         buffer: a.buffer,
         learning_starts: a.learning_starts,
