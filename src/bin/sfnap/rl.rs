@@ -207,12 +207,11 @@ pub fn rl_main(backend: BackendChoice, a: &RlArgs, given: &[String]) -> Result<(
     let started = std::time::Instant::now();
     let summary = run::run(&gpu, &cfg, &opts, &mut |row| {
         eprintln!(
-            "step {} ({} env steps, {:.0} s): mean return {:.1} over the last {} episodes, td loss {:.4}, epsilon {:.3}",
+            "step {} ({} env steps, {:.0} s): {}, td loss {:.4}, epsilon {:.3}",
             row.step,
             row.env_steps,
             started.elapsed().as_secs_f64(),
-            row.mean_return,
-            run::RECENT.min(row.episodes as usize),
+            returns(row),
             row.td_loss,
             row.epsilon
         );
@@ -223,10 +222,9 @@ pub fn rl_main(backend: BackendChoice, a: &RlArgs, given: &[String]) -> Result<(
     }
     if let Some(last) = summary.rows.last() {
         say!(
-            "step {}: mean return {:.2} over the last {} episodes ({} episodes, {:.0} s)",
+            "step {}: {} ({} episodes, {:.0} s)",
             last.step,
-            last.mean_return,
-            run::RECENT.min(last.episodes as usize),
+            returns(last),
             last.episodes,
             started.elapsed().as_secs_f64()
         );
@@ -238,4 +236,16 @@ pub fn rl_main(backend: BackendChoice, a: &RlArgs, given: &[String]) -> Result<(
         );
     }
     Ok(())
+}
+
+/// A row's mean return in words.
+fn returns(row: &run::Row) -> String {
+    match row.episodes {
+        0 => "no episode has ended yet".to_string(),
+        n => format!(
+            "mean return {:.2} over the last {} episodes",
+            row.mean_return,
+            run::RECENT.min(n as usize)
+        ),
+    }
 }
