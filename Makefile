@@ -146,9 +146,9 @@ bench-peers:
 gpu-check:
 	bash scripts/gpu-check.sh $(or $(GPU_CHECK_OUT),target/gpu-check)
 
-.PHONY: evidence evidence-sf-plus evidence-plasticity update-functions
+.PHONY: evidence evidence-sf-plus evidence-plasticity update-functions evidence-bf16
 ## The studies below (finished runs are kept, so an interrupted one resumes).
-evidence: evidence-sf-plus evidence-plasticity update-functions
+evidence: evidence-sf-plus evidence-plasticity update-functions evidence-bf16
 
 ## ScheduleFree+ without a learning rate against tuned schedules (docs/evidence.md and its
 ## plots): the character model at 1,000 steps (whole grid, 2 seeds), 4,000 and 16,000 (sf_plus
@@ -169,3 +169,11 @@ evidence-plasticity: setup
 ## (finished runs are kept; delete it to start over). About 10 minutes on lavapipe with 2 cores.
 update-functions: setup
 	bash scripts/update_functions.sh
+
+## Optimizer state in bf16 against f32 (docs/bf16-state.md and its plots): the character model
+## (adamw_sf and sf_plus, 4,000 steps, 2 seeds), digits + NaP (5 seeds) and the continual stream
+## with the window (2 seeds), each with f32 state, bf16 with stochastic rounding and bf16 rounded
+## to nearest. Runs land in target/bf16-state/ (finished runs are kept; delete it to start over).
+## About 70 minutes on lavapipe with 2 cores, two at a time (JOBS).
+evidence-bf16: setup
+	bash scripts/bf16_state.sh

@@ -32,6 +32,7 @@ NOT_PATHS = {
     ("scripts/bench_report.py", "levers.md"): "joined with benches/ in the code",
     ("scripts/bench_report.py", "distributed.md"): "joined with benches/ in the code",
     ("scripts/bench_report.py", "precision.md"): "joined with benches/ in the code",
+    ("scripts/bench_report.py", "foreign.md"): "joined with benches/ in the code",
 }
 
 FENCE = re.compile(r"^\s*(```|~~~)")

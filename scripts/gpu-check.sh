@@ -15,7 +15,8 @@
 #
 # OUTDIR receives what scripts/bench.sh writes for lavapipe, for this GPU:
 # sfnap.jsonl, peers.jsonl, train_peers.jsonl, devices.txt, BENCHMARKS.md and
-# scale.svg (scripts/bench_report.py), plus summary.md (each step: status, seconds)
+# scale.svg (scripts/bench_report.py), precision.md (scripts/bench_precision.sh, one
+# pass), plus summary.md (each step: status, seconds)
 # and logs/STEP.log. PEERS_VENV (default target/peers-venv) is the peers' Python
 # environment; it is used only if it already has torch (nothing is installed).
 set -uo pipefail
@@ -126,6 +127,9 @@ step build 300 cargo build --release --bin sfnap
 step build-tests 240 cargo test --release --workspace --no-run
 step devices 30 bash -c "set -o pipefail; '$bin' devices | tee '$out/devices.txt'"
 step bench-sweep 150 bash "$0" --sweep "$out" "$bin"
+# f32 against bf16 state, one interleaved pass (on a GPU the step is memory-bound,
+# so bf16 state should be faster; on lavapipe it is not).
+step bench-precision 90 bash -c "set -o pipefail; PASSES=1 bash scripts/bench_precision.sh | tee '$out/precision.md'"
 if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import torch' 2>/dev/null; then
     step peers 60 "$venv/bin/python" benches/peers/peers.py --device auto --steps 50 \
         --sizes 4194304:1,16777216:1,16777216:256,65536:1,1048576:1,67108864:1 --out "$out/peers.jsonl"

@@ -8,7 +8,8 @@
 //! The engine embeds in a wgpu program: [`gpu::Gpu::from_device`] adopts the
 //! program's device, [`gpu::Gpu::register_kernels`] adds its own WGSL to the
 //! device's kernel cache, and steps are recorded into the program's encoders
-//! ([`optim::GpuOptimizer::record_step`]). Built with `default-features = false`
+//! ([`optim::GpuOptimizer::record_step`]); tensors in the program's own buffers
+//! step through [`foreign::ForeignOptimizer`]. Built with `default-features = false`
 //! it has none of the command line's dependencies (feature `cli`: the `sfnap`
 //! binary, [`train`]'s progress bar and the plots of `plot`).
 
@@ -23,6 +24,8 @@ pub mod data;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod distributed;
 pub mod error;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod foreign;
 pub mod gpu;
 pub(crate) mod json;
 pub mod model;

@@ -236,8 +236,9 @@ fn eval_frac_and_label_are_refused_where_they_do_not_apply() {
 
 /// Settings that would leave the run as it is are refused: `--no-norm` with
 /// `--nap` (nothing to project) or the gpt (it keeps its norms), a warmup of one
-/// step (its multiplier is 1), adamw's warmup schedule without `--warmup`, and a
-/// wsd schedule too short to decay.
+/// step (its multiplier is 1), adamw's warmup schedule without `--warmup`, a
+/// wsd schedule too short to decay, and a rounding or its seed where nothing
+/// rounds stochastically.
 #[test]
 fn settings_that_change_nothing_are_refused() {
     let spirals = ["train", "--data", "spirals"];
@@ -248,6 +249,19 @@ fn settings_that_change_nothing_are_refused() {
         (&["--opt", "adamw", "--schedule", "warmup"], "--schedule"),
         (&["--opt", "adamw", "--schedule", "wsd", "--steps", "9"], "--schedule"),
         (&["--opt", "radam_sf", "--warmup", "5"], "--warmup"),
+        (&["--state-rounding", "nearest"], "--state-rounding"),
+        (&["--state-seed", "3"], "--state-seed"),
+        (
+            &[
+                "--state-dtype",
+                "bf16",
+                "--state-rounding",
+                "nearest",
+                "--state-seed",
+                "3",
+            ],
+            "--state-seed",
+        ),
     ];
     for (extra, flag) in cases {
         let mut args = spirals.to_vec();
@@ -276,6 +290,19 @@ fn bench_train_refuses_what_it_would_ignore() {
         (&["--matmul", "64", "--state-dtype", "bf16"], "--state-dtype"),
         (&["--memory-table", "--kind", "adamw"], "--memory-table"),
         (&["--memory-table", "--state-dtype", "bf16"], "--memory-table"),
+        (&["--foreign", "--train", "mlp"], "--foreign"),
+        (
+            &[
+                "--foreign",
+                "--kind",
+                "adamw",
+                "--params",
+                "10",
+                "--max-binding",
+                "4096",
+            ],
+            "--max-binding",
+        ),
         (
             &["--kind", "adamw", "--params", "10", "--state-dtype", "f16"],
             "--state-dtype",
@@ -286,4 +313,30 @@ fn bench_train_refuses_what_it_would_ignore() {
         args.extend_from_slice(extra);
         refused(&sfnap(&args), flag, &extra.join(" "));
     }
+}
+
+/// `--state-seed` draws other rounding bits for the same run: another seed ends
+/// with other weights, and the seed `--seed` implies ends with the same ones.
+#[test]
+fn state_seed_changes_the_rounding_bits_only() {
+    let root = temp_dir("state-seed");
+    let mut base = words(BASE);
+    base.extend(["--opt", "adamw_sf", "--state-dtype", "bf16", "--seed", "5"]);
+    let x = |extra: &[&'static str], name: &str| {
+        let mut args = base.clone();
+        args.extend_from_slice(extra);
+        train_x(&args, &root.join(name), name)
+    };
+    let implied = x(&[], "implied");
+    assert_eq!(
+        x(&["--state-seed", "5"], "same"),
+        implied,
+        "--state-seed 5 with --seed 5"
+    );
+    assert_ne!(
+        x(&["--state-seed", "6"], "other"),
+        implied,
+        "--state-seed 6 with --seed 5"
+    );
+    std::fs::remove_dir_all(&root).ok();
 }

@@ -14,12 +14,15 @@
 //! machines; an absolute time is not. Times are GPU-side (timestamp queries around
 //! each submission) where the adapter has them, else wall clock around a full drain
 //! of the queue. See `BENCHMARKS.md` for the sweeps. [`run_matmul`] times the linear
-//! layer's matrix product.
+//! layer's matrix product; [`run_foreign`] the step on a caller's buffers against
+//! the step on the arena.
 
+mod foreign;
 mod matmul;
 mod memory_table;
 mod timing;
 
+pub use foreign::{run_foreign, ForeignBenchResult, FOREIGN_COPY_BYTES};
 pub use matmul::{run_matmul, MatmulBenchResult};
 pub use memory_table::{largest_model, memory_rows, memory_table, MemoryRow, CAPACITIES_GIB};
 
@@ -355,46 +358,77 @@ pub fn reference(copy_gbps: f64, kernel_copy_gbps: f64) -> (f64, &'static str) {
     }
 }
 
+/// The tensors and optimizer a step benchmark runs: `opts.params` parameters
+/// over `opts.tensors` ragged tensors named `t0`, `t1`, ...
+struct Problem {
+    names: Vec<String>,
+    sizes: Vec<usize>,
+    specs: Vec<TensorSpec>,
+    cfg: OptimConfig,
+    /// Every tensor its own group, with `opts.nap`.
+    nap: Option<NapConfig>,
+}
+
+impl Problem {
+    /// Checks `opts` and that the tensors fit one buffer of `gpu`.
+    fn new(gpu: &Gpu, opts: &BenchOptions) -> Result<Problem> {
+        opts.validate()?;
+        let sizes = ragged_sizes(opts.params, opts.tensors)?;
+        let names: Vec<String> = (0..sizes.len()).map(|i| format!("t{i}")).collect();
+        let specs: Vec<TensorSpec> = names
+            .iter()
+            .zip(&sizes)
+            .map(|(n, &s)| TensorSpec::new(n, &[s]))
+            .collect();
+        let bytes = 4 * (opts.params + ALIGN * opts.tensors) as u64;
+        if bytes > gpu.limits.max_buffer_size {
+            return Err(Error::invalid(
+                "--params",
+                format!(
+                    "{} parameters need up to {bytes} bytes per buffer, more than this adapter's max_buffer_size {}",
+                    opts.params, gpu.limits.max_buffer_size
+                ),
+            ));
+        }
+        let mut cfg = OptimConfig::new(opts.kind);
+        cfg.inner_momentum = opts.inner_momentum;
+        cfg.state_dtype = opts.state_dtype;
+        let nap = opts.nap.then(|| NapConfig {
+            groups: names
+                .iter()
+                .map(|n| NapGroup {
+                    tensors: vec![n.clone()],
+                    rho: None,
+                })
+                .collect(),
+        });
+        Ok(Problem {
+            names,
+            sizes,
+            specs,
+            cfg,
+            nap,
+        })
+    }
+}
+
 /// Sets up an arena of `opts.params` parameters over `opts.tensors` tensors,
 /// warms up, and times `opts.steps` optimizer steps and as many buffer copies, by
 /// `copy_buffer_to_buffer` and by the copy kernel (see [`BenchResult::copy_gbps`],
 /// [`BenchResult::kernel_copy_gbps`]), [`TRIALS`] times each.
 pub fn run(gpu: &Gpu, opts: &BenchOptions) -> Result<BenchResult> {
-    opts.validate()?;
-    let sizes = ragged_sizes(opts.params, opts.tensors)?;
-    let names: Vec<String> = (0..sizes.len()).map(|i| format!("t{i}")).collect();
-    let specs: Vec<TensorSpec> = names
-        .iter()
-        .zip(&sizes)
-        .map(|(n, &s)| TensorSpec::new(n, &[s]))
-        .collect();
-    let bytes = 4 * (opts.params + ALIGN * opts.tensors) as u64;
-    if bytes > gpu.limits.max_buffer_size {
-        return Err(Error::invalid(
-            "--params",
-            format!(
-                "{} parameters need up to {bytes} bytes per buffer, more than this adapter's max_buffer_size {}",
-                opts.params, gpu.limits.max_buffer_size
-            ),
-        ));
-    }
+    let Problem {
+        names,
+        sizes,
+        specs,
+        cfg,
+        nap,
+    } = Problem::new(gpu, opts)?;
     let arena = Arena::new(gpu, &specs, opts.max_binding_bytes)?;
     for (i, (name, &len)) in names.iter().zip(&sizes).enumerate() {
         arena.write(gpu, name, &pattern(len, 2 * i as u64 + 1, 0.1))?;
         arena.write_grad(gpu, name, &pattern(len, 2 * i as u64 + 2, 0.01))?;
     }
-    let mut cfg = OptimConfig::new(opts.kind);
-    cfg.inner_momentum = opts.inner_momentum;
-    cfg.state_dtype = opts.state_dtype;
-    let nap = opts.nap.then(|| NapConfig {
-        groups: names
-            .iter()
-            .map(|n| NapGroup {
-                tensors: vec![n.clone()],
-                rho: None,
-            })
-            .collect(),
-    });
     let opt = GpuOptimizer::new(gpu, &arena, &cfg, nap.as_ref())?;
     if opts.kind == Kind::SfPlus {
         opt.write_loss(gpu, 1.0)?;

@@ -528,7 +528,10 @@ pub const SETTINGS: &[Setting] = &[
                 Ok(())
             },
         },
-        flag: None,
+        flag: Some(Flag {
+            name: "state-seed",
+            example: &["--state-dtype", "bf16", "--state-seed", "7"],
+        }),
     },
     Setting {
         name: "sf-beta",

@@ -43,7 +43,7 @@ pub struct BenchArgs {
     /// Print, on paper, the largest model whose parameters, gradients and optimizer state
     /// fit in 24, 80 and 141 GiB for every kind and state precision (a Markdown table), beside
     /// PyTorch's f32 AdamW and bitsandbytes' 8-bit AdamW; nothing is run.
-    #[arg(long, conflicts_with_all = ["kind", "params", "tensors", "nap", "inner_momentum", "steps", "max_binding", "train", "matmul", "batch", "profile", "json", "state_dtype"])]
+    #[arg(long, conflicts_with_all = ["kind", "params", "tensors", "nap", "inner_momentum", "steps", "max_binding", "train", "matmul", "batch", "profile", "json", "state_dtype", "foreign"])]
     memory_table: bool,
     /// Time the linear layer's product of two N x N matrices instead, in GFLOP/s.
     #[arg(long, value_name = "N", conflicts_with_all = ["kind", "params", "tensors", "nap", "inner_momentum", "max_binding", "train", "batch", "steps", "profile", "state_dtype"])]
@@ -55,6 +55,10 @@ pub struct BenchArgs {
     /// where the step's GPU time goes (needs timestamp queries).
     #[arg(long, requires = "train")]
     profile: bool,
+    /// Time the step on parameters and gradients in buffers of the caller's, packed at
+    /// 4-byte offsets (sfnap::foreign), against the same step on sfnap's arena, interleaved.
+    #[arg(long, conflicts_with_all = ["train", "matmul", "memory_table", "max_binding"])]
+    foreign: bool,
     /// Print one JSON object instead of a readable line.
     #[arg(long)]
     json: bool,
@@ -118,5 +122,10 @@ pub fn bench_main(backend: BackendChoice, a: &BenchArgs) -> Result<(), Error> {
         max_binding_bytes: a.max_binding,
         state_dtype: a.state_dtype,
     };
+    if a.foreign {
+        opts.validate()?;
+        let result = sfnap::bench::run_foreign(&Gpu::new(backend)?, &opts)?;
+        return print_bench(&result, result.line(), a.json);
+    }
     bench_cmd(backend, &opts, a.json)
 }

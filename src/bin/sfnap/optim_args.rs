@@ -50,6 +50,10 @@ pub struct OptimArgs {
     /// (to measure what stochastic rounding buys).
     #[arg(long, value_enum, default_value_t = Rounding::Stochastic, value_name = "ROUNDING")]
     pub state_rounding: Rounding,
+    /// With --state-dtype bf16 and stochastic rounding only: the seed of the rounding's
+    /// random bits [default: --seed folded to 32 bits].
+    #[arg(long, value_name = "SEED")]
+    pub state_seed: Option<u32>,
     /// adamw_sf only: inner momentum mu, in [0, 1) (0: none).
     #[arg(long, default_value_t = 0.0, value_name = "MU")]
     pub inner_momentum: f64,
@@ -89,11 +93,18 @@ impl OptimArgs {
                 "applies to --state-dtype bf16 only: f32 state is never rounded",
             ));
         }
+        if a.state_seed.is_some() && (a.state_dtype == StateDtype::F32 || a.state_rounding == Rounding::Nearest) {
+            return Err(Error::invalid(
+                "state-seed",
+                "applies to --state-dtype bf16 with stochastic rounding only: nothing else draws random bits",
+            ));
+        }
         optimizer.state_dtype = a.state_dtype;
         optimizer.state_rounding = a.state_rounding;
         if a.state_dtype == StateDtype::Bf16 {
-            // The rounding's seed is the run's (both halves of --seed folded into 32 bits).
-            optimizer.state_seed = (seed ^ (seed >> 32)) as u32;
+            // The rounding's seed is the run's (both halves of --seed folded into 32 bits)
+            // unless given.
+            optimizer.state_seed = a.state_seed.unwrap_or((seed ^ (seed >> 32)) as u32);
         }
         optimizer.inner_momentum = a.inner_momentum;
         if kind != Kind::SfPlus {

@@ -1,0 +1,207 @@
+//! Stepping parameters that live in the caller's buffers ([`ForeignOptimizer`]).
+//!
+//! A program whose tensors sit in buffers of its own (another framework's, at
+//! any 4-byte-aligned offset) hands sfnap their ranges; sfnap keeps an [`Arena`]
+//! of the same tensors with the optimizer state, and records into the caller's
+//! encoder: the gradients copied in (`copy_buffer_to_buffer`), the step of
+//! [`GpuOptimizer`] unchanged (every kind, NaP, the health flags, bf16 state),
+//! and the new parameters y copied out. The arena keeps y between steps, so the
+//! caller's parameter ranges are only written (after the initial values are read
+//! at construction), and may be other ranges at every step. Copies rather than
+//! binding the caller's ranges in the kernels: a storage binding must start at a
+//! multiple of `min_storage_buffer_offset_alignment` (256 bytes on most devices)
+//! and the kernels sweep whole vec4s over one arena buffer; a copy only needs
+//! 4-byte alignment. The cost is 16 bytes moved per parameter and step (the
+//! gradient in, the parameters out; BENCHMARKS.md measures it). Native only (the
+//! device check waits on an error scope).
+
+mod ranges;
+
+pub use ranges::{BufferRange, ForeignTensor};
+
+use crate::arena::{Arena, TensorSpec};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::nap::NapConfig;
+use crate::optim::{GpuOptimizer, OptimConfig, XExport};
+use ranges::{Named, Role};
+
+/// An optimizer over tensors in the caller's buffers: its own arena (y and the
+/// optimizer state) and the copies to and from the caller's ranges.
+pub struct ForeignOptimizer {
+    arena: Arena,
+    opt: GpuOptimizer,
+    /// x in the arena's layout and its export, made at the first request.
+    x: Option<(wgpu::Buffer, XExport)>,
+    /// 16 bytes the device check copies to and from.
+    probe: wgpu::Buffer,
+}
+
+impl ForeignOptimizer {
+    /// Prepares `cfg` over the tensors `specs` (names, shapes, decay; NaP groups
+    /// name them) whose initial values are `params[i]`, in the caller's buffers
+    /// (usage COPY_SRC; the values must be there, or in work already submitted).
+    /// They are copied into sfnap's arena in a submission of its own and the
+    /// optimizer starts there (z and x at them, NaP's rho measured on them).
+    pub fn new(
+        gpu: &Gpu,
+        specs: &[TensorSpec],
+        params: &[BufferRange<'_>],
+        cfg: &OptimConfig,
+        nap: Option<&NapConfig>,
+    ) -> Result<ForeignOptimizer> {
+        let arena = Arena::new(gpu, specs, None)?;
+        let probe = gpu.storage("foreign probe", 16);
+        let named = named(&arena, "params", params.iter().map(|&p| (p, Role::Initial)), 1)?;
+        ranges::check(gpu, &named, &lens(&arena), &probe)?;
+        gpu.submit(|enc| {
+            for (slot, p) in arena.layout.slots.iter().zip(params) {
+                enc.copy_buffer_to_buffer(p.buffer, p.offset, &arena.params, slot.offset as u64 * 4, p.bytes());
+            }
+        });
+        let opt = GpuOptimizer::new(gpu, &arena, cfg, nap)?;
+        Ok(ForeignOptimizer {
+            arena,
+            opt,
+            x: None,
+            probe,
+        })
+    }
+
+    /// The optimizer inside: its checks, reports, sf_plus's loss
+    /// ([`GpuOptimizer::write_loss`], [`GpuOptimizer::loss_buffer`]), health flags and state.
+    pub fn optimizer(&self) -> &GpuOptimizer {
+        &self.opt
+    }
+
+    /// sfnap's arena of the tensors: y in `params`, the last gradients in `grads`.
+    pub fn arena(&self) -> &Arena {
+        &self.arena
+    }
+
+    /// Records one step into `enc`: `tensors[i]` (in the order of the specs) gives
+    /// tensor i's gradient, read, and its parameter range, where y is written.
+    /// Every range is checked first (nothing is recorded if one is refused): inside
+    /// its buffer, at a multiple of 4 bytes, the tensor's length, the usages
+    /// COPY_SRC (gradients) and COPY_DST (parameters), no two overlapping, and of
+    /// sfnap's device. Call [`ForeignOptimizer::submitted`] after submitting.
+    pub fn record_step(
+        &mut self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        tensors: &[ForeignTensor<'_>],
+    ) -> Result<()> {
+        let pairs = tensors
+            .iter()
+            .flat_map(|t| [(t.param, Role::Param), (t.grad, Role::Grad)]);
+        let named = named(&self.arena, "tensors", pairs, 2)?;
+        for (i, t) in tensors.iter().enumerate() {
+            if t.param.len != t.grad.len {
+                return Err(Error::invalid(
+                    format!("tensors[{i}] `{}`", self.arena.layout.slots[i].name),
+                    format!("its param has {} elements but its grad {}", t.param.len, t.grad.len),
+                ));
+            }
+        }
+        ranges::check(gpu, &named, &lens(&self.arena), &self.probe)?;
+        for (slot, t) in self.arena.layout.slots.iter().zip(tensors) {
+            let g = t.grad;
+            enc.copy_buffer_to_buffer(g.buffer, g.offset, &self.arena.grads, slot.offset as u64 * 4, g.bytes());
+        }
+        self.opt.record_step(gpu, enc)?;
+        for (slot, t) in self.arena.layout.slots.iter().zip(tensors) {
+            let p = t.param;
+            enc.copy_buffer_to_buffer(
+                &self.arena.params,
+                slot.offset as u64 * 4,
+                p.buffer,
+                p.offset,
+                p.bytes(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Tells the optimizer that everything recorded so far was submitted.
+    pub fn submitted(&mut self) {
+        self.opt.submitted();
+    }
+
+    /// Records and submits one step on its own.
+    pub fn step(&mut self, gpu: &Gpu, tensors: &[ForeignTensor<'_>]) -> Result<()> {
+        gpu.submit(|enc| self.record_step(gpu, enc, tensors))?;
+        self.submitted();
+        Ok(())
+    }
+
+    /// Records x, the weights to evaluate and ship, written into `dst[i]` for
+    /// tensor i (checked as a step's ranges are, with usage COPY_DST); y is left as it is.
+    pub fn record_x_into(&mut self, gpu: &Gpu, enc: &mut wgpu::CommandEncoder, dst: &[BufferRange<'_>]) -> Result<()> {
+        let named = named(&self.arena, "x", dst.iter().map(|&d| (d, Role::X)), 1)?;
+        ranges::check(gpu, &named, &lens(&self.arena), &self.probe)?;
+        self.record_x(gpu, enc)?;
+        let x = &self.x.as_ref().expect("recorded above").0;
+        for (slot, d) in self.arena.layout.slots.iter().zip(dst) {
+            enc.copy_buffer_to_buffer(x, slot.offset as u64 * 4, d.buffer, d.offset, d.bytes());
+        }
+        Ok(())
+    }
+
+    /// x of tensor `name`, read back to the host.
+    pub fn read_x(&mut self, gpu: &Gpu, name: &str) -> Result<Vec<f32>> {
+        self.arena.layout.slot(name)?;
+        gpu.submit(|enc| self.record_x(gpu, enc))?;
+        let x = &self.x.as_ref().expect("recorded above").0;
+        self.arena.read_from(gpu, x, name)
+    }
+
+    /// Records x into the arena-layout buffer `self.x` (made at the first call).
+    fn record_x(&mut self, gpu: &Gpu, enc: &mut wgpu::CommandEncoder) -> Result<()> {
+        if self.x.is_none() {
+            let buffer = gpu.storage("foreign x", self.arena.layout.bytes());
+            let export = self.opt.x_export(gpu, &self.arena, &buffer)?;
+            self.x = Some((buffer, export));
+        }
+        self.x.as_ref().expect("made above").1.record(enc);
+        Ok(())
+    }
+}
+
+/// The arena's element count of each tensor.
+fn lens(arena: &Arena) -> Vec<usize> {
+    arena.layout.slots.iter().map(|s| s.len).collect()
+}
+
+/// `ranges`, `per` to a tensor, named after the arena's tensors; `what` names the
+/// argument when their number is not the tensors'.
+fn named<'a>(
+    arena: &'a Arena,
+    what: &str,
+    ranges: impl Iterator<Item = (BufferRange<'a>, Role)>,
+    per: usize,
+) -> Result<Vec<Named<'a>>> {
+    let named: Vec<Named<'a>> = ranges
+        .enumerate()
+        .map(|(i, (range, role))| {
+            let tensor = i / per;
+            let name = arena.layout.slots.get(tensor).map_or("", |s| s.name.as_str());
+            Named {
+                range,
+                tensor,
+                name,
+                role,
+            }
+        })
+        .collect();
+    let n = arena.layout.slots.len();
+    if named.len() != n * per {
+        return Err(Error::invalid(
+            what,
+            format!(
+                "{} given for {n} tensors (one per tensor, in the order of the specs)",
+                named.len() / per
+            ),
+        ));
+    }
+    Ok(named)
+}
