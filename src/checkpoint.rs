@@ -123,8 +123,27 @@ fn state_name(buffer: &'static str) -> &'static str {
     }
 }
 
+/// The name prefix of the tensors a run keeps beyond the model and the
+/// optimizer ([`save_with`]): raw bytes (`U8`), e.g. a reinforcement-learning
+/// agent's replay buffer and environments.
+pub const EXTRA: &str = "run.";
+
 /// Saves the run's state to `path`. `x` is a buffer holding the exported x weights.
 pub fn save(path: &Path, gpu: &Gpu, arena: &Arena, opt: &GpuOptimizer, x: &wgpu::Buffer, meta: &Meta) -> Result<()> {
+    save_with(path, gpu, arena, opt, x, meta, &[])
+}
+
+/// [`save`] with `extra` tensors of raw bytes, stored as `run.NAME` (`U8`) and
+/// read back by [`Loaded::extra`].
+pub fn save_with(
+    path: &Path,
+    gpu: &Gpu,
+    arena: &Arena,
+    opt: &GpuOptimizer,
+    x: &wgpu::Buffer,
+    meta: &Meta,
+    extra: &[(String, Vec<u8>)],
+) -> Result<()> {
     let total = arena.layout.total;
     let mut whole: Vec<(String, Vec<u8>, Dtype)> = Vec::new();
     // bf16 state is stored as it is on the device: two bf16 to a little-endian
@@ -159,6 +178,10 @@ pub fn save(path: &Path, gpu: &Gpu, arena: &Arena, opt: &GpuOptimizer, x: &wgpu:
         .map(|(n, b)| Ok((format!("opt.{n}"), gpu.read::<u8>(b, 0, b.size() as usize)?)))
         .collect::<Result<_>>()?;
     for (name, bytes) in &scalars {
+        tensors.push((name.clone(), vec![bytes.len()], Dtype::U8, bytes));
+    }
+    let extra: Vec<(String, &Vec<u8>)> = extra.iter().map(|(n, b)| (format!("{EXTRA}{n}"), b)).collect();
+    for (name, bytes) in &extra {
         tensors.push((name.clone(), vec![bytes.len()], Dtype::U8, bytes));
     }
     let bytes = encode(path, tensors, meta, opt.host_scalars())?;
@@ -382,6 +405,7 @@ fn verify_tensors(st: &SafeTensors<'_>) -> std::result::Result<(), String> {
                     return Err(format!("{name}[{i}] is not finite"));
                 }
             }
+            Dtype::U8 if name.starts_with(EXTRA) => {}
             Dtype::U8 if name.starts_with("opt.") => {
                 if let Some(fields) = scalar_fields(name, t.data()) {
                     for (field, v) in fields? {
@@ -441,6 +465,22 @@ impl Loaded {
             ));
         }
         Ok(bytemuck::pod_collect_to_vec(t.data()))
+    }
+
+    /// The bytes of the extra tensor `name` ([`save_with`]); `path` names the file in errors.
+    pub fn extra(&self, path: &Path, name: &str) -> Result<Vec<u8>> {
+        let st = SafeTensors::deserialize(&self.bytes).map_err(|e| ckpt_err(path, e))?;
+        let full = format!("{EXTRA}{name}");
+        let t = st
+            .tensor(&full)
+            .map_err(|_| ckpt_err(path, format!("tensor `{full}` is missing")))?;
+        if t.dtype() != Dtype::U8 {
+            return Err(ckpt_err(
+                path,
+                format!("tensor `{full}` is {:?}, expected U8", t.dtype()),
+            ));
+        }
+        Ok(t.data().to_vec())
     }
 
     /// Writes the checkpoint into a freshly built arena and optimizer (same

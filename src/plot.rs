@@ -238,3 +238,22 @@ pub fn plot_run(dir: &Path, label: &str) -> Result<()> {
     };
     line_chart(&dir.join("loss.png"), &chart, &series)
 }
+
+/// Draws a reinforcement-learning run's mean return (of the last 100
+/// episodes) against its agent steps into the PNG at `path`, `label` in the
+/// legend (`sfnap rl` labels with the optimizer kind).
+pub fn plot_returns(path: &Path, points: &[(f64, f64)], label: &str) -> Result<()> {
+    let series = [Series {
+        name: format!("{label}: mean return, last 100 episodes"),
+        points: points.to_vec(),
+        color: 0,
+        faint: false,
+    }];
+    let chart = Chart {
+        title: "sfnap rl",
+        x_label: "agent step",
+        y_label: "return",
+        log_y: false,
+    };
+    line_chart(path, &chart, &series)
+}

@@ -620,8 +620,8 @@ fn same_seed_same_bits_other_seeds_and_environments_other_streams() {
     }
 }
 
-/// `shaders/rl.wgsl`'s generator and sin/cos, run on the device through a kernel
-/// file of the test's own.
+/// `shaders/philox.wgsl`'s generator and `shaders/rl.wgsl`'s sin/cos, run on
+/// the device through a kernel file of the test's own.
 const CHECKS: &str = r"
 @group(0) @binding(8) var<storage, read> check_counters: array<vec4<u32>>;
 @group(0) @binding(9) var<storage, read> check_keys: array<vec2<u32>>;
@@ -648,7 +648,8 @@ fn trig(@builtin(global_invocation_id) gid: vec3<u32>) {
 fn device_generator_and_sin_cos_match_the_host() {
     let gpu = common::gpu();
     let source = format!(
-        "{}{}{CHECKS}",
+        "{}{}{}{CHECKS}",
+        include_str!("../shaders/philox.wgsl"),
         include_str!("../shaders/rl.wgsl"),
         include_str!("../shaders/cartpole.wgsl")
     );

@@ -71,7 +71,7 @@ pub const FILES: &[(&str, &str)] = &{
         optimizer_file!("mode", ["elementwise"]),
         optimizer_file!("export", ["elementwise"]),
     ];
-    const OTHER: [(&str, &str); 13] = [
+    const OTHER: [(&str, &str); 14] = [
         (
             "polyak",
             concat!(
@@ -102,11 +102,12 @@ pub const FILES: &[(&str, &str)] = &{
         ("embedding", include_str!("../../shaders/embedding.wgsl")),
         ("attention", include_str!("../../shaders/attention.wgsl")),
         ("residual", include_str!("../../shaders/residual.wgsl")),
-        // The reinforcement-learning environments (`rl`): `rl.wgsl`'s bindings,
-        // bookkeeping and generator, then one environment's dynamics.
+        // The reinforcement-learning environments (`rl`): the generator,
+        // `rl.wgsl`'s bindings and bookkeeping, then one environment's dynamics.
         (
             "cartpole",
             concat!(
+                include_str!("../../shaders/philox.wgsl"),
                 include_str!("../../shaders/rl.wgsl"),
                 include_str!("../../shaders/cartpole.wgsl")
             ),
@@ -114,8 +115,17 @@ pub const FILES: &[(&str, &str)] = &{
         (
             "acrobot",
             concat!(
+                include_str!("../../shaders/philox.wgsl"),
                 include_str!("../../shaders/rl.wgsl"),
                 include_str!("../../shaders/acrobot.wgsl")
+            ),
+        ),
+        // The DQN agent (`rl::agent`), numbering its own bindings.
+        (
+            "dqn",
+            concat!(
+                include_str!("../../shaders/philox.wgsl"),
+                include_str!("../../shaders/dqn.wgsl")
             ),
         ),
         // `sfnap bench`'s bandwidth reference (numbers its own bindings).
@@ -127,7 +137,7 @@ pub const FILES: &[(&str, &str)] = &{
             ),
         ),
     ];
-    let mut all = [("", ""); 25];
+    let mut all = [("", ""); 26];
     let mut i = 0;
     while i < 6 {
         all[2 * i] = STATE[i][0];
@@ -135,7 +145,7 @@ pub const FILES: &[(&str, &str)] = &{
         i += 1;
     }
     let mut j = 0;
-    while j < 13 {
+    while j < 14 {
         all[12 + j] = OTHER[j];
         j += 1;
     }
@@ -226,7 +236,7 @@ impl Entry {
 /// optimizer files binding numbers mean the same everywhere (0 step, 1 segment,
 /// 2 y, 3 g, 4 z, 5 v, 6 m, 7 x, 8 chunk partials, 9 pieces, 10 groups, 11 sf_plus
 /// state, 12 loss, 13 group norms, 14-16 trace test, 17 chunk ids, 18 export
-/// destination, 19 health flags, 20 invocation partials, 21 chunks); the layer files, the environments' (`shaders/rl.wgsl`) and `bench` number their own, listed at their top.
+/// destination, 19 health flags, 20 invocation partials, 21 chunks); the layer files, the environments' (`shaders/rl.wgsl`), the agent's (`shaders/dqn.wgsl`) and `bench` number their own, listed at their top.
 pub const ENTRIES: &[Entry] = &[
     Entry::SGD_SF_STEP,
     Entry::ADAM_SF_STEP,
@@ -292,6 +302,13 @@ pub const ENTRIES: &[Entry] = &[
     Entry::new("cartpole", "env_step", &[0, 1, 2, 3, 4, 5, 6, 7]),
     Entry::new("acrobot", "env_reset", &[0, 1, 2, 4]),
     Entry::new("acrobot", "env_step", &[0, 1, 2, 3, 4, 5, 6, 7]),
+    Entry::new("dqn", "observe", &[0, 1, 2, 3, 4]),
+    Entry::new("dqn", "act", &[0, 1, 5, 6]),
+    Entry::new("dqn", "store", &[0, 1, 2, 3, 4, 6, 7, 8, 9]),
+    Entry::new("dqn", "episodes", &[0, 1, 7, 8, 18, 19]),
+    Entry::new("dqn", "sample", &[0, 1, 9, 10, 11, 12]),
+    Entry::new("dqn", "td_rows", &[0, 5, 12, 13, 14, 15, 16]),
+    Entry::new("dqn", "td_mean", &[0, 1, 16, 17]),
     Entry::new("bench", "copy_vec4", &[0, 1]),
 ];
 

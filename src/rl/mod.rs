@@ -9,13 +9,34 @@
 //! ends starts the next one on the device, drawing its start from the
 //! counter-based generator of [`philox`] under the environment's index and
 //! episode number. So a training loop can record many steps without the host.
+//!
+//! `Agent` is a DQN-family agent whose whole loop runs on the device
+//! (`agent`, native only, as are `run`, a run of it with outputs, checkpoints
+//! and resume, and `watch`); [`Variant`] chooses its environments, the
+//! non-stationary variants included.
 
 pub mod acrobot;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod agent;
 pub mod cartpole;
 mod device;
+pub mod episodes;
+pub mod epsilon;
+mod params;
 pub mod philox;
+pub mod qnet;
+pub mod replay_buffer;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod run;
+pub mod td_loss;
+pub mod variant;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod watch;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use agent::{Agent, AgentConfig};
 pub use device::{Snapshot, VecEnv};
+pub use variant::Variant;
 
 /// Steps after which an episode is truncated (Gymnasium's `TimeLimit` for both
 /// environments).

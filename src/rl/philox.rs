@@ -1,15 +1,21 @@
 //! The counter-based generator shared by the environment kernels and their
 //! twins: Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1,
-//! 2, 3", SC 2011), the same function as `shaders/rl.wgsl`'s `philox`. A draw is
+//! 2, 3", SC 2011), the same function as `shaders/philox.wgsl`'s `philox`. A draw is
 //! a pure function of the seed and a counter, so every environment and every
 //! episode has its own stream, on the device and here, bit for bit, whatever
 //! order they run in.
 //!
 //! The counter of a draw is `[env, index, purpose, 0]`: the environment's
-//! index, the episode (or step) it is for, and what it is for ([`RESET`]).
+//! index (or the batch's row), the episode (or step) it is for, and what it is
+//! for ([`RESET`], [`ACT`], [`SAMPLE`]).
 
 /// The purpose of the draws that start an episode (the index is the episode).
 pub const RESET: u32 = 0;
+/// The purpose of the agent's epsilon-greedy draws (the index is the agent step).
+pub const ACT: u32 = 1;
+/// The purpose of the replay buffer's sample draws (the row of the batch, the
+/// learn step).
+pub const SAMPLE: u32 = 2;
 
 const M0: u32 = 0xD251_1F53;
 const M1: u32 = 0xCD9E_8D57;

@@ -19,7 +19,7 @@ mod merge;
 mod metrics;
 mod moments;
 mod parallel;
-mod rundir;
+pub(crate) mod rundir;
 pub(crate) mod source;
 mod trainer;
 

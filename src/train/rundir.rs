@@ -13,7 +13,7 @@ const RUN_FILES: [&str; 3] = ["checkpoint.safetensors", "metrics.csv", "loss.png
 
 /// A run directory this run holds; the lock is released when it is dropped
 /// (or when the process dies, however it dies).
-pub(super) struct RunDir {
+pub(crate) struct RunDir {
     dir: PathBuf,
     _lock: File,
     /// The temporary files of a killed save that [`RunDir::lock`] removed.
@@ -23,7 +23,7 @@ pub(super) struct RunDir {
 impl RunDir {
     /// Creates `dir` if needed, takes its lock (refusing a directory another run
     /// holds) and removes stale temporary files.
-    pub(super) fn lock(dir: &Path) -> Result<RunDir> {
+    pub(crate) fn lock(dir: &Path) -> Result<RunDir> {
         let io = |path: &Path| {
             let path = path.display().to_string();
             move |source| Error::Io { path, source }
@@ -68,7 +68,7 @@ impl RunDir {
 
     /// What [`RunDir::lock`] found of a killed save and removed, as a note for
     /// the user (None when nothing was left).
-    pub(super) fn removed_note(&self) -> Option<String> {
+    pub(crate) fn removed_note(&self) -> Option<String> {
         (!self.removed.is_empty()).then(|| {
             format!(
                 "removed the temporary files of an interrupted save: {}",
@@ -81,10 +81,15 @@ impl RunDir {
     /// takes it as it is; a fresh one is refused when the directory holds a run's files,
     /// unless `overwrite`, which removes them first.
     pub(super) fn claim(&self, resume: bool, overwrite: bool) -> Result<()> {
+        self.claim_files(resume, overwrite, &RUN_FILES)
+    }
+
+    /// [`RunDir::claim`] for a run that writes `files`, its checkpoint first.
+    pub(crate) fn claim_files(&self, resume: bool, overwrite: bool, run_files: &[&str]) -> Result<()> {
         if resume {
             return Ok(());
         }
-        let present: Vec<&str> = RUN_FILES
+        let present: Vec<&str> = run_files
             .iter()
             .copied()
             .filter(|f| self.dir.join(f).exists())
@@ -96,7 +101,7 @@ impl RunDir {
             let dir = self.dir.display();
             let files = present.join(", ");
             // A run killed before its first save leaves metrics but nothing to resume.
-            let msg = if present.contains(&RUN_FILES[0]) {
+            let msg = if present.contains(&run_files[0]) {
                 format!("{dir} holds a run ({files}): continue it with --resume {dir}, or replace it with --overwrite")
             } else {
                 format!("{dir} holds a run that saved no checkpoint ({files}): nothing to resume; replace it with --overwrite")
@@ -114,7 +119,7 @@ impl RunDir {
     }
 
     /// The directory.
-    pub(super) fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.dir
     }
 }

@@ -4,8 +4,10 @@
 
 mod bench;
 mod inspect;
+mod optim_args;
 mod out;
 mod progress;
+mod rl;
 mod train;
 
 use std::path::PathBuf;
@@ -16,6 +18,7 @@ use bench::{bench_main, BenchArgs};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use inspect::{inspect_main, InspectCommand};
+use rl::{rl_main, RlArgs};
 use sfnap::gpu::{context, support, BackendChoice, Gpu};
 use sfnap::replay::{self, ReplayCase};
 use sfnap::train::{DataChoice, MergeWeights};
@@ -40,6 +43,9 @@ struct Cli {
 enum Command {
     /// Train a model on a data set with one optimizer; metrics, plot and checkpoints go to --out.
     Train(Box<TrainArgs>),
+    /// Train a DQN agent on the device on CartPole, Acrobot or a non-stationary variant
+    /// (see docs/rl.md); --watch plays a run's greedy policy.
+    Rl(Box<RlArgs>),
     /// List every GPU adapter with the limits that matter to sfnap.
     Devices,
     /// Run a recorded gradient sequence through an optimizer on the GPU (see docs/replay-format.md).
@@ -258,6 +264,10 @@ fn main() -> ExitCode {
         Command::Train(args) => {
             let given = matches.subcommand_matches("train").map(given_flags).unwrap_or_default();
             train_main(backend, args, &given)
+        }
+        Command::Rl(args) => {
+            let given = matches.subcommand_matches("rl").map(given_flags).unwrap_or_default();
+            rl_main(backend, args, &given)
         }
         Command::Replay { case, out } => replay_cmd(backend, case, out.as_deref()),
         Command::Merge { inputs, out, weights } => merge_cmd(backend, inputs, out, *weights),

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use crate::out::say;
 use sfnap::gpu::{context, BackendChoice, Gpu};
 use sfnap::model::{ModelConfig, ModelKind};
-use sfnap::optim::bf16::{Rounding, StateDtype};
-use sfnap::optim::{settings, Kind, OptimConfig, Schedule};
+use sfnap::optim::{settings, Kind, Schedule};
 use sfnap::train::{train_parallel, DataChoice, DataKind, Parallel, RunOptions, TrainConfig};
 use sfnap::Error;
 
+use crate::optim_args::OptimArgs;
 use crate::progress;
 
 #[derive(Clone, clap::Args)]
@@ -44,58 +44,13 @@ pub struct TrainArgs {
     /// mlp: the hidden layers' widths, comma-separated [default: 256,256 on digits, 64,64 otherwise].
     #[arg(long, value_delimiter = ',', value_name = "W,W,...")]
     hidden: Option<Vec<usize>>,
-    /// Optimizer kind.
-    #[arg(long, value_enum, default_value_t = Kind::SfPlus)]
-    opt: Kind,
-    /// Learning rate, every kind (sf_plus: a multiplier of its Polyak step, default 1).
-    #[arg(long)]
-    lr: Option<f64>,
-    /// Warmup steps, at least 2 (0: none): sgd_sf, adamw_sf, adamw_sf_paper, and adamw with
-    /// --schedule warmup, wsd or cosine; radam_sf, sf_plus and adamw's constant schedule refuse it.
-    #[arg(long, default_value_t = 0)]
-    warmup: u64,
-    /// adamw only: its learning-rate schedule; the other kinds refuse any but constant.
-    #[arg(long, value_enum, default_value_t = ScheduleArg::Constant)]
-    schedule: ScheduleArg,
-    /// Weight decay, every kind as it defines it (adamw: decoupled; sf_plus: AdamC's;
-    /// the other Schedule-Free kinds: at y). Norms and biases do not decay.
-    #[arg(long, default_value_t = 0.0)]
-    weight_decay: f64,
+    /// The optimizer and its settings.
+    #[command(flatten)]
+    pub optim: OptimArgs,
     /// Normalize-and-Project every hidden weight and norm after each step (every kind;
     /// refused with --no-norm).
     #[arg(long)]
     nap: bool,
-    /// Schedule-Free kinds but sf_plus (adamw and sf_plus refuse it): x averages about the
-    /// last STEPS steps (c = max(w / W_sum, 1 / STEPS)) instead of the whole run; 0: the paper's average.
-    #[arg(long, default_value_t = 0, value_name = "STEPS")]
-    sf_window: u64,
-    /// Schedule-Free kinds but sf_plus (adamw and sf_plus refuse it): the interpolation weight
-    /// beta of y = (1 - beta) z + beta x (betas[0] of the Adam kinds, sgd_sf's momentum; default 0.9).
-    #[arg(long, value_name = "BETA")]
-    sf_beta: Option<f64>,
-    /// sf_plus: the paper's algorithm as published (the Polyak step uncapped,
-    /// inner momentum 0.9, beta2 0.95) instead of sfnap's (see docs/algorithms.md).
-    #[arg(long, conflicts_with = "polyak_growth")]
-    sf_plus_reference: bool,
-    /// sf_plus: the factor by which the Polyak step's cap may grow per step, at least 1
-    /// (1: it never grows) [default: doubling at most once per pass over the training data].
-    #[arg(long, value_name = "G")]
-    polyak_growth: Option<f64>,
-    /// Every kind: how the optimizer's state (z, v, m, x) is stored: f32, or bf16 (two bytes
-    /// a value, written with stochastic rounding seeded by --seed; the parameters stay f32).
-    #[arg(long, value_enum, default_value_t = StateDtype::F32, value_name = "DTYPE")]
-    state_dtype: StateDtype,
-    /// With --state-dtype bf16 only: how bf16 state rounds, stochastically or to nearest
-    /// (to measure what stochastic rounding buys).
-    #[arg(long, value_enum, default_value_t = Rounding::Stochastic, value_name = "ROUNDING")]
-    state_rounding: Rounding,
-    /// With --state-dtype bf16 and stochastic rounding only: the seed of the rounding's
-    /// random bits [default: --seed folded to 32 bits].
-    #[arg(long, value_name = "SEED")]
-    state_seed: Option<u32>,
-    /// adamw_sf only: inner momentum mu, in [0, 1) (0: none).
-    #[arg(long, default_value_t = 0.0, value_name = "MU")]
-    inner_momentum: f64,
     /// mlp only: no LayerNorm before each ReLU (a plain MLP with biases; refused with --nap).
     #[arg(long)]
     no_norm: bool,
@@ -160,78 +115,8 @@ fn train_config(a: &TrainArgs, given: &[String]) -> Result<TrainConfig, Error> {
         ModelConfig::Gpt(_) => {}
     }
     apply_sizes(a, &mut model)?;
-    let kind = a.opt;
-    // Flags that are not fields of their own (they choose a variant, or map onto
-    // a field by kind), then every field the flags set.
-    for flag in given {
-        if let Some(refusal) = settings::flag_refusal(flag, kind) {
-            return Err(refusal.flag_error());
-        }
-    }
-    // sfnap's sf_plus unless the reference is asked for; its growth cap, when not
-    // given, follows from the data's size once the run is known (below).
-    let mut optimizer = match kind {
-        Kind::SfPlus if !a.sf_plus_reference => OptimConfig::sf_plus_capped(a.polyak_growth.unwrap_or(1.0)),
-        _ => OptimConfig::new(kind),
-    };
-    optimizer.lr = a.lr;
-    optimizer.weight_decay = a.weight_decay;
-    optimizer.sf_window = a.sf_window;
-    if a.state_dtype == StateDtype::F32 && a.state_rounding != Rounding::Stochastic {
-        return Err(Error::invalid(
-            "state-rounding",
-            "applies to --state-dtype bf16 only: f32 state is never rounded",
-        ));
-    }
-    if a.state_seed.is_some() && (a.state_dtype == StateDtype::F32 || a.state_rounding == Rounding::Nearest) {
-        return Err(Error::invalid(
-            "state-seed",
-            "applies to --state-dtype bf16 with stochastic rounding only: nothing else draws random bits",
-        ));
-    }
-    optimizer.state_dtype = a.state_dtype;
-    optimizer.state_rounding = a.state_rounding;
-    if a.state_dtype == StateDtype::Bf16 {
-        // The rounding's seed is the run's (both halves of --seed folded into 32 bits)
-        // unless given.
-        optimizer.state_seed = a.state_seed.unwrap_or((a.seed ^ (a.seed >> 32)) as u32);
-    }
-    optimizer.inner_momentum = a.inner_momentum;
-    if kind != Kind::SfPlus {
-        optimizer.polyak_growth = a.polyak_growth;
-    }
-    if let Some(beta) = a.sf_beta {
-        optimizer.set_sf_beta(beta);
-    }
-    // adamw's warmup is its schedule's (without one, the table refuses it);
-    // the other kinds' is their own.
-    if kind != Kind::Adamw || a.schedule == ScheduleArg::Constant {
-        optimizer.warmup_steps = a.warmup;
-    }
-    optimizer.schedule = a.schedule.build(a.warmup, a.steps);
-    if let Some(refusal) = settings::refusal(&optimizer) {
-        return Err(refusal.flag_error());
-    }
-    // Settings that would leave the run as it is without them are refused too.
-    if a.warmup == 1 {
-        return Err(Error::invalid(
-            "warmup",
-            "one step of warmup is none (the multiplier of warmup step t is t / W = 1): use 0 or at least 2",
-        ));
-    }
-    if a.schedule == ScheduleArg::Warmup && a.warmup == 0 {
-        return Err(Error::invalid(
-            "schedule",
-            "warmup needs --warmup STEPS: without it the schedule is constant",
-        ));
-    }
-    if a.schedule == ScheduleArg::Wsd && a.steps < 10 {
-        return Err(Error::invalid(
-            "schedule",
-            "wsd decays over the last 20% of --steps: under 10 steps that is one step at multiplier 1, \
-             no decay (use at least 10 steps)",
-        ));
-    }
+    let kind = a.optim.kind(Kind::SfPlus);
+    let optimizer = a.optim.config(given, a.steps, a.seed, Kind::SfPlus)?;
     let task_steps = match (&data, a.task_steps) {
         (DataKind::Continual, steps) => steps.unwrap_or(TASK_STEPS),
         (_, None) => TASK_STEPS,
@@ -256,7 +141,7 @@ fn train_config(a: &TrainArgs, given: &[String]) -> Result<TrainConfig, Error> {
     };
     // Everything is checked before the data's size is used.
     cfg.validate()?;
-    if kind == Kind::SfPlus && !a.sf_plus_reference && a.polyak_growth.is_none() {
+    if kind == Kind::SfPlus && !a.optim.sf_plus_reference && a.optim.polyak_growth.is_none() {
         let growth = sfnap::optim::plus::growth_per_step(sfnap::train::steps_per_epoch(&cfg)?);
         cfg.optimizer.polyak_growth = Some(growth);
     }
@@ -306,7 +191,7 @@ fn resumed_config(a: &TrainArgs, given: &[String], dir: &std::path::Path) -> Res
         let mut args = a.clone();
         args.steps = steps;
         if !has("opt") {
-            args.opt = cfg.optimizer.kind;
+            args.optim.opt = Some(cfg.optimizer.kind);
         }
         if !has("model") {
             args.model = cfg.model.kind();
@@ -367,39 +252,6 @@ fn setting_flags(field: &str) -> &'static [&'static str] {
         "seed" => &["seed"],
         "task_steps" => &["task-steps"],
         _ => &[],
-    }
-}
-
-/// `--schedule`: adamw's learning-rate schedule, made to span `--steps`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum ScheduleArg {
-    /// Multiplier 1 throughout.
-    Constant,
-    /// A linear warmup over --warmup steps, then 1.
-    Warmup,
-    /// Warmup, stable, then a linear decay over the last 20% of --steps (at least 10 steps).
-    Wsd,
-    /// Warmup, then a cosine from 1 to 0 at --steps.
-    Cosine,
-}
-
-impl ScheduleArg {
-    /// The schedule of a run of `steps` steps with `warmup` warmup steps.
-    fn build(self, warmup: u64, steps: u64) -> Schedule {
-        match self {
-            ScheduleArg::Constant => Schedule::Constant,
-            ScheduleArg::Warmup => Schedule::Warmup { warmup_steps: warmup },
-            ScheduleArg::Wsd => Schedule::Wsd {
-                warmup_steps: warmup,
-                decay_steps: (steps / 5).max(1),
-                total_steps: steps,
-            },
-            ScheduleArg::Cosine => Schedule::Cosine {
-                warmup_steps: warmup,
-                total_steps: steps,
-                final_frac: 0.0,
-            },
-        }
     }
 }
 
