@@ -6,7 +6,8 @@ STUDY_DIR/runs holds one directory per run (metrics.csv, done = "exit-status
 seconds"), named gpt-OPT-nSTEPS-sSEED-PREC, digits-OPT-sSEED-PREC or
 continual-sSEED-PREC, PREC one of f32, bf16 (stochastic rounding), bf16alt (the
 same with other rounding bits) and nearest (bf16, round to nearest). The hand-written part of the page is
-scripts/bf16_state_notes.md, whose {{NAME}} placeholders are filled here; every
+scripts/bf16_state_notes.md, whose {{NAME}} placeholders are filled here (its
+links into docs/ made relative to the page); every
 number on the page is computed here. Standard library only.
 """
 
@@ -227,6 +228,8 @@ def main():
     for key, value in values.items():
         notes = notes.replace("{{" + key + "}}", value)
     notes = IMG.sub(lambda m: f"![{m.group(2)}]({m.group(1)})", notes)
+    # The notes link to docs/ from scripts/ (so that the link check holds there too).
+    notes = notes.replace("](../docs/", "](")
     if "{{" in notes:
         sys.exit("error: a placeholder of " + NOTES + " is not filled: " + notes[notes.index("{{"):][:40])
     header = ["<!-- Written by scripts/bf16_state_report.py from the runs of scripts/bf16_state.sh (make evidence-bf16);",
