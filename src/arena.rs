@@ -287,6 +287,21 @@ impl Arena {
         pollster::block_on(self.read_from_async(gpu, buffer, name))
     }
 
+    /// The Euclidean norm, in f64, of the tensors `names` in `buffer` (one laid
+    /// out as the arena's parameters: its gradients, x), read back (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn norm_of(&self, gpu: &Gpu, buffer: &wgpu::Buffer, names: &[String]) -> Result<f64> {
+        let mut total = 0.0;
+        for name in names {
+            total += self
+                .read_from(gpu, buffer, name)?
+                .iter()
+                .map(|&v| f64::from(v).powi(2))
+                .sum::<f64>();
+        }
+        Ok(total.sqrt())
+    }
+
     /// Reads the parameters of tensor `name` (native only; see [`Arena::read_from_async`]).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn read(&self, gpu: &Gpu, name: &str) -> Result<Vec<f32>> {

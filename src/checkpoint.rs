@@ -185,7 +185,7 @@ pub fn save_with(
         tensors.push((name.clone(), vec![bytes.len()], Dtype::U8, bytes));
     }
     let bytes = encode(path, tensors, meta, opt.host_scalars())?;
-    write_atomic(path, &bytes)
+    crate::output::write_atomic(path, &bytes)
 }
 
 /// The file's bytes: the tensors and the metadata, sealed with the checksum.
@@ -249,30 +249,6 @@ fn checksum(bytes: &[u8], at: usize) -> u32 {
     h.update(CHECKSUM_ZERO.as_bytes());
     h.update(&bytes[at + 8..]);
     h.finalize()
-}
-
-/// Writes `bytes` to `path` through a synced temporary file and a rename; on
-/// Unix the directory is synced after the rename, so the new name survives a
-/// power loss too. Anything at `path` but a regular file is refused
-/// ([`crate::output::check_file`]), before anything is written.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    crate::output::check_file(path)?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        crate::output::sync_parent(path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(|source| Error::Write {
-        path: path.display().to_string(),
-        source,
-    })
 }
 
 /// A checkpoint read from disk and checked (see the module documentation),

@@ -37,7 +37,7 @@ pub enum Error {
         msg: String,
     },
     /// An output could not be written (a full disk, a lost mount); what was
-    /// there before is kept (see [`crate::checkpoint::write_atomic`]).
+    /// there before is kept (see [`crate::output::write_atomic`]).
     #[error("{path}: could not write: {source}")]
     Write {
         /// The file.

@@ -1,7 +1,8 @@
 //! Where outputs are written: a file is replaced only when it is a regular file
-//! ([`check_file`]), and a directory of files is replaced as a whole
-//! ([`replace_dir`]): a kill at any instant leaves the old set of files or the new
-//! one, never a mix.
+//! ([`check_file`]), a file is written whole or not at all ([`write_atomic`]), a
+//! directory of files is replaced as a whole ([`replace_dir`]): a kill at any
+//! instant leaves the old set of files or the new one, never a mix; and a run's
+//! CSV log is cut back to its checkpoint on resume (`open_log`).
 
 use std::path::{Path, PathBuf};
 
@@ -228,6 +229,89 @@ fn recover(dir: &Path, names: &[&str]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Writes `bytes` to `path` through a synced temporary file and a rename; on
+/// Unix the directory is synced after the rename, so the new name survives a
+/// power loss too. Anything at `path` but a regular file is refused
+/// ([`check_file`]), before anything is written.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    check_file(path)?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        sync_parent(path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|source| Error::Write {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Opens the CSV log at `path` (first line `header`) for appending rows.
+///
+/// A new run (`resumed` false) starts a new file with its header. A resumed run
+/// keeps the complete rows, of the header's width, that `keep` accepts given
+/// their first field (the step) and all their fields: the rows an
+/// uninterrupted run had written when it saved the checkpoint it resumes from.
+/// The file is rewritten atomically with them, so rows a killed run wrote after
+/// its last checkpoint, and a torn last line (a full disk), are dropped instead
+/// of staying out of order. Also returns how many lines were dropped so.
+pub(crate) fn open_log(
+    path: &Path,
+    header: &str,
+    resumed: bool,
+    keep: impl Fn(u64, &[&str]) -> bool,
+) -> Result<(std::fs::File, usize)> {
+    let (kept, dropped) = if resumed && path.exists() {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let kept = complete_rows(&text, header, keep);
+        (kept.clone(), text.lines().skip(1).count() - kept.lines().count())
+    } else {
+        (String::new(), 0)
+    };
+    write_atomic(path, format!("{header}\n{kept}").as_bytes())?;
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|source| Error::Write {
+            path: path.display().to_string(),
+            source,
+        })?;
+    Ok((file, dropped))
+}
+
+/// The rows of the CSV `text` (after its header line) that end with a newline,
+/// have `header`'s number of fields, start with a step number and that `keep`
+/// accepts; each with its newline.
+pub(crate) fn complete_rows(text: &str, header: &str, keep: impl Fn(u64, &[&str]) -> bool) -> String {
+    let complete = match text.rfind('\n') {
+        Some(end) => &text[..=end],
+        None => "",
+    };
+    let fields = header.split(',').count();
+    complete
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let v: Vec<&str> = line.split(',').collect();
+            let Some(step) = v.first().and_then(|s| s.parse::<u64>().ok()) else {
+                return false;
+            };
+            v.len() == fields && keep(step, &v)
+        })
+        .map(|line| format!("{line}\n"))
+        .collect()
 }
 
 #[cfg(test)]

@@ -269,17 +269,6 @@ fn row_of(gpu: &Gpu, agent: &Agent, tally: &Tally, t: u64) -> Result<Row> {
     let cfg = agent.config();
     let (arena, opt) = (agent.arena(), agent.optimizer());
     agent.export_x(gpu)?;
-    let sum_sq = |buffer: &wgpu::Buffer, names: &[String]| -> Result<f64> {
-        let mut total = 0.0;
-        for n in names {
-            total += arena
-                .read_from(gpu, buffer, n)?
-                .iter()
-                .map(|&v| f64::from(v).powi(2))
-                .sum::<f64>();
-        }
-        Ok(total)
-    };
     let all: Vec<String> = arena.layout.slots.iter().map(|s| s.name.clone()).collect();
     let hidden = cfg.model().hidden_weights();
     let learn_steps = opt.steps();
@@ -287,11 +276,11 @@ fn row_of(gpu: &Gpu, agent: &Agent, tally: &Tally, t: u64) -> Result<Row> {
         (f64::NAN, f64::NAN)
     } else {
         (
-            sum_sq(&arena.grads, &all)?.sqrt(),
+            arena.norm_of(gpu, &arena.grads, &all)?,
             f64::from(opt.last_scalars(gpu)?.gamma),
         )
     };
-    let hidden_weight_norm = sum_sq(agent.x(), &hidden)?.sqrt();
+    let hidden_weight_norm = arena.norm_of(gpu, agent.x(), &hidden)?;
     let last = t.saturating_sub(1);
     let phase = match cfg.variant {
         super::Variant::Sequential => cfg.variant.active(last, cfg.switch_every) as u64,
@@ -367,39 +356,12 @@ fn restore(gpu: &Gpu, agent: &mut Agent, path: &Path, config: &str) -> Result<(u
     Ok((t, tally))
 }
 
-/// Opens `DIR/metrics.csv` for a run that starts after `start` agent steps: a
-/// new file, or (resumed) the rows up to `start` kept and the rest dropped.
+/// Opens `DIR/metrics.csv` for a run that starts after `start` agent steps
+/// ([`crate::output::open_log`]): a new file, or (resumed) the rows up to
+/// `start` kept and the rest dropped.
 fn open_csv(dir: &Path, resumed: bool, start: u64) -> Result<(std::fs::File, PathBuf)> {
     let path = dir.join(RUN_FILES[1]);
-    let kept: String = if resumed && path.exists() {
-        std::fs::read_to_string(&path)
-            .map_err(|source| Error::Io {
-                path: path.display().to_string(),
-                source,
-            })?
-            .lines()
-            .skip(1)
-            .filter(|line| {
-                line.split(',').count() == CSV_HEADER.split(',').count()
-                    && line
-                        .split(',')
-                        .next()
-                        .and_then(|s| s.parse::<u64>().ok())
-                        .is_some_and(|s| s <= start)
-            })
-            .map(|line| format!("{line}\n"))
-            .collect()
-    } else {
-        String::new()
-    };
-    checkpoint::write_atomic(&path, format!("{CSV_HEADER}\n{kept}").as_bytes())?;
-    let file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .map_err(|source| Error::Write {
-            path: path.display().to_string(),
-            source,
-        })?;
+    let (file, _) = crate::output::open_log(&path, CSV_HEADER, resumed, |step, _| step <= start)?;
     Ok((file, path))
 }
 

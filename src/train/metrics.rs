@@ -56,62 +56,29 @@ pub(super) fn write_row(file: &mut std::fs::File, path: &Path, line: &str) -> Re
     })
 }
 
-/// Opens `DIR/metrics.csv` for a run that starts after `start` steps.
-///
-/// A new run (`resumed` false) writes a new file with its header. A resumed run
-/// keeps exactly the rows an uninterrupted run had written when it saved the
-/// checkpoint at step `start` ([`rows_until`]), rewrites the file atomically
-/// with them and appends: rows a killed run wrote after its last checkpoint, and
-/// a torn last line (a full disk), are dropped instead of staying out of order.
-/// Also returns how many lines were dropped so.
+/// Opens `DIR/metrics.csv` for a run that starts after `start` steps
+/// ([`crate::output::open_log`]): a resumed run keeps exactly the rows an
+/// uninterrupted run had written when it saved the checkpoint at step `start`
+/// ([`written_by`]). Also returns how many lines were dropped.
 pub(super) fn open_csv(dir: &Path, resumed: bool, start: u64) -> Result<(std::fs::File, PathBuf, usize)> {
     let path = dir.join("metrics.csv");
-    let io = |source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let (kept, dropped) = if resumed && path.exists() {
-        let text = std::fs::read_to_string(&path).map_err(io)?;
-        let kept = rows_until(&text, start);
-        let dropped = text.lines().skip(1).count() - kept.lines().count();
-        (kept, dropped)
-    } else {
-        (String::new(), 0)
-    };
-    crate::checkpoint::write_atomic(&path, format!("{CSV_HEADER}\n{kept}").as_bytes())?;
-    let file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .map_err(|source| Error::Write {
-            path: path.display().to_string(),
-            source,
-        })?;
+    let (file, dropped) = crate::output::open_log(&path, CSV_HEADER, resumed, written_by(start))?;
     Ok((file, path, dropped))
 }
 
-/// The rows of a `metrics.csv` (header excluded) that a run had written when it
-/// saved its checkpoint at step `start`: training losses of the steps before it
-/// and evaluations up to it. Lines that are not complete rows (a torn last line,
-/// a wrong number of fields, no step) are dropped.
-fn rows_until(text: &str, start: u64) -> String {
-    let complete = match text.rfind('\n') {
-        Some(end) => &text[..=end],
-        None => "",
-    };
-    let fields = CSV_HEADER.split(',').count();
-    complete
-        .lines()
-        .skip(1)
-        .filter(|line| {
-            let v: Vec<&str> = line.split(',').collect();
-            let Some(step) = v.first().and_then(|s| s.parse::<u64>().ok()) else {
-                return false;
-            };
-            let evaluation = v.len() > 2 && !v[2].is_empty();
-            v.len() == fields && if evaluation { step <= start } else { step < start }
-        })
-        .map(|line| format!("{line}\n"))
-        .collect()
+/// Whether a row of `metrics.csv` (its step and fields) was written by the time
+/// the checkpoint at step `start` was saved: an evaluation row of step `start`
+/// was (the checkpoint follows it), a training-loss row of step `start` was not
+/// (it is the next step's).
+fn written_by(start: u64) -> impl Fn(u64, &[&str]) -> bool {
+    move |step, v| {
+        let evaluation = v.len() > 2 && !v[2].is_empty();
+        if evaluation {
+            step <= start
+        } else {
+            step < start
+        }
+    }
 }
 
 /// Reads a `metrics.csv` back: (step, train_loss, eval_loss, eval_accuracy) per row.
@@ -147,6 +114,7 @@ mod tests {
         );
         // Checkpoint at 20: its evaluation stays; the training loss of step 20 (after
         // the checkpoint), step 30 and the torn evaluation line go.
+        let rows_until = |text: &str, start| crate::output::complete_rows(text, CSV_HEADER, written_by(start));
         assert_eq!(
             rows_until(&text, 20),
             "0,2.5,,,,,,,\n10,2.0,,,,,,,\n20,1.5,1.4,0.5,1,1,0.1,0.1,0\n"

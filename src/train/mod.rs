@@ -401,20 +401,9 @@ fn evaluate(
     let stats = eval.graph.loss().read_stats(gpu)?;
     let model = cfg.model.model();
     let hidden = model.hidden_weights();
-    let sum_sq = |buffer: &wgpu::Buffer, names: &[String]| -> Result<f64> {
-        let mut total = 0.0;
-        for n in names {
-            total += arena
-                .read_from(gpu, buffer, n)?
-                .iter()
-                .map(|&v| (v as f64).powi(2))
-                .sum::<f64>();
-        }
-        Ok(total)
-    };
     let all: Vec<String> = arena.layout.slots.iter().map(|s| s.name.clone()).collect();
-    let grad_norm = sum_sq(&arena.grads, &all)?.sqrt();
-    let hidden_norm = sum_sq(eval.x, &hidden)?.sqrt();
+    let grad_norm = arena.norm_of(gpu, &arena.grads, &all)?;
+    let hidden_norm = arena.norm_of(gpu, eval.x, &hidden)?;
     let gamma = opt.last_scalars(gpu)?.gamma as f64;
     let effective_lr = if hidden.is_empty() {
         f64::NAN // no scale-invariant weights (the GPT): an effective rate is not defined

@@ -295,7 +295,7 @@ fn write_outputs(dir: &Path, report: &Report) -> Result<(), Error> {
             }
         }
     }
-    sfnap::checkpoint::write_atomic(&dir.join("update.csv"), csv.as_bytes())?;
+    sfnap::output::write_atomic(&dir.join("update.csv"), csv.as_bytes())?;
     chart_grid(&dir.join("update.png"), "sfnap inspect update", &panels, 3)?;
     let mut slopes = String::from("step,tensor,elements,slope_x,slope_y,slope_z,norm,effective_lr\n");
     for m in &report.moments {
@@ -307,7 +307,7 @@ fn write_outputs(dir: &Path, report: &Report) -> Result<(), Error> {
             );
         }
     }
-    sfnap::checkpoint::write_atomic(&dir.join("slopes.csv"), slopes.as_bytes())?;
+    sfnap::output::write_atomic(&dir.join("slopes.csv"), slopes.as_bytes())?;
     if report.moments.len() >= 2 {
         let tensors: Vec<&str> = report.moments[0].tensors.iter().map(|t| t.tensor.as_str()).collect();
         let line = |f: fn(&TensorSlope) -> f64| -> Vec<Series> {

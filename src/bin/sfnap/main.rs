@@ -237,7 +237,7 @@ fn replay_cmd(backend: BackendChoice, case: &std::path::Path, out: Option<&std::
     drop(case); // the gradients may take much of the memory
     let json = result.to_json(&order);
     match out {
-        Some(path) => sfnap::checkpoint::write_atomic(path, json.as_bytes()),
+        Some(path) => sfnap::output::write_atomic(path, json.as_bytes()),
         None => {
             say!("{json}");
             Ok(())
