@@ -144,44 +144,50 @@ struct Hidden {
     da: wgpu::Buffer,
 }
 
-/// An MLP for batches of `rows` examples.
-pub struct MlpGraph {
-    rows: usize,
-    input_dim: usize,
-    input: wgpu::Buffer,
-    targets: wgpu::Buffer,
+/// The MLP without a loss, for `rows` rows of an input buffer it is given: its
+/// hidden layers (Linear, LayerNorm unless `cfg.norm` is off, ReLU) and its head,
+/// which writes [`MlpBody::out`] `[rows, cfg.classes]`. The backward pass starts
+/// from [`MlpBody::dout`] and writes every weight's gradient. [`MlpGraph`] puts a
+/// cross-entropy loss on it; the reinforcement-learning agent's Q-network reads
+/// its outputs as Q-values.
+pub struct MlpBody {
     _hidden: Vec<Hidden>,
-    _logits: [wgpu::Buffer; 2],
+    out: wgpu::Buffer,
+    dout: wgpu::Buffer,
     layers: Vec<(Linear, Option<Norm>, Activation)>,
     head: Linear,
-    loss: CrossEntropy,
 }
 
-impl MlpGraph {
-    /// Builds the graph for `rows` examples, parameters read from `weights`.
-    pub fn new(gpu: &Gpu, cfg: &MlpConfig, weights: Weights<'_>, rows: usize) -> Result<Self> {
+impl MlpBody {
+    /// The body of `cfg` over `rows` rows of `input` (`rows * cfg.input` f32),
+    /// parameters read from `weights`; its buffers are labelled `LABEL h`, ...
+    pub fn new(
+        gpu: &Gpu,
+        cfg: &MlpConfig,
+        weights: &Weights<'_>,
+        input: &wgpu::Buffer,
+        rows: usize,
+        label: &str,
+    ) -> Result<Self> {
         if cfg.hidden.is_empty() || cfg.input == 0 || cfg.classes < 2 {
             return Err(Error::invalid(
-                "mlp",
-                "needs an input, at least one hidden layer and at least two classes",
+                label,
+                "needs an input, at least one hidden layer and at least two outputs",
             ));
         }
-        check_rows(gpu, cfg, rows, "rows")?;
         let w = cfg.widths();
-        let input = activation(gpu, "mlp input", rows * cfg.input);
-        let targets = activation(gpu, "mlp targets", rows);
         let hidden: Vec<Hidden> = cfg
             .hidden
             .iter()
             .map(|&width| {
-                let b = |l: &str| activation(gpu, l, rows * width);
+                let b = |l: &str| activation(gpu, &format!("{label} {l}"), rows * width);
                 Hidden {
-                    h: b("mlp h"),
-                    n: b("mlp n"),
-                    a: b("mlp a"),
-                    dh: b("mlp dh"),
-                    dn: b("mlp dn"),
-                    da: b("mlp da"),
+                    h: b("h"),
+                    n: b("n"),
+                    a: b("a"),
+                    dh: b("dh"),
+                    dn: b("dn"),
+                    da: b("da"),
                 }
             })
             .collect();
@@ -190,7 +196,7 @@ impl MlpGraph {
             let (fan_in, width) = (w[i], w[i + 1]);
             let v = |b| View::new(b, rows * width);
             let (x, dx) = if i == 0 {
-                (View::new(&input, rows * fan_in), None)
+                (View::new(input, rows * fan_in), None)
             } else {
                 let prev = &hidden[i - 1];
                 (
@@ -216,53 +222,44 @@ impl MlpGraph {
                     },
                 },
             )?;
-            if !cfg.norm {
-                let relu = Activation::new(
+            let norm = if cfg.norm {
+                Some(Norm::new(
                     gpu,
-                    &ActivationDesc {
-                        kind: ActivationKind::Relu,
-                        len: rows * width,
+                    &NormDesc {
+                        kind: NormKind::Layer,
+                        rows,
+                        dim: width,
+                        eps: 1e-5,
                         x: v(&hid.h),
-                        y: v(&hid.a),
-                        dy: v(&hid.da),
-                        dx: v(&hid.dh),
+                        y: v(&hid.n),
+                        dy: v(&hid.dn),
+                        dx: Some(v(&hid.dh)),
+                        gain: Some(weights.param(&format!("l{i}.ln.gain"))?),
+                        offset: Some(weights.param(&format!("l{i}.ln.offset"))?),
                     },
-                )?;
-                layers.push((linear, None, relu));
-                continue;
-            }
-            let norm = Norm::new(
-                gpu,
-                &NormDesc {
-                    kind: NormKind::Layer,
-                    rows,
-                    dim: width,
-                    eps: 1e-5,
-                    x: v(&hid.h),
-                    y: v(&hid.n),
-                    dy: v(&hid.dn),
-                    dx: Some(v(&hid.dh)),
-                    gain: Some(weights.param(&format!("l{i}.ln.gain"))?),
-                    offset: Some(weights.param(&format!("l{i}.ln.offset"))?),
-                },
-            )?;
+                )?)
+            } else {
+                None
+            };
+            // ReLU reads the norm's output, or the linear map's without a norm.
+            let (relu_x, relu_dx) = if cfg.norm { (&hid.n, &hid.dn) } else { (&hid.h, &hid.dh) };
             let relu = Activation::new(
                 gpu,
                 &ActivationDesc {
                     kind: ActivationKind::Relu,
                     len: rows * width,
-                    x: v(&hid.n),
+                    x: v(relu_x),
                     y: v(&hid.a),
                     dy: v(&hid.da),
-                    dx: v(&hid.dn),
+                    dx: v(relu_dx),
                 },
             )?;
-            layers.push((linear, Some(norm), relu));
+            layers.push((linear, norm, relu));
         }
         let last = hidden.last().expect("at least one hidden layer");
         let width = *w.last().expect("widths");
-        let logits = activation(gpu, "mlp logits", rows * cfg.classes);
-        let dlogits = activation(gpu, "mlp dlogits", rows * cfg.classes);
+        let out = activation(gpu, &format!("{label} out"), rows * cfg.classes);
+        let dout = activation(gpu, &format!("{label} dout"), rows * cfg.classes);
         let head = Linear::new(
             gpu,
             &LinearDesc {
@@ -270,39 +267,24 @@ impl MlpGraph {
                 inputs: width,
                 outputs: cfg.classes,
                 x: View::new(&last.a, rows * width),
-                y: View::new(&logits, rows * cfg.classes),
-                dy: View::new(&dlogits, rows * cfg.classes),
+                y: View::new(&out, rows * cfg.classes),
+                dy: View::new(&dout, rows * cfg.classes),
                 dx: Some(View::new(&last.da, rows * width)),
                 weight: weights.param("head.weight")?,
                 bias: Some(weights.param("head.bias")?),
             },
         )?;
-        let loss = CrossEntropy::new(
-            gpu,
-            &CrossEntropyDesc {
-                rows,
-                classes: cfg.classes,
-                logits: View::new(&logits, rows * cfg.classes),
-                targets: View::new(&targets, rows),
-                dlogits: View::new(&dlogits, rows * cfg.classes),
-            },
-        )?;
-        Ok(MlpGraph {
-            rows,
-            input_dim: cfg.input,
-            input,
-            targets,
+        Ok(MlpBody {
             _hidden: hidden,
-            _logits: [logits, dlogits],
+            out,
+            dout,
             layers,
             head,
-            loss,
         })
     }
-}
 
-impl Graph for MlpGraph {
-    fn record_forward(&self, rec: &mut dyn Recorder) {
+    /// Records the forward pass: the outputs into [`MlpBody::out`].
+    pub fn record_forward(&self, rec: &mut dyn Recorder) {
         for (linear, norm, relu) in &self.layers {
             linear.record_forward(rec);
             if let Some(norm) = norm {
@@ -311,11 +293,11 @@ impl Graph for MlpGraph {
             relu.record_forward(rec);
         }
         self.head.record_forward(rec);
-        self.loss.record_forward(rec);
     }
 
-    fn record_backward(&self, rec: &mut dyn Recorder) {
-        self.loss.record_backward(rec);
+    /// Records the backward pass from [`MlpBody::dout`]: every weight's
+    /// gradient, overwritten (after this step's forward pass).
+    pub fn record_backward(&self, rec: &mut dyn Recorder) {
         self.head.record_backward(rec);
         for (linear, norm, relu) in self.layers.iter().rev() {
             relu.record_backward(rec);
@@ -324,6 +306,72 @@ impl Graph for MlpGraph {
             }
             linear.record_backward(rec);
         }
+    }
+
+    /// The outputs `[rows, classes]` (logits, Q-values).
+    pub fn out(&self) -> &wgpu::Buffer {
+        &self.out
+    }
+
+    /// The gradient of the loss with respect to the outputs `[rows, classes]`.
+    pub fn dout(&self) -> &wgpu::Buffer {
+        &self.dout
+    }
+}
+
+/// An MLP for batches of `rows` examples: its body and a cross-entropy loss.
+pub struct MlpGraph {
+    rows: usize,
+    input_dim: usize,
+    input: wgpu::Buffer,
+    targets: wgpu::Buffer,
+    body: MlpBody,
+    loss: CrossEntropy,
+}
+
+impl MlpGraph {
+    /// Builds the graph for `rows` examples, parameters read from `weights`.
+    pub fn new(gpu: &Gpu, cfg: &MlpConfig, weights: Weights<'_>, rows: usize) -> Result<Self> {
+        if cfg.hidden.is_empty() || cfg.input == 0 || cfg.classes < 2 {
+            return Err(Error::invalid(
+                "mlp",
+                "needs an input, at least one hidden layer and at least two classes",
+            ));
+        }
+        check_rows(gpu, cfg, rows, "rows")?;
+        let input = activation(gpu, "mlp input", rows * cfg.input);
+        let targets = activation(gpu, "mlp targets", rows);
+        let body = MlpBody::new(gpu, cfg, &weights, &input, rows, "mlp")?;
+        let loss = CrossEntropy::new(
+            gpu,
+            &CrossEntropyDesc {
+                rows,
+                classes: cfg.classes,
+                logits: View::new(body.out(), rows * cfg.classes),
+                targets: View::new(&targets, rows),
+                dlogits: View::new(body.dout(), rows * cfg.classes),
+            },
+        )?;
+        Ok(MlpGraph {
+            rows,
+            input_dim: cfg.input,
+            input,
+            targets,
+            body,
+            loss,
+        })
+    }
+}
+
+impl Graph for MlpGraph {
+    fn record_forward(&self, rec: &mut dyn Recorder) {
+        self.body.record_forward(rec);
+        self.loss.record_forward(rec);
+    }
+
+    fn record_backward(&self, rec: &mut dyn Recorder) {
+        self.loss.record_backward(rec);
+        self.body.record_backward(rec);
     }
 
     fn loss(&self) -> &CrossEntropy {
