@@ -73,7 +73,6 @@ def gpt_section(runs, out, docs, values):
     out.append("| optimizer | seed | step | f32 | bf16 | bf16, other bits | nearest | bf16 - f32 | "
                "other bits - bf16 | nearest - f32 |")
     out.append("|---|---|---|---|---|---|---|---|---|---|")
-    worst = {}
     diffs = {}
     for opt in ["adamw_sf", "sf_plus"]:
         for length in lengths:
@@ -81,7 +80,6 @@ def gpt_section(runs, out, docs, values):
                 v = {p: at(runs.get(f"gpt-{opt}-n{n}-s{seed}-{p}", ([], 0, 0))[0], length) for p, _ in PRECS + [ALT]}
                 d_sr, d_rn, d_alt = v["bf16"] - v["f32"], v["nearest"] - v["f32"], v["bf16alt"] - v["bf16"]
                 diffs.setdefault((opt, length), []).append((d_sr, d_rn, d_alt))
-                worst[(opt, "bf16")] = max(worst.get((opt, "bf16"), 0), abs(d_sr) if not math.isnan(d_sr) else math.inf)
                 out.append(f"| {opt} | {seed} | {length:,} | {fmt(v['f32'], '.3f')} | {fmt(v['bf16'], '.3f')} | "
                            f"{fmt(v['bf16alt'], '.3f')} | {fmt(v['nearest'], '.3f')} | {signed(d_sr)} | "
                            f"{signed(d_alt)} | {signed(d_rn)} |")
@@ -200,7 +198,7 @@ def times_section(runs, out):
     out.append("|---|---|---|---|")
     families = sorted({re.sub(r"-s\d+-\w+$", "", n) for n in runs})
     for fam in families:
-        t = {p: mean([s for n, (_, st, s) in runs.items()
+        t = {p: mean([s for n, (_, _, s) in runs.items()
                       if n.startswith(fam + "-s") and n.endswith("-" + p) and s is not None]) for p, _ in PRECS}
         out.append(f"| {fam} | {fmt(t['f32'], '.0f')} | {fmt(t['bf16'], '.0f')} | {fmt(t['nearest'], '.0f')} |")
     out.append("")
