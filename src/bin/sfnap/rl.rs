@@ -56,10 +56,10 @@ pub struct RlArgs {
     #[arg(long, default_value_t = 20)]
     learning_starts: u64,
     /// Learn steps per agent step.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 4)]
     updates: u64,
     /// Learn steps between two copies of the online network's x into the target network.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 20)]
     target_every: u64,
     /// Epsilon at the first agent step.
     #[arg(long, default_value_t = 1.0)]
