@@ -24,9 +24,9 @@
 //! checksum too.
 //!
 //! Then [`load`] checks the content, all without a GPU: every `F32` tensor
-//! (and `BF16` state tensor: bf16 optimizer state) holds finite values; the `opt.*` tensors (the per-step scalars and
-//! sf_plus's device state, stored as raw bytes) have their struct's size, and
-//! their float fields are finite; the host scalars are finite and their
+//! (and `BF16` state tensor: bf16 optimizer state) holds finite values; the `opt.*` tensors (the per-step scalars,
+//! sf_plus's device state and NaP's group table, stored as raw bytes) have their struct's size, and
+//! their float fields are finite (NaP's rho inside its range); the host scalars are finite and their
 //! optimizer settings valid; the step counters agree. [`Loaded::apply`] then
 //! checks that every tensor the model and optimizer need is there with its
 //! dtype and shape.
@@ -40,18 +40,25 @@ use safetensors::{Dtype, SafeTensors};
 use crate::arena::Arena;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::nap::GroupRow;
 use crate::optim::plus::PlusState;
 use crate::optim::scalars::{HostScalars, StepScalars};
 use crate::optim::GpuOptimizer;
 
+/// The name of NaP's group table among the optimizer's scalar buffers.
+const NAP_GROUPS: &str = "nap_groups";
+
 /// The format tag stored in every checkpoint's metadata. Format 3 added the
 /// checksum, format 4 sf_plus's step cap (a longer `opt.step`), format 5 bf16
-/// optimizer state (`BF16` state tensors; the step scalars' rounding seed);
-/// format 4 is still read (it holds f32 state only), older formats are refused.
-pub const FORMAT: &str = "sfnap-checkpoint-5";
+/// optimizer state (`BF16` state tensors; the step scalars' rounding seed),
+/// format 6 NaP's group table (`opt.nap_groups`: each group's rho, the norm it
+/// projects to). Formats 4 and 5 are still read (4 holds f32 state only; neither
+/// carries rho, which a resume then measures again on its starting parameters, as
+/// before); older formats are refused.
+pub const FORMAT: &str = "sfnap-checkpoint-6";
 
-/// The earlier format still read: the same layout with f32 state only.
-const FORMAT_4: &str = "sfnap-checkpoint-4";
+/// The earlier formats still read: without NaP's group table, and (4) with f32 state only.
+const EARLIER: [&str; 2] = ["sfnap-checkpoint-5", "sfnap-checkpoint-4"];
 
 /// The one metadata key: safetensors keeps metadata in a hash map, whose order
 /// changes from run to run, so everything sits under one key as a JSON object
@@ -258,6 +265,8 @@ pub struct Loaded {
     pub meta: Meta,
     host: HostScalars,
     bytes: Vec<u8>,
+    /// Whether its format carries NaP's group table (format 6 on).
+    has_rho: bool,
 }
 
 /// Reads `path` and checks it: format, checksum and content (see the module
@@ -282,12 +291,16 @@ pub fn load_bytes(path: &Path, bytes: Vec<u8>) -> Result<Loaded> {
     let fields: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(json).map_err(|e| ckpt_err(path, format!("metadata: {e}")))?;
     let format: String = field(path, &fields, "format")?;
-    if format != FORMAT && format != FORMAT_4 {
+    if format != FORMAT && !EARLIER.contains(&format.as_str()) {
         return Err(ckpt_err(
             path,
-            format!("format `{format}`, expected `{FORMAT}` (earlier formats but {FORMAT_4} are not read: format 2 carries no checksum, format 3 a shorter optimizer state)"),
+            format!(
+                "format `{format}`, expected `{FORMAT}` (of the earlier formats only {} are read: format 2 carries no checksum, format 3 a shorter optimizer state)",
+                EARLIER.join(" and ")
+            ),
         ));
     }
+    let has_rho = format == FORMAT;
     if let Some(key) = fields.keys().find(|k| !HEADER_FIELDS.contains(&k.as_str())) {
         return Err(ckpt_err(path, format!("metadata.{key}: unknown field")));
     }
@@ -333,7 +346,12 @@ pub fn load_bytes(path: &Path, bytes: Vec<u8>) -> Result<Loaded> {
         config: header.config,
         rng: header.rng,
     };
-    Ok(Loaded { meta, host, bytes })
+    Ok(Loaded {
+        meta,
+        host,
+        bytes,
+        has_rho,
+    })
 }
 
 /// The float fields of an `opt.*` tensor, if its layout is known: the struct it
@@ -350,8 +368,32 @@ fn scalar_fields(name: &str, data: &[u8]) -> Option<std::result::Result<Vec<(&'s
     match name {
         "opt.step" => Some(read::<StepScalars>(name, data).map(|s| s.float_fields().to_vec())),
         "opt.plus_state" => Some(read::<PlusState>(name, data).map(|s| s.float_fields().to_vec())),
+        "opt.nap_groups" => Some(nap_rho(name, data)),
         _ => None,
     }
+}
+
+/// The rho of each row of NaP's group table (`opt.nap_groups`), which must be
+/// whole rows, each rho finite and inside [`crate::nap::RHO_RANGE`].
+fn nap_rho(name: &str, data: &[u8]) -> std::result::Result<Vec<(&'static str, f32)>, String> {
+    let row = std::mem::size_of::<GroupRow>();
+    if data.is_empty() || !data.len().is_multiple_of(row) {
+        return Err(format!(
+            "tensor `{name}` has {} bytes, not whole rows of {row}",
+            data.len()
+        ));
+    }
+    let (lo, hi) = crate::nap::RHO_RANGE;
+    let mut fields = Vec::new();
+    for (i, chunk) in data.chunks_exact(row).enumerate() {
+        let r: GroupRow = bytemuck::pod_read_unaligned(chunk);
+        let rho = r.rho as f64;
+        if rho.is_finite() && !(lo..=hi).contains(&rho) {
+            return Err(format!("{name}[{i}].rho is {rho}, outside [{lo:e}, {hi:e}]"));
+        }
+        fields.push(("rho", r.rho));
+    }
+    Ok(fields)
 }
 
 /// Every tensor: `F32` data finite, and `opt.*` (`U8`, raw structs) of the
@@ -461,7 +503,9 @@ impl Loaded {
 
     /// Writes the checkpoint into a freshly built arena and optimizer (same
     /// model and optimizer), after checking that every tensor they need is
-    /// there with its dtype and shape.
+    /// there with its dtype and shape, and that its NaP groups cover the same
+    /// ranges. NaP's rho comes from the file (format 6 on), so the run continues
+    /// whatever parameters the fresh optimizer started from.
     pub fn apply(self, path: &Path, gpu: &Gpu, arena: &Arena, opt: &mut GpuOptimizer) -> Result<()> {
         let st = SafeTensors::deserialize(&self.bytes).map_err(|e| ckpt_err(path, e))?;
         let fetch = |name: &str, dtype: Dtype, shape: &[usize]| -> Result<&[u8]> {
@@ -497,7 +541,14 @@ impl Loaded {
             }
         }
         for (name, buffer) in opt.scalar_buffers() {
+            if name == NAP_GROUPS && !self.has_rho {
+                // An earlier format: rho stays as measured on this run's start.
+                continue;
+            }
             let data = fetch(&format!("opt.{name}"), Dtype::U8, &[buffer.size() as usize])?;
+            if name == NAP_GROUPS {
+                opt.check_nap_table(data).map_err(|msg| ckpt_err(path, msg))?;
+            }
             gpu.queue.write_buffer(buffer, 0, data);
         }
         opt.restore_host_scalars(self.host)

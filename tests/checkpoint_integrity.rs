@@ -180,7 +180,7 @@ fn older_formats_are_refused_by_name() {
         m["format"] = Value::from("sfnap-checkpoint-2");
         m.as_object_mut().unwrap().shift_remove("checksum");
     });
-    let e = refused(&old, "format `sfnap-checkpoint-2`, expected `sfnap-checkpoint-5`");
+    let e = refused(&old, "format `sfnap-checkpoint-2`, expected `sfnap-checkpoint-6`");
     assert!(e.contains("format 2 carries no checksum"), "{e}");
 }
 

@@ -394,3 +394,73 @@ fn a_buffer_of_another_device_is_refused_by_name() {
     refused(&gpu, &mut opt, &t, &["tensors[0] `a`.param", "another device"]);
     opt.step(&gpu, &caller.tensors()).unwrap();
 }
+
+/// A run saved after 3 steps and resumed by an optimizer that started from
+/// other parameters (another draw of the same tensors) continues as the
+/// uninterrupted run, bit for bit: the checkpoint carries y, the state and
+/// NaP's rho (the norms its groups project to), so nothing of the new start
+/// survives the resume. sf_plus with NaP and adamw_sf with NaP.
+#[test]
+fn resume_from_other_starting_values_continues_bit_for_bit() {
+    let gpu = gpu();
+    let specs = specs();
+    let dir = common::empty_dir("foreign-resume");
+    for cfg in [
+        OptimConfig::new(Kind::SfPlus),
+        OptimConfig::new(Kind::AdamwSf).with_lr(0.01),
+    ] {
+        let caller = Caller::new(&gpu, &specs, 4);
+        let start = |seed: u64| {
+            let mut rng = Rng::new(seed);
+            for i in 0..specs.len() {
+                let v: Vec<f32> = (0..caller.lens[i]).map(|_| rng.normal() as f32).collect();
+                caller.write(&gpu, &caller.params, i, &v);
+            }
+        };
+        let grads = |step: u64| {
+            let mut rng = Rng::new(100 + step);
+            for i in 0..specs.len() {
+                let v: Vec<f32> = (0..caller.lens[i]).map(|_| rng.normal() as f32 * 0.1).collect();
+                caller.write(&gpu, &caller.grads, i, &v);
+            }
+        };
+        let initial: Vec<BufferRange> = (0..specs.len()).map(|i| caller.range(&caller.params, i)).collect();
+        let run = |opt: &mut ForeignOptimizer, steps: std::ops::Range<u64>| {
+            for s in steps {
+                grads(s);
+                if opt.optimizer().loss_buffer().is_some() {
+                    opt.optimizer().write_loss(&gpu, 1.0 / (s + 1) as f32).unwrap();
+                }
+                opt.step(&gpu, &caller.tensors()).unwrap();
+            }
+        };
+        start(1);
+        let mut whole = ForeignOptimizer::new(&gpu, &specs, &initial, &cfg, Some(&nap())).unwrap();
+        run(&mut whole, 0..6);
+        let want = bits(&caller.all(&gpu, &caller.params));
+        start(1);
+        let mut first = ForeignOptimizer::new(&gpu, &specs, &initial, &cfg, Some(&nap())).unwrap();
+        run(&mut first, 0..3);
+        let path = dir.join(format!("{}.safetensors", cfg.kind.name()));
+        let meta = sfnap::checkpoint::Meta {
+            step: 3,
+            config: String::new(),
+            rng: 0,
+        };
+        first.save(&gpu, &path, &meta).unwrap();
+        start(2);
+        let mut resumed = ForeignOptimizer::new(&gpu, &specs, &initial, &cfg, Some(&nap())).unwrap();
+        let loaded = sfnap::checkpoint::load(&path).unwrap();
+        resumed.resume(&gpu, &path, loaded).unwrap();
+        let y: Vec<BufferRange> = (0..specs.len()).map(|i| caller.range(&caller.params, i)).collect();
+        gpu.submit(|enc| resumed.record_y_into(&gpu, enc, &y)).unwrap();
+        run(&mut resumed, 3..6);
+        assert_eq!(
+            bits(&caller.all(&gpu, &caller.params)),
+            want,
+            "{}: y after the resumed steps",
+            cfg.kind.name()
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

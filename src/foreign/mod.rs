@@ -19,7 +19,10 @@ mod ranges;
 
 pub use ranges::{BufferRange, ForeignTensor};
 
+use std::path::Path;
+
 use crate::arena::{Arena, TensorSpec};
+use crate::checkpoint::{self, Loaded, Meta};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nap::NapConfig;
@@ -122,6 +125,28 @@ impl ForeignOptimizer {
         Ok(())
     }
 
+    /// Records a copy of the loss F at the current y from `loss` (one f32 in the
+    /// caller's buffer, usage COPY_SRC) to where sf_plus reads it, so the loss
+    /// never visits the host; record it before [`ForeignOptimizer::record_step`].
+    /// Refused for the kinds that take no loss.
+    pub fn record_loss(&self, gpu: &Gpu, enc: &mut wgpu::CommandEncoder, loss: BufferRange<'_>) -> Result<()> {
+        let Some(dst) = self.opt.loss_buffer() else {
+            return Err(Error::invalid(
+                "loss",
+                format!("{} takes no loss (only sf_plus does)", self.opt.config().kind.name()),
+            ));
+        };
+        let named = [Named {
+            range: loss,
+            tensor: 0,
+            name: "loss",
+            role: Role::Grad,
+        }];
+        ranges::check(gpu, &named, &[1], &self.probe)?;
+        enc.copy_buffer_to_buffer(loss.buffer, loss.offset, dst, 0, 4);
+        Ok(())
+    }
+
     /// Tells the optimizer that everything recorded so far was submitted.
     pub fn submitted(&mut self) {
         self.opt.submitted();
@@ -145,6 +170,41 @@ impl ForeignOptimizer {
             enc.copy_buffer_to_buffer(x, slot.offset as u64 * 4, d.buffer, d.offset, d.bytes());
         }
         Ok(())
+    }
+
+    /// Records y, the parameters the next gradient is taken at, written into
+    /// `dst[i]` for tensor i (checked as [`ForeignOptimizer::record_x_into`]'s):
+    /// how a resumed run hands the caller its parameters.
+    pub fn record_y_into(&self, gpu: &Gpu, enc: &mut wgpu::CommandEncoder, dst: &[BufferRange<'_>]) -> Result<()> {
+        let named = named(&self.arena, "y", dst.iter().map(|&d| (d, Role::X)), 1)?;
+        ranges::check(gpu, &named, &lens(&self.arena), &self.probe)?;
+        for (slot, d) in self.arena.layout.slots.iter().zip(dst) {
+            enc.copy_buffer_to_buffer(
+                &self.arena.params,
+                slot.offset as u64 * 4,
+                d.buffer,
+                d.offset,
+                d.bytes(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Saves the whole state to `path` as a checkpoint ([`crate::checkpoint`]:
+    /// y, x, the optimizer's state and counters, `meta`), atomically.
+    pub fn save(&mut self, gpu: &Gpu, path: &Path, meta: &Meta) -> Result<()> {
+        gpu.submit(|enc| self.record_x(gpu, enc))?;
+        let x = &self.x.as_ref().expect("recorded above").0;
+        checkpoint::save(path, gpu, &self.arena, &self.opt, x, meta)
+    }
+
+    /// Continues from a checkpoint [`ForeignOptimizer::save`] wrote (read by
+    /// [`checkpoint::load`], which checked it; `path` names it in errors): y, the
+    /// state and the counters are replaced, every tensor checked for its name,
+    /// dtype and shape first. The caller's parameters are not touched: copy y to
+    /// them with [`ForeignOptimizer::record_y_into`].
+    pub fn resume(&mut self, gpu: &Gpu, path: &Path, loaded: Loaded) -> Result<()> {
+        loaded.apply(path, gpu, &self.arena, &mut self.opt)
     }
 
     /// x of tensor `name`, read back to the host.

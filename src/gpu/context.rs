@@ -82,7 +82,11 @@ pub struct Gpu {
     pub(crate) kernels: crate::gpu::kernels::Kernels,
 }
 
-fn instance() -> wgpu::Instance {
+/// A wgpu instance over every backend, as sfnap opens adapters from (wgpu's
+/// `WGPU_*` environment variables apply). A program sharing the device with
+/// another library that needs the instance too picks its adapter here with
+/// [`pick_adapter_in`].
+pub fn instance() -> wgpu::Instance {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     desc.backends = wgpu::Backends::all();
     wgpu::Instance::new(desc)
@@ -111,7 +115,13 @@ fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
 /// Every adapter wgpu can see, best first (native only: browsers offer one adapter on request).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn adapters() -> Vec<wgpu::Adapter> {
-    let mut list = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
+    adapters_in(&instance())
+}
+
+/// Every adapter of `instance`, best first.
+#[cfg(not(target_arch = "wasm32"))]
+fn adapters_in(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
+    let mut list = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
     list.sort_by_key(|a| rank(&a.get_info()));
     list
 }
@@ -119,7 +129,13 @@ pub fn adapters() -> Vec<wgpu::Adapter> {
 /// Picks an adapter for `choice`, honouring wgpu's `WGPU_ADAPTER_NAME` (a case-insensitive substring).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn pick_adapter(choice: BackendChoice) -> Result<wgpu::Adapter> {
-    let all = adapters();
+    pick_adapter_in(&instance(), choice)
+}
+
+/// [`pick_adapter`] among the adapters of `instance` (made by [`instance`]).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn pick_adapter_in(instance: &wgpu::Instance, choice: BackendChoice) -> Result<wgpu::Adapter> {
+    let all = adapters_in(instance);
     if all.is_empty() {
         return Err(Error::NoAdapter(INSTALL_HINT.into()));
     }

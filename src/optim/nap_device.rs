@@ -73,6 +73,27 @@ impl NapDevice {
         })
     }
 
+    /// The group table: one [`GroupRow`] per group (its range and rho).
+    pub fn table(&self) -> &wgpu::Buffer {
+        &self.groups_buf
+    }
+
+    /// Checks a saved group table against these groups: as many, over the same ranges.
+    pub fn check_table(&self, data: &[u8]) -> std::result::Result<(), String> {
+        let rows: Vec<GroupRow> = data
+            .chunks_exact(std::mem::size_of::<GroupRow>())
+            .map(bytemuck::pod_read_unaligned)
+            .collect();
+        let saved: Vec<(u32, u32)> = rows.iter().map(|r| (r.start, r.end)).collect();
+        if saved != self.plan.ranges {
+            return Err(format!(
+                "its NaP groups cover other parts of the arena ({saved:?}) than this run's ({:?}): other groups or tensors",
+                self.plan.ranges
+            ));
+        }
+        Ok(())
+    }
+
     /// Records the passes that follow a step: norms (two passes), group norms, projection.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         self.norms.record(pass);

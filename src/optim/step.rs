@@ -135,7 +135,19 @@ impl GpuOptimizer {
         if let Some(p) = &self.plus {
             v.push(("plus_state", &p.state));
         }
+        if let Some(n) = &self.nap {
+            v.push(("nap_groups", n.table()));
+        }
         v
+    }
+
+    /// Checks a saved NaP group table (raw [`crate::nap::GroupRow`]s) against this
+    /// optimizer's groups: the same groups over the same ranges of the arena.
+    pub fn check_nap_table(&self, data: &[u8]) -> std::result::Result<(), String> {
+        let Some(n) = &self.nap else {
+            return Err("it holds NaP groups, this optimizer has none".into());
+        };
+        n.check_table(data)
     }
 
     /// Continues from a checkpoint's host scalars (the state buffers are written separately).
