@@ -37,21 +37,12 @@ impl SharedDevice {
             ..Default::default()
         }))
         .map_err(|e| Error::Gpu(format!("could not open {}: {e}", info.name)))?;
-        let gpu = Gpu::from_device(device, queue)?;
-        let setup = WgpuSetup {
+        Self::from_setup(WgpuSetup {
             instance,
-            backend: adapter.get_info().backend,
+            backend: info.backend,
             adapter,
-            device: gpu.device.clone(),
-            queue: gpu.queue.clone(),
-        };
-        let burn = Device::wgpu_options()
-            .setup(setup)
-            .init()
-            .map_err(|e| Error::Gpu(format!("Burn could not register sfnap's device: {e}")))?;
-        Ok(SharedDevice {
-            burn,
-            gpu: Arc::new(gpu),
+            device,
+            queue,
         })
     }
 

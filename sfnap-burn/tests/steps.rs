@@ -13,12 +13,10 @@
 
 mod common;
 
-use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
-use common::{device, params_of, train_device, values, Mlp, U32};
+use common::{against_reference, device, params_of, train_device, values, Mlp};
 use sfnap::nap::{NapConfig, NapGroup};
-use sfnap::optim::reference::Reference;
 use sfnap::optim::{Kind, OptimConfig};
 use sfnap_burn::{Nap, Optimized, Structure};
 
@@ -50,91 +48,24 @@ fn nap_groups() -> NapConfig {
     }
 }
 
-/// Each parameter's gradient in `grads`, on the host, in visiting order.
-fn grads_of<M: Module>(module: &M, grads: &GradientsParams) -> Vec<Vec<f64>> {
-    struct Read<'a>(&'a GradientsParams, Vec<Vec<f64>>);
-    impl ModuleVisitor for Read<'_> {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            let g = self.0.get::<D>(p.id).expect("every parameter has a gradient");
-            self.1.push(values(g).into_iter().map(f64::from).collect());
-        }
-    }
-    let mut r = Read(grads, Vec::new());
-    module.visit(&mut r);
-    r.1
-}
-
-/// Largest |got - want| / (|want| + scale) over every tensor, and where.
-fn worst(what: &str, got: &[Vec<f32>], want: &[Vec<f64>], names: &[String]) -> (f64, String) {
-    let mut w = (0.0, String::new());
-    for ((g, e), name) in got.iter().zip(want).zip(names) {
-        let scale = e.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        for (i, (&a, &b)) in g.iter().zip(e).enumerate() {
-            let r = (a as f64 - b).abs() / (b.abs() + scale);
-            if r > w.0 || r.is_nan() {
-                w = (r, format!("{what}.{name}[{i}]: got {a}, expected {b}"));
-            }
-        }
-    }
-    w
-}
-
-fn against_reference(name: &str, cfg: &OptimConfig, nap: Option<NapConfig>, steps: u64) {
-    let dev = device();
-    let train = train_device();
-    let module = Mlp::new(7, &train);
-    let start: Vec<Vec<f64>> = params_of(&module)
-        .into_iter()
-        .map(|v| v.into_iter().map(f64::from).collect())
-        .collect();
-    let structure = Structure::of(&module);
-    let names: Vec<String> = structure.params.iter().map(|p| p.path.clone()).collect();
-    let decay: Vec<bool> = structure.params.iter().map(|p| p.shape.len() >= 2).collect();
-    let named: Vec<(String, Vec<f64>)> = names.iter().cloned().zip(start).collect();
-    let mut reference = Reference::new(cfg, &named, &decay, nap.as_ref()).unwrap();
-    let mode = nap.map_or(Nap::Off, Nap::Groups);
-    let mut opt = Optimized::new(module, &dev, cfg, mode).unwrap();
-    for step in 0..steps {
-        let loss = opt.train_module().loss(step, &train);
-        let f = values(loss.clone())[0] as f64;
-        let grads = GradientsParams::from_grads(loss.backward(), opt.train_module());
-        let g = grads_of(opt.train_module(), &grads);
-        opt.step_with(&loss, grads).unwrap();
-        reference.step(&g, Some(f)).unwrap();
-    }
-    let n = names.len();
-    let want_y: Vec<Vec<f64>> = (0..n).map(|i| reference.y(i)).collect();
-    let want_x: Vec<Vec<f64>> = (0..n).map(|i| reference.x(i)).collect();
-    let y = params_of(opt.train_module());
-    let x = params_of(&opt.eval_module().unwrap());
-    let bound = 4.0 * (steps as f64).sqrt() * 16.0 * U32;
-    for (what, got, want) in [("y", &y, &want_y), ("x", &x, &want_x)] {
-        let (w, at) = worst(what, got, want, &names);
-        println!("{name:16} {steps:3} steps: worst relative error of {what} {w:.2e} (bound {bound:.2e}) at {at}");
-        assert!(w <= bound, "{name}, {steps} steps: {w:.3e} > {bound:.3e} at {at}");
-    }
-    // The step really moved the weights (a test that cannot fail proves nothing).
-    assert_ne!(params_of(opt.train_module()), params_of(&Mlp::new(7, &train)));
-}
-
 #[test]
 fn adamw_sf_matches_the_reference() {
-    against_reference("adamw_sf", &adamw_sf(), None, 1);
-    against_reference("adamw_sf", &adamw_sf(), None, 100);
+    against_reference(&device(), "adamw_sf", &adamw_sf(), None, 1);
+    against_reference(&device(), "adamw_sf", &adamw_sf(), None, 100);
 }
 
 #[test]
 fn sf_plus_matches_the_reference() {
-    against_reference("sf_plus", &sf_plus(), None, 1);
-    against_reference("sf_plus", &sf_plus(), None, 100);
+    against_reference(&device(), "sf_plus", &sf_plus(), None, 1);
+    against_reference(&device(), "sf_plus", &sf_plus(), None, 100);
 }
 
 #[test]
 fn adamw_sf_with_nap_matches_the_reference() {
     let mut cfg = adamw_sf();
     cfg.weight_decay = 0.0;
-    against_reference("adamw_sf + NaP", &cfg, Some(nap_groups()), 1);
-    against_reference("adamw_sf + NaP", &cfg, Some(nap_groups()), 100);
+    against_reference(&device(), "adamw_sf + NaP", &cfg, Some(nap_groups()), 1);
+    against_reference(&device(), "adamw_sf + NaP", &cfg, Some(nap_groups()), 100);
 }
 
 /// Burn's forward pass, recorded right after a step with nothing waited for,

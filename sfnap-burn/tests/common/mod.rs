@@ -4,12 +4,16 @@
 
 use std::sync::OnceLock;
 
-use burn::module::{Module, Param};
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
+use burn::optim::GradientsParams;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use sfnap::data::Rng;
-use sfnap_burn::SharedDevice;
+use sfnap::nap::NapConfig;
+use sfnap::optim::reference::Reference;
+use sfnap::optim::OptimConfig;
+use sfnap_burn::{Nap, Optimized, SharedDevice, Structure};
 
 /// Features, hidden units and classes of the test MLP.
 pub const IN: usize = 6;
@@ -111,4 +115,73 @@ pub fn params_of<M: Module>(module: &M) -> Vec<Vec<f32>> {
     let mut c = Collect(Vec::new());
     module.visit(&mut c);
     c.0
+}
+
+/// Each parameter's gradient in `grads`, on the host, in visiting order.
+fn grads_of<M: Module>(module: &M, grads: &GradientsParams) -> Vec<Vec<f64>> {
+    struct Read<'a>(&'a GradientsParams, Vec<Vec<f64>>);
+    impl ModuleVisitor for Read<'_> {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            let g = self.0.get::<D>(p.id).expect("every parameter has a gradient");
+            self.1.push(values(g).into_iter().map(f64::from).collect());
+        }
+    }
+    let mut r = Read(grads, Vec::new());
+    module.visit(&mut r);
+    r.1
+}
+
+/// Largest |got - want| / (|want| + scale) over every tensor, and where.
+fn worst(what: &str, got: &[Vec<f32>], want: &[Vec<f64>], names: &[String]) -> (f64, String) {
+    let mut w = (0.0, String::new());
+    for ((g, e), name) in got.iter().zip(want).zip(names) {
+        let scale = e.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for (i, (&a, &b)) in g.iter().zip(e).enumerate() {
+            let r = (a as f64 - b).abs() / (b.abs() + scale);
+            if r > w.0 || r.is_nan() {
+                w = (r, format!("{what}.{name}[{i}]: got {a}, expected {b}"));
+            }
+        }
+    }
+    w
+}
+
+/// `steps` steps of `cfg` (with NaP groups `nap`) on the test MLP through
+/// `Optimized` on `dev`, against the f64 reference fed the gradients Burn took;
+/// y and x must stay within the bound of the module documentation of tests/steps.rs.
+pub fn against_reference(dev: &SharedDevice, name: &str, cfg: &OptimConfig, nap: Option<NapConfig>, steps: u64) {
+    let train = dev.burn().clone().autodiff();
+    let module = Mlp::new(7, &train);
+    let start: Vec<Vec<f64>> = params_of(&module)
+        .into_iter()
+        .map(|v| v.into_iter().map(f64::from).collect())
+        .collect();
+    let structure = Structure::of(&module);
+    let names: Vec<String> = structure.params.iter().map(|p| p.path.clone()).collect();
+    let decay: Vec<bool> = structure.params.iter().map(|p| p.shape.len() >= 2).collect();
+    let named: Vec<(String, Vec<f64>)> = names.iter().cloned().zip(start).collect();
+    let mut reference = Reference::new(cfg, &named, &decay, nap.as_ref()).unwrap();
+    let mode = nap.map_or(Nap::Off, Nap::Groups);
+    let mut opt = Optimized::new(module, dev, cfg, mode).unwrap();
+    for step in 0..steps {
+        let loss = opt.train_module().loss(step, &train);
+        let f = values(loss.clone())[0] as f64;
+        let grads = GradientsParams::from_grads(loss.backward(), opt.train_module());
+        let g = grads_of(opt.train_module(), &grads);
+        opt.step_with(&loss, grads).unwrap();
+        reference.step(&g, Some(f)).unwrap();
+    }
+    let n = names.len();
+    let want_y: Vec<Vec<f64>> = (0..n).map(|i| reference.y(i)).collect();
+    let want_x: Vec<Vec<f64>> = (0..n).map(|i| reference.x(i)).collect();
+    let y = params_of(opt.train_module());
+    let x = params_of(&opt.eval_module().unwrap());
+    let bound = 4.0 * (steps as f64).sqrt() * 16.0 * U32;
+    for (what, got, want) in [("y", &y, &want_y), ("x", &x, &want_x)] {
+        let (w, at) = worst(what, got, want, &names);
+        println!("{name:16} {steps:3} steps: worst relative error of {what} {w:.2e} (bound {bound:.2e}) at {at}");
+        assert!(w <= bound, "{name}, {steps} steps: {w:.3e} > {bound:.3e} at {at}");
+    }
+    // The step really moved the weights (a test that cannot fail proves nothing).
+    assert_ne!(params_of(opt.train_module()), params_of(&Mlp::new(7, &train)));
 }
