@@ -44,7 +44,6 @@ pub struct Optimized<M: Module> {
     optimizer: ForeignOptimizer,
     params: Vec<ParamInfo>,
     nap: NapConfig,
-    steps: u64,
     /// What a checkpoint must match to be resumed: the settings and the tensors.
     settings: String,
 }
@@ -91,7 +90,6 @@ impl<M: Module> Optimized<M> {
             optimizer,
             params: structure.params,
             nap,
-            steps: 0,
             settings,
         })
     }
@@ -156,25 +154,19 @@ impl<M: Module> Optimized<M> {
         drop(tensors);
         drop(taken);
         self.module = replace_params(self.module.clone(), &self.params, &outs, true);
-        self.steps += 1;
         Ok(())
     }
 
     /// A copy of the module at x, the weights to evaluate and ship, without
     /// autodiff (Burn's `valid()`); the module at y is left as it is.
     pub fn eval_module(&mut self) -> Result<M> {
-        let gpu = self.device.gpu();
-        let outs = self.outputs()?;
-        let ranges: Vec<BufferRange<'_>> = outs.iter().map(Storage::range).collect();
-        outs[0].flush()?;
-        gpu.submit(|enc| self.optimizer.record_x_into(gpu, enc, &ranges))?;
-        drop(ranges);
-        Ok(replace_params(self.module.clone(), &self.params, &outs, false).valid())
+        let x = self.weights(Weights::X)?;
+        Ok(replace_params(self.module.clone(), &self.params, &x, false).valid())
     }
 
     /// Steps taken (counting those before a resume).
     pub fn steps(&self) -> u64 {
-        self.steps
+        self.optimizer().steps()
     }
 
     /// The parameters sfnap steps, in order (their paths name them in sfnap's
@@ -199,7 +191,7 @@ impl<M: Module> Optimized<M> {
     /// with Burn's own records.
     pub fn save(&mut self, path: &Path) -> Result<()> {
         let meta = Meta {
-            step: self.steps,
+            step: self.steps(),
             config: self.settings.clone(),
             rng: 0,
         };
@@ -223,16 +215,25 @@ impl<M: Module> Optimized<M> {
                 ),
             ));
         }
-        run.steps = loaded.meta.step;
-        let gpu = device.gpu();
-        run.optimizer.resume(gpu, path, loaded)?;
-        let outs = run.outputs()?;
+        run.optimizer.resume(device.gpu(), path, loaded)?;
+        let y = run.weights(Weights::Y)?;
+        run.module = replace_params(run.module.clone(), &run.params, &y, true);
+        Ok(run)
+    }
+
+    /// Fresh tensors, one per parameter, holding the optimizer's x or y.
+    fn weights(&mut self, which: Weights) -> Result<Vec<Storage>> {
+        let gpu = self.device.gpu();
+        let outs = self.outputs()?;
         let ranges: Vec<BufferRange<'_>> = outs.iter().map(Storage::range).collect();
         outs[0].flush()?;
-        gpu.submit(|enc| run.optimizer.record_y_into(gpu, enc, &ranges))?;
+        let opt = &mut self.optimizer;
+        gpu.submit(|enc| match which {
+            Weights::X => opt.record_x_into(gpu, enc, &ranges),
+            Weights::Y => opt.record_y_into(gpu, enc, &ranges),
+        })?;
         drop(ranges);
-        run.module = replace_params(run.module.clone(), &run.params, &outs, true);
-        Ok(run)
+        Ok(outs)
     }
 
     /// Fresh tensors, one per parameter, for sfnap to write into.
@@ -243,6 +244,15 @@ impl<M: Module> Optimized<M> {
             .map(|p| Storage::of(storage::empty(p.shape.iter().product(), device), &p.path))
             .collect()
     }
+}
+
+/// Which of the optimizer's weights [`Optimized::weights`] hands out.
+#[derive(Clone, Copy)]
+enum Weights {
+    /// The weights to evaluate and ship.
+    X,
+    /// The weights the next gradient is taken at.
+    Y,
 }
 
 /// The settings a checkpoint records and a resume compares: the optimizer, the

@@ -57,11 +57,7 @@ impl ForeignOptimizer {
         let probe = gpu.storage("foreign probe", 16);
         let named = named(&arena, "params", params.iter().map(|&p| (p, Role::Initial)), 1)?;
         ranges::check(gpu, &named, &lens(&arena), &probe)?;
-        gpu.submit(|enc| {
-            for (slot, p) in arena.layout.slots.iter().zip(params) {
-                enc.copy_buffer_to_buffer(p.buffer, p.offset, &arena.params, slot.offset as u64 * 4, p.bytes());
-            }
-        });
+        gpu.submit(|enc| copy_in(enc, &arena, params.iter().copied(), &arena.params));
         let opt = GpuOptimizer::new(gpu, &arena, cfg, nap)?;
         Ok(ForeignOptimizer {
             arena,
@@ -107,21 +103,9 @@ impl ForeignOptimizer {
             }
         }
         ranges::check(gpu, &named, &lens(&self.arena), &self.probe)?;
-        for (slot, t) in self.arena.layout.slots.iter().zip(tensors) {
-            let g = t.grad;
-            enc.copy_buffer_to_buffer(g.buffer, g.offset, &self.arena.grads, slot.offset as u64 * 4, g.bytes());
-        }
+        copy_in(enc, &self.arena, tensors.iter().map(|t| t.grad), &self.arena.grads);
         self.opt.record_step(gpu, enc)?;
-        for (slot, t) in self.arena.layout.slots.iter().zip(tensors) {
-            let p = t.param;
-            enc.copy_buffer_to_buffer(
-                &self.arena.params,
-                slot.offset as u64 * 4,
-                p.buffer,
-                p.offset,
-                p.bytes(),
-            );
-        }
+        copy_out(enc, &self.arena, &self.arena.params, tensors.iter().map(|t| t.param));
         Ok(())
     }
 
@@ -162,13 +146,10 @@ impl ForeignOptimizer {
     /// Records x, the weights to evaluate and ship, written into `dst[i]` for
     /// tensor i (checked as a step's ranges are, with usage COPY_DST); y is left as it is.
     pub fn record_x_into(&mut self, gpu: &Gpu, enc: &mut wgpu::CommandEncoder, dst: &[BufferRange<'_>]) -> Result<()> {
-        let named = named(&self.arena, "x", dst.iter().map(|&d| (d, Role::X)), 1)?;
-        ranges::check(gpu, &named, &lens(&self.arena), &self.probe)?;
+        self.check_out(gpu, "x", Role::X, dst)?;
         self.record_x(gpu, enc)?;
         let x = &self.x.as_ref().expect("recorded above").0;
-        for (slot, d) in self.arena.layout.slots.iter().zip(dst) {
-            enc.copy_buffer_to_buffer(x, slot.offset as u64 * 4, d.buffer, d.offset, d.bytes());
-        }
+        copy_out(enc, &self.arena, x, dst.iter().copied());
         Ok(())
     }
 
@@ -176,18 +157,16 @@ impl ForeignOptimizer {
     /// `dst[i]` for tensor i (checked as [`ForeignOptimizer::record_x_into`]'s):
     /// how a resumed run hands the caller its parameters.
     pub fn record_y_into(&self, gpu: &Gpu, enc: &mut wgpu::CommandEncoder, dst: &[BufferRange<'_>]) -> Result<()> {
-        let named = named(&self.arena, "y", dst.iter().map(|&d| (d, Role::X)), 1)?;
-        ranges::check(gpu, &named, &lens(&self.arena), &self.probe)?;
-        for (slot, d) in self.arena.layout.slots.iter().zip(dst) {
-            enc.copy_buffer_to_buffer(
-                &self.arena.params,
-                slot.offset as u64 * 4,
-                d.buffer,
-                d.offset,
-                d.bytes(),
-            );
-        }
+        self.check_out(gpu, "y", Role::Param, dst)?;
+        copy_out(enc, &self.arena, &self.arena.params, dst.iter().copied());
         Ok(())
+    }
+
+    /// Checks the ranges `dst` (one per tensor, named `what` when their number
+    /// is wrong) that sfnap is to write `role` into.
+    fn check_out(&self, gpu: &Gpu, what: &str, role: Role, dst: &[BufferRange<'_>]) -> Result<()> {
+        let named = named(&self.arena, what, dst.iter().map(|&d| (d, role)), 1)?;
+        ranges::check(gpu, &named, &lens(&self.arena), &self.probe)
     }
 
     /// Saves the whole state to `path` as a checkpoint ([`crate::checkpoint`]:
@@ -224,6 +203,32 @@ impl ForeignOptimizer {
         }
         self.x.as_ref().expect("made above").1.record(enc);
         Ok(())
+    }
+}
+
+/// Records a copy of each caller range in `src` (one per tensor, in order) to
+/// its tensor's place in `dst`, a buffer of the arena's layout.
+fn copy_in<'a>(
+    enc: &mut wgpu::CommandEncoder,
+    arena: &Arena,
+    src: impl Iterator<Item = BufferRange<'a>>,
+    dst: &wgpu::Buffer,
+) {
+    for (slot, r) in arena.layout.slots.iter().zip(src) {
+        enc.copy_buffer_to_buffer(r.buffer, r.offset, dst, slot.offset as u64 * 4, r.bytes());
+    }
+}
+
+/// Records a copy of each tensor of `src`, a buffer of the arena's layout, to
+/// the caller range in `dst` (one per tensor, in order).
+fn copy_out<'a>(
+    enc: &mut wgpu::CommandEncoder,
+    arena: &Arena,
+    src: &wgpu::Buffer,
+    dst: impl Iterator<Item = BufferRange<'a>>,
+) {
+    for (slot, r) in arena.layout.slots.iter().zip(dst) {
+        enc.copy_buffer_to_buffer(src, slot.offset as u64 * 4, r.buffer, r.offset, r.bytes());
     }
 }
 

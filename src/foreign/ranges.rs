@@ -41,7 +41,7 @@ pub struct ForeignTensor<'a> {
 pub(crate) enum Role {
     /// Initial parameters, read once.
     Initial,
-    /// Parameters written by a step.
+    /// Parameters (y) written by a step or handed back by a resume.
     Param,
     /// A gradient, read by a step.
     Grad,
